@@ -1,0 +1,246 @@
+/* gcam.h: Grad-CAM for VGG-family image classifiers, in C, for native and WebAssembly.
+ *
+ * gradcam-wasm runs a VGG network (VGG16 on ImageNet, or a small VGG) forward on an
+ * image, back-propagates one class score by hand to the last convolution, and turns that
+ * gradient into a Grad-CAM heatmap (Selvaraju et al. 2017) that says where the network
+ * looked. It reproduces the Keras recipe of Chollet's "Deep Learning with Python" §5.4.3
+ * number for number: bicubic resize to the model's input (as OpenCV's INTER_CUBIC),
+ * the weights file's preprocessing, forward, gradient of the class score w.r.t. the last
+ * conv layer's (post-ReLU) output, channel weights = spatial mean of that gradient,
+ * map = ReLU(sum weight*activation), divided by its max; bilinear upsampling, JET colormap
+ * and a 0.4*heat + 0.9*image blend.
+ *
+ * Usage (error handling shortened; every call returns a gcam_status):
+ *
+ *     gcam_model *model;
+ *     gcam_model_params mp = gcam_model_default_params();
+ *     if (gcam_model_load_from_memory(bytes, n_bytes, &mp, &model) != GCAM_STATUS_OK)
+ *         fprintf(stderr, "%s\n", gcam_last_error());
+ *
+ *     gcam_state *state;
+ *     gcam_state_create(model, &state);             // scratch for one image at a time
+ *     gcam_state_forward_rgba(state, rgba, width, height, width * 4);
+ *
+ *     int32_t top[5];
+ *     gcam_state_top_k(state, 5, top);              // class indices, best first
+ *
+ *     gcam_model_info info;
+ *     gcam_model_get_info(model, &info);            // info.cam_width x info.cam_height (14x14)
+ *     float *cam = malloc(sizeof(float) * info.cam_width * info.cam_height);
+ *     float raw_max;
+ *     gcam_state_explain(state, top[0], GCAM_SCORE_LOGIT, NULL, cam, &raw_max);
+ *
+ *     uint8_t *out = malloc((size_t)width * height * 4);
+ *     gcam_overlay_params op = gcam_overlay_default_params();
+ *     gcam_overlay_rgba(out, rgba, width, height, width * 4,
+ *                       cam, info.cam_width, info.cam_height, &op);
+ *
+ *     gcam_state_free(state);
+ *     gcam_model_free(model);
+ *
+ * One forward serves any number of classes: each gcam_state_explain() costs one backward
+ * through the dense head only, never another forward.
+ *
+ * Objects. A gcam_model holds the weights and is immutable after loading: several states
+ * (one per thread) may share it. A gcam_state holds the activations of one image; it is
+ * not thread-safe. Neither allocates in the forward or backward pass.
+ *
+ * Errors. Every function returns GCAM_STATUS_OK or an error status; gcam_last_error()
+ * then gives a one-line human reason (thread-local; valid until the next failing call on
+ * the same thread). Nothing in the library prints or exits.
+ *
+ * Pixels are RGBA, 8 bits per channel, rows `stride` bytes apart; alpha is ignored on input.
+ */
+#ifndef GCAM_H
+#define GCAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GCAM_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Status                                                                                   */
+
+typedef enum gcam_status {
+  GCAM_STATUS_OK = 0,
+  GCAM_STATUS_INVALID_ARGUMENT = 1,    /* NULL pointer, size out of range, class out of range */
+  GCAM_STATUS_OUT_OF_MEMORY = 2,
+  GCAM_STATUS_BAD_FILE = 3,            /* not a gcam weights file (magic) or inconsistent header */
+  GCAM_STATUS_UNSUPPORTED_VERSION = 4, /* a weights file of another format version */
+  GCAM_STATUS_TRUNCATED = 5,           /* the data ends before the header says it should */
+  GCAM_STATUS_CORRUPT = 6,             /* payload SHA-256 mismatch, bad offsets, NaN/Inf */
+  GCAM_STATUS_BAD_CONFIG = 7,          /* tensor shapes contradict the network description */
+  GCAM_STATUS_IMAGE_DECODE = 8,        /* not a decodable JPEG/PNG, or truncated */
+  GCAM_STATUS_IMAGE_TOO_LARGE = 9,     /* width*height over the cap */
+  GCAM_STATUS_UNSUPPORTED_FORMAT = 10, /* an image format we do not read (GIF, PSD, ...) */
+  GCAM_STATUS_IO = 11,                 /* a file could not be opened or read */
+  GCAM_STATUS_BACKEND = 12,            /* the requested backend is unavailable or failed */
+  GCAM_STATUS_BAD_STATE = 13           /* calls out of order, e.g. explain before forward */
+} gcam_status;
+
+/* The name of a status ("GCAM_STATUS_TRUNCATED") */
+const char *gcam_status_string(gcam_status status);
+
+/* The reason for the last failure on this thread ("" if none). */
+const char *gcam_last_error(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Model                                                                                    */
+
+typedef struct gcam_model gcam_model;
+typedef struct gcam_model_loader gcam_model_loader;
+
+typedef enum gcam_backend {
+  GCAM_BACKEND_AUTO = 0,     /* our kernels (XNNPACK is only used when asked for) */
+  GCAM_BACKEND_PORTABLE = 1, /* our own SIMD kernels: the only backend in WebAssembly */
+  GCAM_BACKEND_XNNPACK = 2   /* Debian's XNNPACK for the convolutions (native builds only) */
+} gcam_backend;
+
+typedef struct gcam_model_params {
+  gcam_backend backend;
+} gcam_model_params;
+
+gcam_model_params gcam_model_default_params(void);
+
+typedef enum gcam_preprocess {
+  GCAM_PREPROCESS_CAFFE = 0, /* Keras "caffe": BGR, 0..255 minus the mean per channel */
+  GCAM_PREPROCESS_TORCH = 1  /* torchvision: RGB, /255, minus mean, divided by std */
+} gcam_preprocess;
+
+typedef struct gcam_model_info {
+  int32_t input_width, input_height; /* 224 x 224 for VGG16 */
+  int32_t n_conv;                     /* 13 for VGG16 */
+  int32_t n_dense;                    /* 3 for VGG16 */
+  int32_t n_classes;                  /* 1000 for ImageNet */
+  int32_t cam_width, cam_height;      /* size of the last conv map: 14 x 14 for VGG16 */
+  int32_t cam_channels;               /* its channels: 512 for VGG16 */
+  int32_t has_labels;                 /* 1 if gcam_model_label() returns names */
+  gcam_preprocess preprocess;
+  gcam_backend backend;               /* the backend actually in use */
+  size_t weight_bytes;                /* bytes of the weights allocation */
+  char sha256[65];                    /* hex SHA-256 of the file's payload */
+} gcam_model_info;
+
+/* Load a whole weights file held in memory (the primary path: the browser has no files).
+ * The bytes are not retained. */
+gcam_status gcam_model_load_from_memory(const void *data, size_t size,
+                                        const gcam_model_params *params, gcam_model **out);
+
+/* Load from a file path (a thin wrapper that streams the file through a loader). */
+gcam_status gcam_model_load_from_file(const char *path, const gcam_model_params *params,
+                                      gcam_model **out);
+
+/* Streaming load: feed the file in chunks of any size, in order, then finish. The weights
+ * are written straight to their final place as they arrive, so the file is never held twice
+ * in memory. `expected_size` is the file's total size if known (0 if not): a mismatch with the
+ * header is reported at the first write instead of at the end. */
+gcam_status gcam_model_loader_create(const gcam_model_params *params, uint64_t expected_size,
+                                     gcam_model_loader **out);
+gcam_status gcam_model_loader_write(gcam_model_loader *loader, const void *chunk, size_t size);
+/* Validates the total size and the payload's SHA-256, then yields the model. The loader is
+ * freed whatever the outcome. */
+gcam_status gcam_model_loader_finish(gcam_model_loader *loader, gcam_model **out);
+void gcam_model_loader_free(gcam_model_loader *loader);
+
+void gcam_model_free(gcam_model *model);
+
+gcam_status gcam_model_get_info(const gcam_model *model, gcam_model_info *info);
+
+/* The name of class `class_index` ("tabby, tabby cat"), or NULL when the file has no labels
+ * or the index is out of range. */
+const char *gcam_model_label(const gcam_model *model, int32_t class_index);
+
+/* ---------------------------------------------------------------------------------------- */
+/* State: one image at a time                                                               */
+
+typedef struct gcam_state gcam_state;
+
+gcam_status gcam_state_create(const gcam_model *model, gcam_state **out);
+void gcam_state_free(gcam_state *state);
+
+/* Resize the RGBA image to the model's input (bicubic, as cv2.INTER_CUBIC on uint8),
+ * preprocess it as the weights file says, and run the network forward. */
+gcam_status gcam_state_forward_rgba(gcam_state *state, const uint8_t *rgba, int32_t width,
+                                    int32_t height, int32_t stride);
+
+/* Run forward on an already preprocessed input tensor, (input_height, input_width, 3)
+ * float32, channels in the order the model expects. For tests and for callers that do
+ * their own preprocessing. */
+gcam_status gcam_state_forward_tensor(gcam_state *state, const float *input);
+
+/* After a forward: the logits (n_classes floats, owned by the state) and probabilities. */
+gcam_status gcam_state_logits(const gcam_state *state, const float **logits);
+gcam_status gcam_state_probabilities(const gcam_state *state, const float **probabilities);
+
+/* The k best classes by logit, best first (ties: lower index first). 1 <= k <= n_classes. */
+gcam_status gcam_state_top_k(const gcam_state *state, int32_t k, int32_t *indices);
+
+typedef enum gcam_score {
+  GCAM_SCORE_LOGIT = 0,  /* the class's pre-softmax output (Grad-CAM paper; default) */
+  GCAM_SCORE_SOFTMAX = 1 /* the class's probability (Keras recipe in Chollet's book) */
+} gcam_score;
+
+/* Grad-CAM of one class for the image of the last forward.
+ *   raw_map:  cam_height*cam_width floats, ReLU(sum_k alpha_k A_k), or NULL
+ *   norm_map: cam_height*cam_width floats, raw_map / max(raw_map) (all zeros if the max is 0),
+ *             or NULL
+ *   raw_max:  the max of raw_map, or NULL
+ * Maps are row-major. Costs one backward through the dense head. */
+gcam_status gcam_state_explain(gcam_state *state, int32_t class_index, gcam_score score,
+                               float *raw_map, float *norm_map, float *raw_max);
+
+/* For tests and for callers who want the gradient itself: d(score)/d(last conv output),
+ * (cam_height, cam_width, cam_channels) floats, and the activation it applies to. Valid
+ * after gcam_state_explain() until the next call on the state. */
+gcam_status gcam_state_last_gradient(const gcam_state *state, const float **grad,
+                                     const float **activation);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Images and overlays                                                                      */
+
+typedef enum gcam_colormap {
+  GCAM_COLORMAP_JET = 0,  /* cv2.COLORMAP_JET */
+  GCAM_COLORMAP_GRAY = 1  /* the heat value itself on all three channels */
+} gcam_colormap;
+
+typedef struct gcam_overlay_params {
+  float heat_weight;    /* 0.4: weight of the colored heatmap */
+  float image_weight;   /* 0.9: weight of the image */
+  gcam_colormap colormap;
+} gcam_overlay_params;
+
+gcam_overlay_params gcam_overlay_default_params(void);
+
+/* Blend a heatmap over an RGBA image, as the Keras recipe does with OpenCV:
+ * heat = cv2.resize(map, (width, height)) (bilinear), u8 = uint8(255 * heat),
+ * colored = applyColorMap(u8, JET), out = saturate(heat_weight*colored + image_weight*image).
+ * `map` is (map_height, map_width) in [0, 1]. out is width*height*4 bytes, tightly packed,
+ * alpha copied from the input. */
+gcam_status gcam_overlay_rgba(uint8_t *out, const uint8_t *rgba, int32_t width, int32_t height,
+                              int32_t stride, const float *map, int32_t map_width,
+                              int32_t map_height, const gcam_overlay_params *params);
+
+/* The upsampled heatmap alone as RGBA (colored, opaque): out is width*height*4 bytes. */
+gcam_status gcam_heatmap_rgba(uint8_t *out, int32_t width, int32_t height, const float *map,
+                              int32_t map_width, int32_t map_height, gcam_colormap colormap);
+
+/* Largest image accepted by gcam_image_decode(), in pixels. */
+#define GCAM_MAX_IMAGE_PIXELS ((int64_t)1 << 26) /* 67 Mpixel: 8192 x 8192 */
+
+/* Decode a JPEG or PNG held in memory into tightly packed RGBA. Other formats are refused
+ * (GCAM_STATUS_UNSUPPORTED_FORMAT); dimensions over max_pixels are refused before any
+ * pixel memory is allocated. Free *rgba with gcam_image_free(). */
+gcam_status gcam_image_decode(const void *data, size_t size, int64_t max_pixels, uint8_t **rgba,
+                              int32_t *width, int32_t *height);
+void gcam_image_free(uint8_t *rgba);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GCAM_H */

@@ -1,0 +1,64 @@
+/* tests/test.h: the smallest test harness that can fail.
+ *
+ *   CHECK(cond, fmt, ...)   counts a failure and prints where, never aborts
+ *   TEST_MAIN_END()         prints "N passed, N failed" and returns non-zero on any failure
+ *
+ * Each tests/test_*.c is one executable; ctest runs them all. */
+#ifndef GCAM_TEST_H
+#define GCAM_TEST_H
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int test__passed, test__failed;
+
+#define CHECK(cond, ...)                                                    \
+  do {                                                                      \
+    if (cond) {                                                             \
+      test__passed++;                                                       \
+    } else {                                                                \
+      test__failed++;                                                       \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                         \
+      fputc('\n', stderr);                                                  \
+    }                                                                       \
+  } while (0)
+
+/* max |a-b| / max(|b|, floor): relative error with a floor for values near 0 */
+static inline double test_max_rel_err(const float *a, const float *b, size_t n, double floor_) {
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    double s = fabs((double)b[i]);
+    double e = d / (s > floor_ ? s : floor_);
+    if (e > worst || e != e) worst = (e != e) ? INFINITY : e;
+  }
+  return worst;
+}
+
+static inline double test_max_abs_err(const float *a, const float *b, size_t n) {
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    if (d > worst || d != d) worst = (d != d) ? INFINITY : d;
+  }
+  return worst;
+}
+
+/* deterministic uniform floats in [lo, hi) (xorshift32, seed != 0) */
+static inline void test_fill_uniform(float *x, size_t n, unsigned *seed, float lo, float hi) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned s = *seed;
+    s ^= s << 13; s ^= s >> 17; s ^= s << 5;
+    *seed = s;
+    x[i] = lo + (hi - lo) * (float)((s >> 8) * (1.0 / 16777216.0));
+  }
+}
+
+#define TEST_MAIN_END()                                                    \
+  do {                                                                     \
+    printf("%d passed, %d failed\n", test__passed, test__failed);          \
+    return test__failed ? 1 : 0;                                           \
+  } while (0)
+
+#endif
