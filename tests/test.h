@@ -55,6 +55,23 @@ static inline void test_fill_uniform(float *x, size_t n, unsigned *seed, float l
   }
 }
 
+/* the whole file, malloc'ed (NULL if it cannot be read); *size gets its length */
+static inline void *test_read_file(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  void *buf = malloc(n > 0 ? (size_t)n : 1);
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (size) *size = (size_t)n;
+  return buf;
+}
+
 #define TEST_MAIN_END()                                                    \
   do {                                                                     \
     printf("%d passed, %d failed\n", test__passed, test__failed);          \

@@ -1,0 +1,459 @@
+/* bench_vgg16.c: VGG16 at full size, layer by layer, our ops next to XNNPACK's in the same
+ * run; then, with --weights FILE, the whole public-API pipeline with both backends.
+ *
+ *   bench_vgg16 [--reps N] [--weights FILE] [--pipeline-reps N]
+ *
+ * Part 1 uses seeded random weights and inputs (uniform; post-ReLU-like inputs in [0,1), so
+ * no denormals). Each layer runs once to warm up, then N times with ours and XNNPACK
+ * interleaved, so both see the same machine load; we report the median. GFLOP/s counts
+ * 2*MACs per second (a conv is 2*H*W*9*C*OC flops, a dense 2*IN*OUT; pools have none).
+ * "diff" is max |ours - xnn| / max(|xnn|, 1) on the layer's output: the two backends
+ * cross-check each other here too. Both backends run single-threaded.
+ *
+ * Part 2 (--weights: a VGG16 gcam file, e.g. `weights/make_random.py --arch vgg16 F`)
+ * times gcam_model_load_from_file (one run), gcam_state_forward_tensor, gcam_state_explain
+ * of the top class alone, and forward + top_k + explain together, with
+ * GCAM_BACKEND_PORTABLE and GCAM_BACKEND_XNNPACK, and checks that the two backends agree on
+ * the logits and the heatmap.
+ *
+ * Not a test: it prints figures and exits 0 unless something failed to run. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gcam.h"
+#include "ops.h"
+#ifdef GCAM_HAVE_XNNPACK
+#include "xnn_backend.h"
+#endif
+
+enum { MAX_REPS = 101, EXTRA_FLOATS = 16 };
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static unsigned rng_state = 20240601u;
+
+static void fill_uniform(float *x, size_t n, float lo, float hi) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned s = rng_state;
+    s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+    rng_state = s;
+    x[i] = lo + (hi - lo) * (float)((s >> 8) * (1.0 / 16777216.0));
+  }
+}
+
+/* with slack after the end: XNNPACK may read up to 16 bytes past an input */
+static float *alloc_floats(size_t n) {
+  float *p = malloc(sizeof(float) * (n + EXTRA_FLOATS));
+  if (!p) {
+    fprintf(stderr, "bench_vgg16: out of memory (%zu floats)\n", n);
+    exit(1);
+  }
+  return p;
+}
+
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]), s = fabs((double)b[i]);
+    double e = d / (s > 1.0 ? s : 1.0);
+    if (!(e <= worst)) worst = e; /* NaN sticks */
+  }
+  return worst;
+}
+
+/* ---- part 1: layer by layer ---------------------------------------------------------------- */
+
+typedef enum { CONV, POOL, DENSE } layer_kind;
+
+typedef struct {
+  const char *name;
+  layer_kind kind;
+  int32_t H, W, C, OC; /* conv/pool: input (H,W,C), conv output OC; dense: IN = C, OUT = OC */
+  int relu;
+} layer;
+
+static const layer VGG16[] = {
+    {"conv1_1", CONV, 224, 224, 3, 64, 1},    {"conv1_2", CONV, 224, 224, 64, 64, 1},
+    {"pool1", POOL, 224, 224, 64, 64, 0},     {"conv2_1", CONV, 112, 112, 64, 128, 1},
+    {"conv2_2", CONV, 112, 112, 128, 128, 1}, {"pool2", POOL, 112, 112, 128, 128, 0},
+    {"conv3_1", CONV, 56, 56, 128, 256, 1},   {"conv3_2", CONV, 56, 56, 256, 256, 1},
+    {"conv3_3", CONV, 56, 56, 256, 256, 1},   {"pool3", POOL, 56, 56, 256, 256, 0},
+    {"conv4_1", CONV, 28, 28, 256, 512, 1},   {"conv4_2", CONV, 28, 28, 512, 512, 1},
+    {"conv4_3", CONV, 28, 28, 512, 512, 1},   {"pool4", POOL, 28, 28, 512, 512, 0},
+    {"conv5_1", CONV, 14, 14, 512, 512, 1},   {"conv5_2", CONV, 14, 14, 512, 512, 1},
+    {"conv5_3", CONV, 14, 14, 512, 512, 1},   {"pool5", POOL, 14, 14, 512, 512, 0},
+    {"fc6", DENSE, 1, 1, 25088, 4096, 1},     {"fc7", DENSE, 1, 1, 4096, 4096, 1},
+    {"fc8", DENSE, 1, 1, 4096, 1000, 0},
+};
+enum { N_LAYERS = sizeof VGG16 / sizeof VGG16[0] };
+
+typedef struct {
+  double ours_ms, xnn_ms, flops, diff; /* xnn_ms < 0: not measured */
+} layer_result;
+
+static size_t out_floats(const layer *l) {
+  switch (l->kind) {
+    case CONV: return (size_t)l->H * l->W * l->OC;
+    case POOL: return (size_t)(l->H / 2) * (l->W / 2) * l->C;
+    case DENSE: return (size_t)l->OC;
+  }
+  return 0;
+}
+
+static double layer_flops(const layer *l) {
+  switch (l->kind) {
+    case CONV: return 2.0 * l->H * l->W * 9.0 * l->C * l->OC;
+    case POOL: return 0.0;
+    case DENSE: return 2.0 * l->C * l->OC;
+  }
+  return 0.0;
+}
+
+/* one layer: ours and XNNPACK's, warm-up then `reps` interleaved runs */
+static int bench_layer(const layer *l, int reps, layer_result *r) {
+  size_t nin = l->kind == DENSE ? (size_t)l->C : (size_t)l->H * l->W * l->C;
+  size_t nout = out_floats(l), nw = 0;
+  if (l->kind == CONV) nw = (size_t)9 * l->C * l->OC;
+  if (l->kind == DENSE) nw = (size_t)l->C * l->OC;
+  float *in = alloc_floats(nin), *out_ours = alloc_floats(nout), *out_xnn = alloc_floats(nout);
+  float *w = nw ? alloc_floats(nw) : NULL, *b = alloc_floats((size_t)l->OC);
+  float *packed = NULL, *scratch = NULL;
+  fill_uniform(in, nin, 0.0f, 1.0f);
+  if (w) {
+    float scale = sqrtf(6.0f / (float)(nw / (size_t)l->OC)); /* He-uniform */
+    fill_uniform(w, nw, -scale, scale);
+  }
+  fill_uniform(b, (size_t)l->OC, -0.1f, 0.1f);
+  if (l->kind == CONV) {
+    packed = alloc_floats(gcam_conv3x3_packed_floats(l->C, l->OC));
+    scratch = alloc_floats(gcam_conv3x3_scratch_floats(l->H, l->W, l->C, l->OC));
+    gcam_conv3x3_pack(packed, w, b, l->C, l->OC);
+  }
+
+  int ok = 1;
+  int have_xnn = 0;
+#ifdef GCAM_HAVE_XNNPACK
+  gcam_xnn_conv *xconv = NULL;
+  gcam_xnn_maxpool *xpool = NULL;
+  gcam_xnn_dense *xdense = NULL;
+  gcam_status st = GCAM_STATUS_OK;
+  if (l->kind == CONV) st = gcam_xnn_conv3x3_relu_create(&xconv, w, b, l->C, l->OC);
+  if (l->kind == POOL) st = gcam_xnn_maxpool2x2_create(&xpool, l->C);
+  if (l->kind == DENSE) st = gcam_xnn_dense_create(&xdense, w, b, l->C, l->OC, l->relu);
+  if (st != GCAM_STATUS_OK)
+    fprintf(stderr, "bench_vgg16: %s: XNNPACK create: %s\n", l->name, gcam_last_error());
+  have_xnn = st == GCAM_STATUS_OK;
+#endif
+
+  double t_ours[MAX_REPS], t_xnn[MAX_REPS];
+  for (int rep = -1; rep < reps; rep++) { /* rep -1 warms up */
+    double t0 = now_ms();
+    switch (l->kind) {
+      case CONV:
+        gcam_conv3x3_relu_forward(out_ours, in, packed, l->H, l->W, l->C, l->OC, scratch);
+        break;
+      case POOL: gcam_maxpool2x2_forward(out_ours, NULL, in, l->H, l->W, l->C); break;
+      case DENSE: gcam_dense_forward(out_ours, in, w, b, l->C, l->OC, l->relu); break;
+    }
+    double t1 = now_ms();
+    if (rep >= 0) t_ours[rep] = t1 - t0;
+#ifdef GCAM_HAVE_XNNPACK
+    if (have_xnn) {
+      t0 = now_ms();
+      if (l->kind == CONV) st = gcam_xnn_conv3x3_relu_run(xconv, out_xnn, in, l->H, l->W);
+      if (l->kind == POOL) st = gcam_xnn_maxpool2x2_run(xpool, out_xnn, in, l->H, l->W);
+      if (l->kind == DENSE) st = gcam_xnn_dense_run(xdense, out_xnn, in);
+      t1 = now_ms();
+      if (st != GCAM_STATUS_OK) {
+        fprintf(stderr, "bench_vgg16: %s: XNNPACK run: %s\n", l->name, gcam_last_error());
+        have_xnn = 0, ok = 0;
+      }
+      if (rep >= 0) t_xnn[rep] = t1 - t0;
+    }
+#endif
+  }
+  r->ours_ms = median(t_ours, reps);
+  r->xnn_ms = have_xnn ? median(t_xnn, reps) : -1.0;
+  r->flops = layer_flops(l);
+  r->diff = have_xnn ? max_rel_diff(out_ours, out_xnn, nout) : -1.0;
+
+#ifdef GCAM_HAVE_XNNPACK
+  gcam_xnn_conv_delete(xconv);
+  gcam_xnn_maxpool_delete(xpool);
+  gcam_xnn_dense_delete(xdense);
+#endif
+  free(in), free(out_ours), free(out_xnn), free(w), free(b), free(packed), free(scratch);
+  return ok;
+}
+
+static void print_ms_gflops(double ms, double flops) {
+  if (ms < 0)
+    printf(" %9s %8s", "n/a", "");
+  else if (flops > 0)
+    printf(" %9.3f %8.1f", ms, flops / (ms * 1e6));
+  else
+    printf(" %9.3f %8s", ms, "-");
+}
+
+static int bench_layers(int reps) {
+  layer_result res[N_LAYERS];
+  double sum_ours = 0, sum_xnn = 0, sum_flops = 0, conv_ours = 0, conv_xnn = 0, conv_flops = 0;
+  int ok = 1, xnn_all = 1;
+  printf("VGG16 forward, 224x224x3, batch 1, single thread: median of %d runs (after 1 warm-up)\n",
+         reps);
+  printf("%-8s %-18s %7s | %9s %8s | %9s %8s | %8s %9s\n", "layer", "in -> out", "GFLOP",
+         "ours ms", "GFLOP/s", "xnn ms", "GFLOP/s", "ours/xnn", "diff");
+  for (int i = 0; i < N_LAYERS; i++) {
+    const layer *l = &VGG16[i];
+    layer_result *r = &res[i];
+    ok &= bench_layer(l, reps, r);
+    char shape[40];
+    if (l->kind == DENSE)
+      snprintf(shape, sizeof shape, "%d -> %d", (int)l->C, (int)l->OC);
+    else
+      snprintf(shape, sizeof shape, "%dx%dx%d -> %d", (int)l->H, (int)l->W, (int)l->C,
+               (int)(l->kind == CONV ? l->OC : l->C));
+    printf("%-8s %-18s %7.3f |", l->name, shape, r->flops * 1e-9);
+    print_ms_gflops(r->ours_ms, r->flops);
+    printf(" |");
+    print_ms_gflops(r->xnn_ms, r->flops);
+    if (r->xnn_ms > 0)
+      printf(" | %7.2fx %9.2e\n", r->ours_ms / r->xnn_ms, r->diff);
+    else
+      printf(" | %8s %9s\n", "n/a", "n/a");
+    fflush(stdout);
+    sum_ours += r->ours_ms, sum_flops += r->flops;
+    if (r->xnn_ms >= 0) sum_xnn += r->xnn_ms;
+    else xnn_all = 0;
+    if (l->kind == CONV) {
+      conv_ours += r->ours_ms, conv_flops += r->flops;
+      if (r->xnn_ms >= 0) conv_xnn += r->xnn_ms;
+    }
+  }
+  printf("%-8s %-18s %7.3f |", "convs", "13 layers", conv_flops * 1e-9);
+  print_ms_gflops(conv_ours, conv_flops);
+  printf(" |");
+  print_ms_gflops(xnn_all ? conv_xnn : -1.0, conv_flops);
+  if (xnn_all) printf(" | %7.2fx\n", conv_ours / conv_xnn);
+  else printf(" |\n");
+  printf("%-8s %-18s %7.3f |", "total", "21 layers", sum_flops * 1e-9);
+  print_ms_gflops(sum_ours, sum_flops);
+  printf(" |");
+  print_ms_gflops(xnn_all ? sum_xnn : -1.0, sum_flops);
+  if (xnn_all) printf(" | %7.2fx\n", sum_ours / sum_xnn);
+  else printf(" |\n");
+  printf("(ours/xnn = our time / XNNPACK's time: > 1 means XNNPACK is faster; diff = max "
+         "|ours-xnn|/max(|xnn|,1))\n");
+  return ok;
+}
+
+/* ---- part 2: the public API ------------------------------------------------------------------ */
+
+#ifndef GCAM_BENCH_NO_PIPELINE
+
+typedef struct {
+  double load_ms, forward_ms, explain_ms, both_ms; /* both: forward + top_k + explain */
+  int32_t top;
+  float *logits, *cam; /* copies, for the cross-check */
+  int32_t n_classes, n_cam;
+} pipeline_result;
+
+static int fail_api(const char *what, gcam_status st) {
+  fprintf(stderr, "bench_vgg16: %s: %s: %s\n", what, gcam_status_string(st), gcam_last_error());
+  return 0;
+}
+
+static int bench_pipeline_one(const char *path, gcam_backend backend, int reps,
+                              pipeline_result *r) {
+  gcam_model_params mp = gcam_model_default_params();
+  mp.backend = backend;
+  gcam_model *model = NULL;
+  gcam_state *state = NULL;
+  double t0 = now_ms();
+  gcam_status st = gcam_model_load_from_file(path, &mp, &model);
+  r->load_ms = now_ms() - t0;
+  if (st != GCAM_STATUS_OK) return fail_api("gcam_model_load_from_file", st);
+
+  gcam_model_info info;
+  int ok = 0;
+  float *input = NULL, *cam = NULL;
+  if ((st = gcam_model_get_info(model, &info)) != GCAM_STATUS_OK) {
+    fail_api("gcam_model_get_info", st);
+    goto done;
+  }
+  if ((st = gcam_state_create(model, &state)) != GCAM_STATUS_OK) {
+    fail_api("gcam_state_create", st);
+    goto done;
+  }
+  size_t nin = (size_t)info.input_height * info.input_width * 3;
+  r->n_cam = info.cam_height * info.cam_width;
+  r->n_classes = info.n_classes;
+  input = alloc_floats(nin);
+  cam = alloc_floats((size_t)r->n_cam);
+  rng_state = 777u; /* the same input for both backends */
+  fill_uniform(input, nin, -120.0f, 130.0f); /* the range of caffe-preprocessed pixels */
+
+  double t_fwd[MAX_REPS], t_exp[MAX_REPS], t_both[MAX_REPS];
+  float raw_max = 0.0f;
+  for (int rep = -1; rep < reps; rep++) {
+    t0 = now_ms();
+    st = gcam_state_forward_tensor(state, input);
+    double t1 = now_ms();
+    if (st != GCAM_STATUS_OK) {
+      fail_api("gcam_state_forward_tensor", st);
+      goto done;
+    }
+    if (rep >= 0) t_fwd[rep] = t1 - t0;
+  }
+  /* explain alone: one forward serves any number of explains */
+  if ((st = gcam_state_top_k(state, 1, &r->top)) != GCAM_STATUS_OK) {
+    fail_api("gcam_state_top_k", st);
+    goto done;
+  }
+  for (int rep = -1; rep < reps; rep++) {
+    t0 = now_ms();
+    st = gcam_state_explain(state, r->top, GCAM_SCORE_LOGIT, NULL, cam, &raw_max);
+    double t1 = now_ms();
+    if (st != GCAM_STATUS_OK) {
+      fail_api("gcam_state_explain", st);
+      goto done;
+    }
+    if (rep >= 0) t_exp[rep] = t1 - t0;
+  }
+  for (int rep = -1; rep < reps; rep++) {
+    t0 = now_ms();
+    st = gcam_state_forward_tensor(state, input);
+    if (st == GCAM_STATUS_OK) st = gcam_state_top_k(state, 1, &r->top);
+    if (st == GCAM_STATUS_OK)
+      st = gcam_state_explain(state, r->top, GCAM_SCORE_LOGIT, NULL, cam, &raw_max);
+    double t1 = now_ms();
+    if (st != GCAM_STATUS_OK) {
+      fail_api("forward + top_k + explain", st);
+      goto done;
+    }
+    if (rep >= 0) t_both[rep] = t1 - t0;
+  }
+  r->forward_ms = median(t_fwd, reps);
+  r->explain_ms = median(t_exp, reps);
+  r->both_ms = median(t_both, reps);
+
+  const float *logits = NULL;
+  if ((st = gcam_state_logits(state, &logits)) != GCAM_STATUS_OK) {
+    fail_api("gcam_state_logits", st);
+    goto done;
+  }
+  r->logits = alloc_floats((size_t)r->n_classes);
+  memcpy(r->logits, logits, sizeof(float) * (size_t)r->n_classes);
+  r->cam = cam;
+  cam = NULL;
+  ok = 1;
+done:
+  free(input), free(cam);
+  gcam_state_free(state);
+  gcam_model_free(model);
+  return ok;
+}
+
+static int bench_pipeline(const char *path, int reps) {
+  static const struct {
+    gcam_backend backend;
+    const char *name;
+  } backends[] = {{GCAM_BACKEND_PORTABLE, "PORTABLE"}, {GCAM_BACKEND_XNNPACK, "XNNPACK"}};
+  pipeline_result res[2];
+  int done[2] = {0, 0};
+  memset(res, 0, sizeof res);
+  printf("\nPublic API on %s: median of %d runs (after 1 warm-up); load is one run\n", path,
+         reps);
+  printf("%-9s | %10s | %10s | %10s | %18s | %5s\n", "backend", "load ms", "forward ms",
+         "explain ms", "forward+explain ms", "top");
+  for (int b = 0; b < 2; b++) {
+    done[b] = bench_pipeline_one(path, backends[b].backend, reps, &res[b]);
+    if (!done[b]) {
+      printf("%-9s | failed (see stderr)\n", backends[b].name);
+      continue;
+    }
+    printf("%-9s | %10.1f | %10.1f | %10.1f | %18.1f | %5d\n", backends[b].name,
+           res[b].load_ms, res[b].forward_ms, res[b].explain_ms, res[b].both_ms,
+           (int)res[b].top);
+    fflush(stdout);
+  }
+  int ok = done[0];
+  if (done[0] && done[1]) {
+    double dl = max_rel_diff(res[1].logits, res[0].logits, (size_t)res[0].n_classes);
+    double dc = max_rel_diff(res[1].cam, res[0].cam, (size_t)res[0].n_cam);
+    printf("XNNPACK vs PORTABLE: logits max diff %.2e, normalised heatmap max diff %.2e, "
+           "top class %s\n",
+           dl, dc, res[0].top == res[1].top ? "same" : "DIFFERENT");
+    printf("forward speed-up with XNNPACK: %.2fx (PORTABLE time / XNNPACK time)\n",
+           res[0].forward_ms / res[1].forward_ms);
+  }
+#ifdef GCAM_HAVE_XNNPACK
+  ok &= done[1];
+#endif
+  for (int b = 0; b < 2; b++) free(res[b].logits), free(res[b].cam);
+  return ok;
+}
+#endif /* GCAM_BENCH_NO_PIPELINE */
+
+static int parse_reps(const char *s, int *out) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || v < 1 || v > MAX_REPS) return 0;
+  *out = (int)v;
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  int reps = 5, pipeline_reps = 5, skip_layers = 0;
+  const char *weights = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--reps") && i + 1 < argc && parse_reps(argv[i + 1], &reps)) {
+      i++;
+    } else if (!strcmp(argv[i], "--pipeline-reps") && i + 1 < argc &&
+               parse_reps(argv[i + 1], &pipeline_reps)) {
+      i++;
+    } else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
+      weights = argv[++i];
+    } else if (!strcmp(argv[i], "--skip-layers")) {
+      skip_layers = 1;
+    } else {
+      fprintf(stderr,
+              "usage: %s [--reps N] [--skip-layers] [--weights FILE.gcam] [--pipeline-reps N]"
+              "   (1 <= N <= %d)\n",
+              argv[0], MAX_REPS);
+      return 2;
+    }
+  }
+#ifndef GCAM_HAVE_XNNPACK
+  printf("(built without XNNPACK: our kernels only)\n");
+#endif
+  int ok = 1;
+  if (!skip_layers) ok &= bench_layers(reps);
+  if (weights) {
+#ifndef GCAM_BENCH_NO_PIPELINE
+    ok &= bench_pipeline(weights, pipeline_reps);
+#else
+    fprintf(stderr, "bench_vgg16: built with GCAM_BENCH_NO_PIPELINE: --weights ignored\n");
+#endif
+  }
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,62 @@
+#!/bin/sh
+# build_wasm.sh: the WebAssembly builds of the C core, with Debian's Emscripten (3.1.6).
+#
+#   scripts/build_wasm.sh [OUT_DIR]        (default: web/dist)
+#
+# Writes two ES-module builds of the same sources and the same exports:
+#   OUT_DIR/gcam-simd.mjs   + gcam-simd.wasm     -O3 -msimd128 (our kernels' vector code)
+#   OUT_DIR/gcam-scalar.mjs + gcam-scalar.wasm   -O3 (clang lowers the vector extensions
+#                                                 to scalar code), for engines without SIMD
+# web/core.js picks one at run time by feature detection. The loaders never fetch or read
+# the .wasm themselves: web/core.js hands them the bytes (Debian's loader breaks on Node
+# 20's global fetch). No Emscripten file system: weights are streamed into the heap.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-$ROOT/web/dist}
+mkdir -p "$OUT"
+
+# Debian's emcc runs its JS optimizer with the system node and needs Debian's node modules.
+export NODE_PATH=/usr/share/nodejs
+EMCC=${EMCC:-emcc}
+
+# The core's sources, as CMakeLists.txt globs them, minus the native-only XNNPACK backend;
+# plus the wrapper's glue. GCAM_WASM_CORE_SOURCES (replacing the glob) and
+# GCAM_WASM_EXTRA_SOURCES are for development builds only.
+SOURCES=""
+for f in "$ROOT"/src/*.c "$ROOT"/src/kernels/*.c "$ROOT"/src/image/*.c; do
+  [ -e "$f" ] || continue
+  case "$(basename "$f")" in xnn_*) continue ;; esac
+  SOURCES="$SOURCES $f"
+done
+[ -n "${GCAM_WASM_CORE_SOURCES:-}" ] && SOURCES=$GCAM_WASM_CORE_SOURCES
+SOURCES="$SOURCES $ROOT/web/wasm/gcam_wasm.c ${GCAM_WASM_EXTRA_SOURCES:-}"
+
+# The C functions web/core.js calls, and nothing else.
+EXPORTS='_malloc,_free,_gcam_status_string,_gcam_last_error'
+EXPORTS="$EXPORTS,_gcam_wasm_loader_create,_gcam_model_loader_write,_gcam_model_loader_finish"
+EXPORTS="$EXPORTS,_gcam_model_loader_free,_gcam_model_free,_gcam_wasm_model_info,_gcam_model_label"
+EXPORTS="$EXPORTS,_gcam_state_create,_gcam_state_free,_gcam_state_forward_rgba"
+EXPORTS="$EXPORTS,_gcam_state_logits,_gcam_state_probabilities,_gcam_state_top_k"
+EXPORTS="$EXPORTS,_gcam_state_explain,_gcam_wasm_overlay,_gcam_heatmap_rgba"
+EXPORTS="$EXPORTS,_gcam_wasm_image_decode,_gcam_image_free"
+
+COMMON="-std=c11 -O3 -Wall -Wextra -Wshadow -Wno-unused-parameter
+  -I$ROOT/include -I$ROOT/src -I/usr/include/stb
+  -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createGcamModule
+  -sENVIRONMENT=web,worker,node
+  -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB -sTOTAL_STACK=8MB
+  -sFILESYSTEM=0 -sEXIT_RUNTIME=0 -sNODEJS_CATCH_EXIT=0 -sNODEJS_CATCH_REJECTION=0
+  --extern-pre-js $ROOT/web/wasm/node_shim.js
+  -sEXPORTED_FUNCTIONS=[$EXPORTS]
+  -sEXPORTED_RUNTIME_METHODS=[UTF8ToString]"
+
+build() { # name extra-flags
+  echo "build_wasm: $1"
+  # shellcheck disable=SC2086
+  $EMCC $COMMON $2 $SOURCES -o "$OUT/$1.mjs"
+}
+
+build gcam-simd "-msimd128"
+build gcam-scalar ""
+echo "build_wasm: wrote $OUT/gcam-simd.{mjs,wasm} and $OUT/gcam-scalar.{mjs,wasm}"

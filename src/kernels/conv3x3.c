@@ -1,0 +1,105 @@
+/* conv3x3.c: 3x3 "same" convolution + bias + ReLU: the direct IGEMM path, and the ops.h
+ * entry points that choose between it and Winograd (winograd.c) per layer. */
+#include "conv3x3.h"
+
+#include <string.h>
+
+#include "gemm.h"
+#include "ops.h"
+
+#define MR GCAM_GEMM_MR
+#define NR GCAM_GEMM_NR
+
+/* Winograd pays off once the GEMM depth C is large enough to hide its transforms; VGG16's
+ * first layer (C = 3) stays direct. */
+int gcam__conv3x3_use_wino2(int32_t C, int32_t OC) {
+  (void)OC;
+  return C >= 16;
+}
+
+int32_t gcam__conv3x3_oc_block(int32_t K, int32_t OC) {
+  const size_t budget = 32 * 1024; /* floats: 128 KB of packed weights per pass */
+  size_t blocks = budget / ((size_t)NR * (1 + (size_t)K));
+  if (blocks < 1) blocks = 1;
+  size_t ocb = blocks * NR;
+  return ocb >= (size_t)OC ? OC : (int32_t)ocb;
+}
+
+size_t gcam__conv3x3_direct_packed_floats(int32_t C, int32_t OC) {
+  size_t nblk = ((size_t)OC + NR - 1) / NR;
+  return nblk * gcam__gemm_block_floats((size_t)9 * C);
+}
+
+void gcam__conv3x3_direct_pack(float *packed, const float *w_hwio, const float *bias, int32_t C,
+                               int32_t OC) {
+  /* w_hwio is already (K = (ky*3+kx)*C + c, OC): the IGEMM's k order */
+  gcam__gemm_pack(packed, w_hwio, (size_t)OC, bias, (size_t)9 * C, (size_t)OC);
+}
+
+size_t gcam__conv3x3_direct_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC) {
+  (void)H, (void)W, (void)OC;
+  return (size_t)C; /* the row of zeros the padding taps point at */
+}
+
+/* The 9 tap pointers of MR output pixels starting at pixel p0 (rows past mr repeat the last) */
+static void gcam__conv3x3_indirection(const float **a, const float *in, const float *zero,
+                                      int32_t H, int32_t W, int32_t C, size_t p0, size_t mr) {
+  for (size_t m = 0; m < MR; m++) {
+    size_t p = p0 + (m < mr ? m : mr - 1);
+    int32_t y = (int32_t)(p / (size_t)W), x = (int32_t)(p % (size_t)W);
+    for (int32_t s = 0; s < 9; s++) {
+      int32_t iy = y + s / 3 - 1, ix = x + s % 3 - 1;
+      a[s * MR + m] = (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                          ? zero
+                          : in + ((size_t)iy * W + ix) * C;
+    }
+  }
+}
+
+void gcam__conv3x3_direct_forward(float *out, const float *in, const float *packed, int32_t H,
+                                  int32_t W, int32_t C, int32_t OC, float *scratch,
+                                  int32_t oc_block) {
+  float *zero = scratch;
+  memset(zero, 0, (size_t)C * sizeof *zero);
+  const size_t K = (size_t)9 * C, P = (size_t)H * W, block = gcam__gemm_block_floats(K);
+  const int32_t ocb = oc_block > 0 ? oc_block : gcam__conv3x3_oc_block((int32_t)K, OC);
+  const float *a[9 * MR];
+  for (int32_t oc0 = 0; oc0 < OC; oc0 += ocb) {
+    const size_t nc = (size_t)(OC - oc0 < ocb ? OC - oc0 : ocb);
+    const float *w = packed + (size_t)(oc0 / NR) * block;
+    for (size_t p0 = 0; p0 < P; p0 += MR) {
+      const size_t mr = P - p0 < MR ? P - p0 : MR;
+      gcam__conv3x3_indirection(a, in, zero, H, W, C, p0, mr);
+      gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, (size_t)C, 9, a, w, out + p0 * OC + oc0,
+                                           (size_t)OC);
+    }
+  }
+}
+
+/* ---- ops.h ------------------------------------------------------------------------------ */
+
+size_t gcam_conv3x3_packed_floats(int32_t C, int32_t OC) {
+  return gcam__conv3x3_use_wino2(C, OC) ? gcam__conv3x3_wino2_packed_floats(C, OC)
+                                        : gcam__conv3x3_direct_packed_floats(C, OC);
+}
+
+void gcam_conv3x3_pack(float *packed, const float *w_hwio, const float *bias, int32_t C,
+                       int32_t OC) {
+  if (gcam__conv3x3_use_wino2(C, OC))
+    gcam__conv3x3_wino2_pack(packed, w_hwio, bias, C, OC);
+  else
+    gcam__conv3x3_direct_pack(packed, w_hwio, bias, C, OC);
+}
+
+size_t gcam_conv3x3_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC) {
+  return gcam__conv3x3_use_wino2(C, OC) ? gcam__conv3x3_wino2_scratch_floats(H, W, C, OC, 0)
+                                        : gcam__conv3x3_direct_scratch_floats(H, W, C, OC);
+}
+
+void gcam_conv3x3_relu_forward(float *out, const float *in, const float *packed, int32_t H,
+                               int32_t W, int32_t C, int32_t OC, float *scratch) {
+  if (gcam__conv3x3_use_wino2(C, OC))
+    gcam__conv3x3_wino2_forward(out, in, packed, H, W, C, OC, scratch, 0, 0);
+  else
+    gcam__conv3x3_direct_forward(out, in, packed, H, W, C, OC, scratch, 0);
+}

@@ -1,0 +1,64 @@
+/* ref.c: the naive twins of the fast ops: plain loops over the canonical weight layouts,
+ * accumulating in double. They are the tests' oracle and the ops' documentation. */
+#include "ops.h"
+
+void gcam_conv3x3_relu_forward_ref(float *out, const float *in, const float *w_hwio,
+                                   const float *bias, int32_t H, int32_t W, int32_t C,
+                                   int32_t OC) {
+  for (int32_t y = 0; y < H; y++)
+    for (int32_t x = 0; x < W; x++)
+      for (int32_t o = 0; o < OC; o++) {
+        double acc = bias[o];
+        for (int32_t ky = 0; ky < 3; ky++)
+          for (int32_t kx = 0; kx < 3; kx++) {
+            int32_t iy = y + ky - 1, ix = x + kx - 1;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue; /* zero padding */
+            const float *px = in + ((size_t)iy * W + ix) * C;
+            const float *wk = w_hwio + (size_t)(ky * 3 + kx) * C * OC + o;
+            for (int32_t c = 0; c < C; c++) acc += (double)px[c] * wk[(size_t)c * OC];
+          }
+        out[((size_t)y * W + x) * OC + o] = acc > 0.0 ? (float)acc : 0.0f;
+      }
+}
+
+void gcam_maxpool2x2_forward_ref(float *out, int32_t *argmax, const float *in, int32_t H,
+                                 int32_t W, int32_t C) {
+  int32_t OH = H / 2, OW = W / 2;
+  for (int32_t y = 0; y < OH; y++)
+    for (int32_t x = 0; x < OW; x++)
+      for (int32_t c = 0; c < C; c++) {
+        float best = 0.0f;
+        int32_t best_i = -1;
+        for (int32_t d = 0; d < 4; d++) { /* window order (0,0),(0,1),(1,0),(1,1) */
+          int32_t i = ((2 * y + d / 2) * W + 2 * x + d % 2) * C + c;
+          float v = in[i];
+          /* strict >: the first max wins ties; a NaN always takes over (as torch's CPU
+           * kernel: `val > maxval || isnan(val)`, so the last NaN of the window wins) */
+          if (best_i < 0 || v > best || v != v) {
+            best = v;
+            best_i = i;
+          }
+        }
+        size_t o = ((size_t)y * OW + x) * C + c;
+        out[o] = best;
+        if (argmax) argmax[o] = best_i;
+      }
+}
+
+void gcam_dense_forward_ref(float *out, const float *in, const float *w, const float *bias,
+                            int32_t IN, int32_t OUT, int relu) {
+  for (int32_t o = 0; o < OUT; o++) {
+    double acc = bias[o];
+    for (int32_t i = 0; i < IN; i++) acc += (double)in[i] * w[(size_t)i * OUT + o];
+    out[o] = (relu && !(acc > 0.0)) ? 0.0f : (float)acc;
+  }
+}
+
+void gcam_dense_backward_input_ref(float *d_in, const float *d_out, const float *w, int32_t IN,
+                                   int32_t OUT) {
+  for (int32_t i = 0; i < IN; i++) {
+    double acc = 0.0;
+    for (int32_t o = 0; o < OUT; o++) acc += (double)w[(size_t)i * OUT + o] * d_out[o];
+    d_in[i] = (float)acc;
+  }
+}

@@ -1,0 +1,621 @@
+/* model_load.c: reads a gcam weights file (weights/FORMAT.md), whole or streamed in chunks.
+ *
+ * The loader is a small state machine: fixed header -> rest of the header (validated in full
+ * before any weight is read) -> payload. Every payload element is widened to f32, checked to
+ * be finite and written straight to its final place (dense weights) or, for a conv, to a
+ * staging buffer that is packed for the kernels once the conv's bias has arrived. The file is
+ * never held twice in memory, and the SHA-256 of the payload is checked at the end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model.h"
+#include "ops.h"
+#include "sha256.h"
+
+#define GCAM__FIXED_BYTES 128
+#define GCAM__MAX_HEADER_BYTES (16u << 20)
+#define GCAM__TENSOR_ENTRY_BYTES 80
+#define GCAM__MAX_INPUT 4096
+#define GCAM__MAX_CHANNELS 65536
+#define GCAM__MAX_FEATURES (1 << 20)
+#define GCAM__MAX_TENSOR_ELEMS ((uint64_t)1 << 31)
+
+static const uint8_t gcam__magic[8] = {'G', 'C', 'A', 'M', 'V', 'G', 'G', '\n'};
+
+typedef enum { GCAM__CONV_W, GCAM__CONV_B, GCAM__DENSE_W, GCAM__DENSE_B } gcam__kind;
+
+typedef struct gcam__tensor {
+  gcam__kind kind;
+  int32_t layer;
+  uint32_t elem_size;       /* 4 (f32) or 2 (f16) */
+  uint64_t offset, nbytes;  /* in the payload */
+  uint64_t n_elems;
+} gcam__tensor;
+
+typedef enum { GCAM__PHASE_FIXED, GCAM__PHASE_HEADER, GCAM__PHASE_PAYLOAD } gcam__phase;
+
+struct gcam_model_loader {
+  gcam_model_params params;
+  uint64_t expected_size;
+  gcam__phase phase;
+  gcam_status failed;               /* sticky: once a write fails, everything fails */
+  uint64_t received;                /* bytes of the file consumed so far */
+
+  uint8_t fixed[GCAM__FIXED_BYTES];
+  uint8_t *header;                  /* header_bytes, while reading the header */
+  uint32_t header_bytes;
+  uint64_t payload_offset, payload_bytes;
+  uint8_t want_sha256[32];
+  gcam_sha256 sha;
+
+  gcam_model *model;
+  int32_t n_tensors;
+  gcam__tensor tensor[2 * (GCAM_MAX_CONV + GCAM_MAX_DENSE)];
+  int32_t cur;                      /* tensor being received */
+  uint64_t elem;                    /* elements of `cur` received */
+  uint8_t carry[4];                 /* a partial element split across two chunks */
+  uint32_t n_carry;
+  int32_t flatten_chw;
+  float *staging;                   /* one conv's (3,3,C,OC) weights then its OC biases */
+};
+
+/* ---- little helpers ------------------------------------------------------------------- */
+
+static uint32_t gcam__u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t gcam__u64(const uint8_t *p) {
+  return (uint64_t)gcam__u32(p) | (uint64_t)gcam__u32(p + 4) << 32;
+}
+static float gcam__f32_from_bits(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static float gcam__f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  if (exp == 0x1f) return gcam__f32_from_bits(sign | 0x7f800000 | man << 13); /* inf/nan */
+  if (exp == 0) {                                                             /* subnormal */
+    float f = (float)man * (1.0f / 16777216.0f);                              /* man * 2^-24 */
+    return sign ? -f : f;
+  }
+  return gcam__f32_from_bits(sign | (exp + 112) << 23 | man << 13);
+}
+static int gcam__finite(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return (u & 0x7f800000u) != 0x7f800000u;
+}
+/* a*b, or 0 with *overflow set when it does not fit in 63 bits */
+static uint64_t gcam__mul(uint64_t a, uint64_t b, int *overflow) {
+  if (a && b > (UINT64_MAX >> 1) / a) {
+    *overflow = 1;
+    return 0;
+  }
+  return a * b;
+}
+static size_t gcam__align16(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+gcam_model_params gcam_model_default_params(void) {
+  gcam_model_params p;
+  memset(&p, 0, sizeof p);
+  p.backend = GCAM_BACKEND_AUTO;
+  return p;
+}
+
+void gcam_model_free(gcam_model *model) {
+  if (!model) return;
+  free(model->weights);
+  free(model->labels);
+  free(model->label_ptr);
+  free(model);
+}
+
+/* ---- the header -------------------------------------------------------------------------- */
+
+static gcam_status gcam__parse_fixed(gcam_model_loader *L) {
+  const uint8_t *f = L->fixed;
+  if (memcmp(f, gcam__magic, 8) != 0)
+    return gcam__error(GCAM_STATUS_BAD_FILE,
+                       "not a gcam weights file (bad magic): convert it with weights/convert.py");
+  uint32_t version = gcam__u32(f + 8);
+  if (version != GCAM_FORMAT_VERSION)
+    return gcam__error(GCAM_STATUS_UNSUPPORTED_VERSION,
+                       "file is version %u, this build reads version %d: re-run weights/convert.py",
+                       version, GCAM_FORMAT_VERSION);
+  L->header_bytes = gcam__u32(f + 12);
+  L->payload_offset = gcam__u64(f + 16);
+  L->payload_bytes = gcam__u64(f + 24);
+  memcpy(L->want_sha256, f + 32, 32);
+  if (L->header_bytes < GCAM__FIXED_BYTES || L->header_bytes > GCAM__MAX_HEADER_BYTES)
+    return gcam__error(GCAM_STATUS_BAD_FILE, "header length %u is out of range [128, 16 MiB]",
+                       L->header_bytes);
+  if (L->payload_offset != (((uint64_t)L->header_bytes + 63) & ~(uint64_t)63))
+    return gcam__error(GCAM_STATUS_BAD_FILE,
+                       "payload offset %llu is not the header length %u rounded up to 64",
+                       (unsigned long long)L->payload_offset, L->header_bytes);
+  if (L->payload_bytes > UINT64_MAX / 2)
+    return gcam__error(GCAM_STATUS_BAD_FILE, "payload length is out of range");
+  uint64_t total = L->payload_offset + L->payload_bytes;
+  if (L->expected_size && L->expected_size < total)
+    return gcam__error(GCAM_STATUS_TRUNCATED,
+                       "file is %llu bytes but its header says %llu: truncated download?",
+                       (unsigned long long)L->expected_size, (unsigned long long)total);
+  if (L->expected_size && L->expected_size > total)
+    return gcam__error(GCAM_STATUS_BAD_FILE, "file is %llu bytes but its header says %llu",
+                       (unsigned long long)L->expected_size, (unsigned long long)total);
+  return GCAM_STATUS_OK;
+}
+
+/* The network description: sizes in range, spatial sizes after each pool. */
+static gcam_status gcam__parse_config(gcam_model_loader *L, gcam_model *m, uint32_t *n_tensors,
+                                      uint32_t *labels_bytes) {
+  const uint8_t *h = L->header;
+  uint32_t in_h = gcam__u32(h + 64), in_w = gcam__u32(h + 68), in_c = gcam__u32(h + 72);
+  uint32_t n_conv = gcam__u32(h + 76), n_dense = gcam__u32(h + 80);
+  uint32_t n_classes = gcam__u32(h + 84), pre = gcam__u32(h + 88), flatten = gcam__u32(h + 92);
+  *n_tensors = gcam__u32(h + 120);
+  *labels_bytes = gcam__u32(h + 124);
+  if (in_h < 1 || in_h > GCAM__MAX_INPUT || in_w < 1 || in_w > GCAM__MAX_INPUT)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "input size %ux%u is out of range [1, 4096]", in_w,
+                       in_h);
+  if (in_c != 3)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "input has %u channels, expected 3", in_c);
+  if (n_conv < 1 || n_conv > GCAM_MAX_CONV || n_dense < 1 || n_dense > GCAM_MAX_DENSE)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "%u conv and %u dense layers: out of range", n_conv,
+                       n_dense);
+  if (pre > 1 || flatten > 1)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "unknown preprocess (%u) or flatten (%u) mode",
+                       pre, flatten);
+  if (*n_tensors != 2 * (n_conv + n_dense))
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "%u tensors for %u conv + %u dense layers",
+                       *n_tensors, n_conv, n_dense);
+  uint64_t need = (uint64_t)GCAM__FIXED_BYTES + 8ull * (n_conv + n_dense) +
+                  (uint64_t)GCAM__TENSOR_ENTRY_BYTES * *n_tensors + *labels_bytes;
+  if (need != L->header_bytes)
+    return gcam__error(GCAM_STATUS_BAD_FILE, "header length %u, its tables and labels need %llu",
+                       L->header_bytes, (unsigned long long)need);
+  m->in_h = (int32_t)in_h;
+  m->in_w = (int32_t)in_w;
+  m->n_conv = (int32_t)n_conv;
+  m->n_dense = (int32_t)n_dense;
+  m->n_classes = (int32_t)n_classes;
+  m->preprocess = (gcam_preprocess)pre;
+  L->flatten_chw = (int32_t)flatten;
+  for (int c = 0; c < 3; c++) {
+    m->mean[c] = gcam__f32_from_bits(gcam__u32(h + 96 + 4 * c));
+    m->std[c] = gcam__f32_from_bits(gcam__u32(h + 108 + 4 * c));
+    if (!gcam__finite(m->mean[c]) || !gcam__finite(m->std[c]) || m->std[c] == 0.0f)
+      return gcam__error(GCAM_STATUS_BAD_CONFIG, "mean/std of channel %d is not finite or std is 0",
+                         c);
+  }
+
+  const uint8_t *t = h + GCAM__FIXED_BYTES;
+  int32_t H = m->in_h, W = m->in_w, C = 3;
+  for (int32_t i = 0; i < m->n_conv; i++, t += 8) {
+    uint32_t oc = gcam__u32(t), flags = gcam__u32(t + 4);
+    if (oc < 1 || oc > GCAM__MAX_CHANNELS || (flags & ~1u))
+      return gcam__error(GCAM_STATUS_BAD_CONFIG, "conv %d: %u channels, flags 0x%x", i, oc, flags);
+    gcam_conv_layer *l = &m->conv[i];
+    l->H = H, l->W = W, l->C = C, l->OC = (int32_t)oc, l->pool = (int32_t)(flags & 1);
+    C = (int32_t)oc;
+    if (i == m->n_conv - 1) m->cam_h = H, m->cam_w = W, m->cam_c = C;
+    if (l->pool) {
+      if (H < 2 || W < 2)
+        return gcam__error(GCAM_STATUS_BAD_CONFIG,
+                           "conv %d: a 2x2 pool on a %dx%d map leaves nothing", i, W, H);
+      H /= 2, W /= 2;
+    }
+  }
+  m->head_h = H, m->head_w = W;
+  int overflow = 0;
+  uint64_t in = gcam__mul(gcam__mul((uint64_t)H, (uint64_t)W, &overflow), (uint64_t)C, &overflow);
+  for (int32_t j = 0; j < m->n_dense; j++, t += 8) {
+    uint32_t out = gcam__u32(t), flags = gcam__u32(t + 4);
+    if (out < 1 || out > GCAM__MAX_FEATURES || flags)
+      return gcam__error(GCAM_STATUS_BAD_CONFIG, "dense %d: %u features, flags 0x%x", j, out,
+                         flags);
+    if (overflow || in > GCAM__MAX_TENSOR_ELEMS)
+      return gcam__error(GCAM_STATUS_BAD_CONFIG, "dense %d: input too large", j);
+    m->dense[j].IN = (int32_t)in, m->dense[j].OUT = (int32_t)out;
+    in = out;
+  }
+  if ((uint32_t)m->dense[m->n_dense - 1].OUT != n_classes)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "the last dense layer has %d outputs, n_classes is %u",
+                       m->dense[m->n_dense - 1].OUT, n_classes);
+  return GCAM_STATUS_OK;
+}
+
+/* One tensor table entry against what the network says it must be. */
+static gcam_status gcam__check_tensor(gcam_model_loader *L, const uint8_t *e, int32_t idx,
+                                      const char *want_name, const uint32_t *want_dims,
+                                      uint32_t want_ndim, uint64_t *prev_end) {
+  char name[41];
+  memcpy(name, e, 40);
+  name[40] = 0;
+  if (strcmp(name, want_name) != 0)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "tensor %d is named '%s', expected '%s'", idx, name,
+                       want_name);
+  uint32_t dtype = gcam__u32(e + 40), ndim = gcam__u32(e + 44);
+  if (dtype > 1)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "%s: unknown dtype %u", want_name, dtype);
+  if (ndim != want_ndim)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "%s has %u dims, expected %u", want_name, ndim,
+                       want_ndim);
+  uint64_t n = 1;
+  int overflow = 0;
+  for (uint32_t d = 0; d < 4; d++) {
+    uint32_t got = gcam__u32(e + 48 + 4 * d);
+    uint32_t want = d < want_ndim ? want_dims[d] : 0;
+    if (got != want)
+      return gcam__error(GCAM_STATUS_BAD_CONFIG,
+                         "%s: dim %u is %u but the network needs %u", want_name, d, got, want);
+    if (d < want_ndim) n = gcam__mul(n, got, &overflow);
+  }
+  uint32_t es = dtype == 0 ? 4 : 2;
+  uint64_t offset = gcam__u64(e + 64), nbytes = gcam__u64(e + 72);
+  uint64_t want_bytes = gcam__mul(n, es, &overflow);
+  if (overflow || n > GCAM__MAX_TENSOR_ELEMS)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "%s is too large", want_name);
+  if (nbytes != want_bytes)
+    return gcam__error(GCAM_STATUS_CORRUPT, "%s: %llu bytes, its shape needs %llu", want_name,
+                       (unsigned long long)nbytes, (unsigned long long)want_bytes);
+  if (offset % 64 || offset < *prev_end || offset > L->payload_bytes ||
+      nbytes > L->payload_bytes - offset)
+    return gcam__error(GCAM_STATUS_CORRUPT,
+                       "%s: offset %llu (+%llu bytes) is unaligned, overlapping or outside the "
+                       "%llu-byte payload",
+                       want_name, (unsigned long long)offset, (unsigned long long)nbytes,
+                       (unsigned long long)L->payload_bytes);
+  *prev_end = offset + nbytes;
+  gcam__tensor *t = &L->tensor[idx];
+  t->elem_size = es, t->offset = offset, t->nbytes = nbytes, t->n_elems = n;
+  return GCAM_STATUS_OK;
+}
+
+static gcam_status gcam__parse_tensors(gcam_model_loader *L, gcam_model *m) {
+  const uint8_t *e = L->header + GCAM__FIXED_BYTES + 8 * (m->n_conv + m->n_dense);
+  uint64_t prev_end = 0;
+  int32_t idx = 0;
+  char name[48];
+  gcam_status st;
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    const gcam_conv_layer *l = &m->conv[i];
+    uint32_t wd[4] = {3, 3, (uint32_t)l->C, (uint32_t)l->OC}, bd[1] = {(uint32_t)l->OC};
+    snprintf(name, sizeof name, "conv%d.weight", i);
+    if ((st = gcam__check_tensor(L, e, idx, name, wd, 4, &prev_end))) return st;
+    L->tensor[idx].kind = GCAM__CONV_W, L->tensor[idx++].layer = i, e += GCAM__TENSOR_ENTRY_BYTES;
+    snprintf(name, sizeof name, "conv%d.bias", i);
+    if ((st = gcam__check_tensor(L, e, idx, name, bd, 1, &prev_end))) return st;
+    L->tensor[idx].kind = GCAM__CONV_B, L->tensor[idx++].layer = i, e += GCAM__TENSOR_ENTRY_BYTES;
+  }
+  for (int32_t j = 0; j < m->n_dense; j++) {
+    const gcam_dense_layer *l = &m->dense[j];
+    uint32_t wd[2] = {(uint32_t)l->IN, (uint32_t)l->OUT}, bd[1] = {(uint32_t)l->OUT};
+    snprintf(name, sizeof name, "dense%d.weight", j);
+    if ((st = gcam__check_tensor(L, e, idx, name, wd, 2, &prev_end))) return st;
+    L->tensor[idx].kind = GCAM__DENSE_W, L->tensor[idx++].layer = j, e += GCAM__TENSOR_ENTRY_BYTES;
+    snprintf(name, sizeof name, "dense%d.bias", j);
+    if ((st = gcam__check_tensor(L, e, idx, name, bd, 1, &prev_end))) return st;
+    L->tensor[idx].kind = GCAM__DENSE_B, L->tensor[idx++].layer = j, e += GCAM__TENSOR_ENTRY_BYTES;
+  }
+  L->n_tensors = idx;
+  return GCAM_STATUS_OK;
+}
+
+static gcam_status gcam__parse_labels(gcam_model_loader *L, gcam_model *m, uint32_t labels_bytes) {
+  if (labels_bytes == 0) return GCAM_STATUS_OK;
+  const uint8_t *p = L->header + L->header_bytes - labels_bytes;
+  int64_t n_nul = 0;
+  for (uint32_t i = 0; i < labels_bytes; i++) n_nul += p[i] == 0;
+  if (n_nul != m->n_classes || p[labels_bytes - 1] != 0)
+    return gcam__error(GCAM_STATUS_BAD_FILE, "the labels hold %lld names for %d classes",
+                       (long long)n_nul, m->n_classes);
+  m->labels = malloc(labels_bytes);
+  m->label_ptr = malloc(sizeof(char *) * (size_t)m->n_classes);
+  if (!m->labels || !m->label_ptr)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %d labels", m->n_classes);
+  memcpy(m->labels, p, labels_bytes);
+  const char *s = m->labels;
+  for (int32_t c = 0; c < m->n_classes; c++) {
+    m->label_ptr[c] = s;
+    s += strlen(s) + 1;
+  }
+  return GCAM_STATUS_OK;
+}
+
+/* The one weights allocation, laid out layer by layer; and the conv staging buffer. */
+static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
+  int xnn = m->backend == GCAM_BACKEND_XNNPACK;
+  size_t total = 0, staging = 0;
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    const gcam_conv_layer *l = &m->conv[i];
+    size_t hwio = (size_t)9 * (size_t)l->C * (size_t)l->OC;
+    total += xnn ? gcam__align16(hwio) + gcam__align16((size_t)l->OC)
+                 : gcam__align16(gcam_conv3x3_packed_floats(l->C, l->OC));
+    if (hwio + (size_t)l->OC > staging) staging = hwio + (size_t)l->OC;
+  }
+  for (int32_t j = 0; j < m->n_dense; j++)
+    total += gcam__align16((size_t)m->dense[j].IN * (size_t)m->dense[j].OUT) +
+             gcam__align16((size_t)m->dense[j].OUT);
+  if (total > SIZE_MAX / sizeof(float) / 2)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "the weights do not fit in this address space");
+  m->weights = aligned_alloc(64, total * sizeof(float));
+  if (!xnn) L->staging = malloc(staging * sizeof(float));
+  if (!m->weights || (!xnn && !L->staging))
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %zu MB of weights",
+                       total * sizeof(float) >> 20);
+  m->weight_floats = total;
+  float *p = m->weights;
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    gcam_conv_layer *l = &m->conv[i];
+    if (xnn) {
+      l->w_hwio = p, p += gcam__align16((size_t)9 * l->C * l->OC);
+      l->bias = p, p += gcam__align16((size_t)l->OC);
+    } else {
+      l->packed = p, p += gcam__align16(gcam_conv3x3_packed_floats(l->C, l->OC));
+    }
+    l->scratch_floats = gcam_conv3x3_scratch_floats(l->H, l->W, l->C, l->OC);
+  }
+  for (int32_t j = 0; j < m->n_dense; j++) {
+    gcam_dense_layer *l = &m->dense[j];
+    l->w = p, p += gcam__align16((size_t)l->IN * l->OUT);
+    l->bias = p, p += gcam__align16((size_t)l->OUT);
+  }
+  return GCAM_STATUS_OK;
+}
+
+static gcam_status gcam__parse_header(gcam_model_loader *L) {
+  gcam_model *m = calloc(1, sizeof *m);
+  if (!m) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
+  L->model = m;
+  m->backend = L->params.backend == GCAM_BACKEND_XNNPACK ? GCAM_BACKEND_XNNPACK
+                                                         : GCAM_BACKEND_PORTABLE;
+#ifndef GCAM_HAVE_XNNPACK
+  if (m->backend == GCAM_BACKEND_XNNPACK)
+    return gcam__error(GCAM_STATUS_BACKEND, "this build has no XNNPACK backend");
+#endif
+  memcpy(m->sha256, L->want_sha256, 32);
+  uint32_t n_tensors, labels_bytes;
+  gcam_status st;
+  if ((st = gcam__parse_config(L, m, &n_tensors, &labels_bytes))) return st;
+  if ((st = gcam__parse_tensors(L, m))) return st;
+  if ((st = gcam__parse_labels(L, m, labels_bytes))) return st;
+  return gcam__allocate_weights(L, m);
+}
+
+/* ---- the payload ------------------------------------------------------------------------- */
+
+/* Where elements [e, e+k) of tensor t go, and how many of them are contiguous there. */
+static float *gcam__destination(gcam_model_loader *L, const gcam__tensor *t, uint64_t e,
+                                uint64_t *k) {
+  gcam_model *m = L->model;
+  if (t->kind == GCAM__CONV_W || t->kind == GCAM__CONV_B) {
+    gcam_conv_layer *l = &m->conv[t->layer];
+    if (m->backend == GCAM_BACKEND_XNNPACK) return (t->kind == GCAM__CONV_W ? l->w_hwio : l->bias) + e;
+    return L->staging + (t->kind == GCAM__CONV_W ? 0 : (size_t)9 * l->C * l->OC) + e;
+  }
+  gcam_dense_layer *l = &m->dense[t->layer];
+  if (t->kind == GCAM__DENSE_B) return l->bias + e;
+  uint64_t row = e / (uint64_t)l->OUT, col = e % (uint64_t)l->OUT;
+  if (*k > (uint64_t)l->OUT - col) *k = (uint64_t)l->OUT - col; /* stop at the row's end */
+  if (t->layer == 0 && L->flatten_chw) {                        /* CHW row -> HWC row */
+    uint64_t hw = (uint64_t)m->head_h * (uint64_t)m->head_w, C = (uint64_t)m->cam_c;
+    row = (row % hw) * C + row / hw;
+  }
+  return l->w + row * (uint64_t)l->OUT + col;
+}
+
+static gcam_status gcam__convert(float *dst, const uint8_t *src, uint64_t k, uint32_t es,
+                                 const gcam__tensor *t, uint64_t e) {
+  for (uint64_t i = 0; i < k; i++) {
+    float v = es == 4 ? gcam__f32_from_bits(gcam__u32(src + 4 * i))
+                      : gcam__f16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+    if (!gcam__finite(v))
+      return gcam__error(GCAM_STATUS_CORRUPT, "%s %d: element %llu is NaN or infinite",
+                         t->kind <= GCAM__CONV_B ? "conv" : "dense", t->layer,
+                         (unsigned long long)(e + i));
+    dst[i] = v;
+  }
+  return GCAM_STATUS_OK;
+}
+
+/* A tensor is complete: a conv's bias completes the conv, which is then packed. */
+static void gcam__tensor_done(gcam_model_loader *L, const gcam__tensor *t) {
+  gcam_model *m = L->model;
+  if (t->kind != GCAM__CONV_B || m->backend == GCAM_BACKEND_XNNPACK) return;
+  gcam_conv_layer *l = &m->conv[t->layer];
+  gcam_conv3x3_pack(l->packed, L->staging, L->staging + (size_t)9 * l->C * l->OC, l->C, l->OC);
+}
+
+/* Consume payload bytes [pos, pos+n) (pos relative to the payload start). */
+static gcam_status gcam__payload(gcam_model_loader *L, const uint8_t *p, size_t n, uint64_t pos) {
+  gcam_status st;
+  while (n > 0) {
+    if (L->cur >= L->n_tensors) return GCAM_STATUS_OK; /* trailing padding */
+    const gcam__tensor *t = &L->tensor[L->cur];
+    if (pos < t->offset) { /* padding before the tensor */
+      uint64_t skip = t->offset - pos < n ? t->offset - pos : n;
+      p += skip, n -= (size_t)skip, pos += skip;
+      continue;
+    }
+    uint32_t es = t->elem_size;
+    if (L->n_carry) { /* finish an element split across chunks */
+      while (L->n_carry < es && L->n_carry < sizeof L->carry && n) L->carry[L->n_carry++] = *p++, n--, pos++;
+      if (L->n_carry < es) return GCAM_STATUS_OK;
+      uint64_t k = 1;
+      float *dst = gcam__destination(L, t, L->elem, &k);
+      if ((st = gcam__convert(dst, L->carry, 1, es, t, L->elem))) return st;
+      L->elem++, L->n_carry = 0;
+    }
+    while (L->elem < t->n_elems && n >= es) {
+      uint64_t k = t->n_elems - L->elem;
+      if (k > n / es) k = n / es;
+      float *dst = gcam__destination(L, t, L->elem, &k);
+      if ((st = gcam__convert(dst, p, k, es, t, L->elem))) return st;
+      L->elem += k, p += k * es, n -= (size_t)(k * es), pos += k * es;
+    }
+    if (L->elem == t->n_elems) {
+      gcam__tensor_done(L, t);
+      L->cur++, L->elem = 0;
+    } else if (n) { /* less than one element left in this chunk */
+      memcpy(L->carry, p, n);
+      L->n_carry = (uint32_t)n;
+      pos += n, n = 0;
+    }
+  }
+  return GCAM_STATUS_OK;
+}
+
+/* ---- the loader's public face ------------------------------------------------------------- */
+
+gcam_status gcam_model_loader_create(const gcam_model_params *params, uint64_t expected_size,
+                                     gcam_model_loader **out) {
+  if (!out) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "out is NULL");
+  *out = NULL;
+  gcam_model_loader *L = calloc(1, sizeof *L);
+  if (!L) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
+  L->params = params ? *params : gcam_model_default_params();
+  if (L->params.backend < GCAM_BACKEND_AUTO || L->params.backend > GCAM_BACKEND_XNNPACK) {
+    free(L);
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "unknown backend %d", (int)params->backend);
+  }
+  L->expected_size = expected_size;
+  gcam__sha256_init(&L->sha);
+  *out = L;
+  return GCAM_STATUS_OK;
+}
+
+static gcam_status gcam__write(gcam_model_loader *L, const uint8_t *p, size_t n) {
+  gcam_status st;
+  if (L->phase == GCAM__PHASE_FIXED) {
+    size_t take = GCAM__FIXED_BYTES - L->received < n ? GCAM__FIXED_BYTES - L->received : n;
+    memcpy(L->fixed + L->received, p, take);
+    L->received += take, p += take, n -= take;
+    if (L->received < GCAM__FIXED_BYTES) return GCAM_STATUS_OK;
+    if ((st = gcam__parse_fixed(L))) return st;
+    L->header = malloc(L->header_bytes);
+    if (!L->header) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
+    memcpy(L->header, L->fixed, GCAM__FIXED_BYTES);
+    L->phase = GCAM__PHASE_HEADER;
+  }
+  if (L->phase == GCAM__PHASE_HEADER) {
+    size_t take = L->header_bytes - L->received < n ? (size_t)(L->header_bytes - L->received) : n;
+    memcpy(L->header + L->received, p, take);
+    L->received += take, p += take, n -= take;
+    if (L->received < L->header_bytes) return GCAM_STATUS_OK;
+    if ((st = gcam__parse_header(L))) return st;
+    free(L->header);
+    L->header = NULL;
+    L->phase = GCAM__PHASE_PAYLOAD;
+  }
+  if (L->received < L->payload_offset) { /* padding between header and payload */
+    uint64_t skip = L->payload_offset - L->received < n ? L->payload_offset - L->received : n;
+    L->received += skip, p += skip, n -= (size_t)skip;
+  }
+  if (n == 0) return GCAM_STATUS_OK;
+  uint64_t pos = L->received - L->payload_offset;
+  if (n > L->payload_bytes - pos)
+    return gcam__error(GCAM_STATUS_BAD_FILE, "more data than the header announces (%llu bytes)",
+                       (unsigned long long)(L->payload_offset + L->payload_bytes));
+  gcam__sha256_update(&L->sha, p, n);
+  L->received += n;
+  return gcam__payload(L, p, n, pos);
+}
+
+gcam_status gcam_model_loader_write(gcam_model_loader *L, const void *chunk, size_t size) {
+  if (!L || (!chunk && size))
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "loader or chunk is NULL");
+  if (L->failed) return gcam__error(L->failed, "the loader already failed");
+  gcam_status st = gcam__write(L, (const uint8_t *)chunk, size);
+  if (st) L->failed = st;
+  return st;
+}
+
+void gcam_model_loader_free(gcam_model_loader *L) {
+  if (!L) return;
+  gcam_model_free(L->model);
+  free(L->header);
+  free(L->staging);
+  free(L);
+}
+
+gcam_status gcam_model_loader_finish(gcam_model_loader *L, gcam_model **out) {
+  if (!L || !out) {
+    gcam_model_loader_free(L);
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "loader or out is NULL");
+  }
+  *out = NULL;
+  gcam_status st = L->failed;
+  if (st) {
+    gcam_model_loader_free(L);
+    return gcam__error(st, "the loader already failed");
+  }
+  uint64_t total = L->payload_offset + L->payload_bytes;
+  if (L->phase != GCAM__PHASE_PAYLOAD || L->received < total) {
+    if (L->received == 0) st = gcam__error(GCAM_STATUS_TRUNCATED, "the weights file is empty");
+    else if (L->phase != GCAM__PHASE_PAYLOAD)
+      st = gcam__error(GCAM_STATUS_TRUNCATED, "the file ends inside its header, at byte %llu",
+                       (unsigned long long)L->received);
+    else
+      st = gcam__error(GCAM_STATUS_TRUNCATED, "the file ends at byte %llu, its header says %llu",
+                       (unsigned long long)L->received, (unsigned long long)total);
+    gcam_model_loader_free(L);
+    return st;
+  }
+  uint8_t digest[32];
+  gcam__sha256_final(&L->sha, digest);
+  if (memcmp(digest, L->want_sha256, 32) != 0) {
+    gcam_model_loader_free(L);
+    return gcam__error(GCAM_STATUS_CORRUPT,
+                       "the weights' SHA-256 does not match the header: the file is corrupt");
+  }
+  *out = L->model;
+  L->model = NULL;
+  gcam_model_loader_free(L);
+  return GCAM_STATUS_OK;
+}
+
+gcam_status gcam_model_load_from_memory(const void *data, size_t size,
+                                        const gcam_model_params *params, gcam_model **out) {
+  if (!out) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "out is NULL");
+  *out = NULL;
+  if (!data && size) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "data is NULL");
+  if (size == 0) return gcam__error(GCAM_STATUS_TRUNCATED, "the weights file is empty");
+  gcam_model_loader *L;
+  gcam_status st = gcam_model_loader_create(params, size, &L);
+  if (st) return st;
+  if ((st = gcam_model_loader_write(L, data, size))) {
+    gcam_model_loader_free(L);
+    return st;
+  }
+  return gcam_model_loader_finish(L, out);
+}
+
+/* ---- what a model tells -------------------------------------------------------------------- */
+
+gcam_status gcam_model_get_info(const gcam_model *m, gcam_model_info *info) {
+  if (!m || !info) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "model or info is NULL");
+  memset(info, 0, sizeof *info);
+  info->input_width = m->in_w, info->input_height = m->in_h;
+  info->n_conv = m->n_conv, info->n_dense = m->n_dense, info->n_classes = m->n_classes;
+  info->cam_width = m->cam_w, info->cam_height = m->cam_h, info->cam_channels = m->cam_c;
+  info->has_labels = m->labels != NULL;
+  info->preprocess = m->preprocess;
+  info->backend = m->backend;
+  info->weight_bytes = m->weight_floats * sizeof(float);
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 32; i++) {
+    info->sha256[2 * i] = hex[m->sha256[i] >> 4];
+    info->sha256[2 * i + 1] = hex[m->sha256[i] & 15];
+  }
+  info->sha256[64] = 0;
+  return GCAM_STATUS_OK;
+}
+
+const char *gcam_model_label(const gcam_model *m, int32_t class_index) {
+  if (!m || !m->labels || class_index < 0 || class_index >= m->n_classes) return NULL;
+  return m->label_ptr[class_index];
+}

@@ -1,0 +1,103 @@
+/* state.c: creating and freeing the per-image scratch. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "state.h"
+#ifdef GCAM_HAVE_XNNPACK
+#include "xnn_backend.h"
+#endif
+
+float *gcam__dense_output(const gcam_state *s, int32_t j) {
+  size_t off = 0;
+  for (int32_t i = 0; i < j; i++) off += (size_t)s->model->dense[i].OUT;
+  return s->dense_out + off;
+}
+
+void gcam_state_free(gcam_state *s) {
+  if (!s) return;
+#ifdef GCAM_HAVE_XNNPACK
+  for (int32_t i = 0; i < GCAM_MAX_CONV; i++) gcam_xnn_conv_delete(s->xnn_conv[i]);
+#endif
+  free(s->resized);
+  free(s->input);
+  free(s->act[0]);
+  free(s->act[1]);
+  free(s->scratch);
+  free(s->argmax);
+  free(s->dense_out);
+  free(s->probs);
+  free(s->d[0]);
+  free(s->d[1]);
+  free(s->grad);
+  free(s->alpha);
+  free(s->cam);
+  free(s);
+}
+
+static gcam_status gcam__state_create_xnn(gcam_state *s) {
+#ifdef GCAM_HAVE_XNNPACK
+  const gcam_model *m = s->model;
+  gcam_status st = gcam_xnn_init();
+  if (st) return st;
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    const gcam_conv_layer *l = &m->conv[i];
+    st = gcam_xnn_conv3x3_relu_create(&s->xnn_conv[i], l->w_hwio, l->bias, l->C, l->OC);
+    if (st) return st;
+  }
+  return GCAM_STATUS_OK;
+#else
+  return gcam__error(GCAM_STATUS_BACKEND, "this build has no XNNPACK backend");
+#endif
+}
+
+gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
+  if (!m || !out) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "model or out is NULL");
+  *out = NULL;
+  gcam_state *s = calloc(1, sizeof *s);
+  if (!s) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
+  s->model = m;
+
+  size_t act = 0, scratch = 0, dense = 0, d = (size_t)m->dense[0].IN;
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    const gcam_conv_layer *l = &m->conv[i];
+    size_t o = (size_t)l->H * (size_t)l->W * (size_t)l->OC;
+    if (o > act) act = o;
+    if (l->scratch_floats > scratch) scratch = l->scratch_floats;
+  }
+  for (int32_t j = 0; j < m->n_dense; j++) {
+    dense += (size_t)m->dense[j].OUT;
+    if ((size_t)m->dense[j].OUT > d) d = (size_t)m->dense[j].OUT;
+  }
+  size_t in = (size_t)m->in_h * (size_t)m->in_w;
+  size_t cam = (size_t)m->cam_h * (size_t)m->cam_w * (size_t)m->cam_c;
+  size_t head = (size_t)m->head_h * (size_t)m->head_w * (size_t)m->cam_c;
+  s->resized = malloc(in * 4);
+  s->input = malloc(in * 3 * sizeof(float));
+  s->act[0] = malloc(act * sizeof(float));
+  s->act[1] = malloc(act * sizeof(float));
+  s->scratch = malloc((scratch ? scratch : 1) * sizeof(float));
+  s->argmax = malloc(head * sizeof(int32_t));
+  s->dense_out = malloc(dense * sizeof(float));
+  s->probs = malloc((size_t)m->n_classes * sizeof(float));
+  s->d[0] = malloc(d * sizeof(float));
+  s->d[1] = malloc(d * sizeof(float));
+  s->grad = malloc(cam * sizeof(float));
+  s->alpha = malloc((size_t)m->cam_c * sizeof(float));
+  s->cam = malloc((size_t)m->cam_h * (size_t)m->cam_w * sizeof(float));
+  if (!s->resized || !s->input || !s->act[0] || !s->act[1] || !s->scratch || !s->argmax ||
+      !s->dense_out || !s->probs || !s->d[0] || !s->d[1] || !s->grad || !s->alpha ||
+      !s->cam) {
+    gcam_state_free(s);
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for the activations");
+  }
+  if (m->backend == GCAM_BACKEND_XNNPACK) {
+    gcam_status st = gcam__state_create_xnn(s);
+    if (st) {
+      gcam_state_free(s);
+      return st;
+    }
+  }
+  *out = s;
+  return GCAM_STATUS_OK;
+}

@@ -1,0 +1,228 @@
+/* xnn_backend.c: thin wrappers that drive Debian's XNNPACK operators (2022 snapshot) with
+ * our canonical weight layouts. See xnn_backend.h. */
+#include "xnn_backend.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <xnnpack.h>
+
+#include "error.h"
+
+_Static_assert(GCAM_XNN_EXTRA_BYTES >= XNN_EXTRA_BYTES, "GCAM_XNN_EXTRA_BYTES is too small");
+
+struct gcam_xnn_conv {
+  xnn_operator_t op;
+  int32_t C, OC;
+};
+
+struct gcam_xnn_maxpool {
+  xnn_operator_t op;
+  int32_t C;
+};
+
+struct gcam_xnn_dense {
+  xnn_operator_t op;
+  int32_t IN, OUT;
+};
+
+static const char *gcam__xnn_status_name(enum xnn_status s) {
+  switch (s) {
+    case xnn_status_success: return "success";
+    case xnn_status_uninitialized: return "uninitialized";
+    case xnn_status_invalid_parameter: return "invalid parameter";
+    case xnn_status_invalid_state: return "invalid state";
+    case xnn_status_unsupported_parameter: return "unsupported parameter";
+    case xnn_status_unsupported_hardware: return "unsupported hardware";
+    case xnn_status_out_of_memory: return "out of memory";
+  }
+  return "unknown status";
+}
+
+/* Turn a failed XNNPACK call into our status and message. */
+static gcam_status gcam__xnn_fail(enum xnn_status s, const char *what) {
+  gcam_status st =
+      s == xnn_status_out_of_memory ? GCAM_STATUS_OUT_OF_MEMORY : GCAM_STATUS_BACKEND;
+  return gcam__error(st, "XNNPACK %s failed: %s (xnn_status %d)", what, gcam__xnn_status_name(s),
+                     (int)s);
+}
+
+static pthread_once_t gcam__xnn_once = PTHREAD_ONCE_INIT;
+static enum xnn_status gcam__xnn_init_status = xnn_status_uninitialized;
+
+static void gcam__xnn_init_once(void) { gcam__xnn_init_status = xnn_initialize(NULL); }
+
+gcam_status gcam_xnn_init(void) {
+  pthread_once(&gcam__xnn_once, gcam__xnn_init_once);
+  if (gcam__xnn_init_status != xnn_status_success)
+    return gcam__error(GCAM_STATUS_BACKEND, "XNNPACK initialisation failed: %s (xnn_status %d)",
+                       gcam__xnn_status_name(gcam__xnn_init_status), (int)gcam__xnn_init_status);
+  return GCAM_STATUS_OK;
+}
+
+/* ---- conv ------------------------------------------------------------------------------- */
+
+gcam_status gcam_xnn_conv3x3_relu_create(gcam_xnn_conv **op, const float *w_hwio,
+                                         const float *bias, int32_t C, int32_t OC) {
+  if (!op || !w_hwio)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn conv create: NULL argument");
+  *op = NULL;
+  if (C <= 0 || OC <= 0 || (size_t)C * (size_t)OC > SIZE_MAX / (9 * sizeof(float)))
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT,
+                       "xnn conv create: bad channel counts C=%d OC=%d", (int)C, (int)OC);
+  gcam_status st = gcam_xnn_init();
+  if (st != GCAM_STATUS_OK) return st;
+
+  /* XNNPACK wants the kernel as OHWI (OC,3,3,C); it packs it during create, so the
+   * transposed copy lives only for the duration of this call. */
+  float *w_ohwi = malloc(sizeof(float) * 9 * (size_t)C * (size_t)OC);
+  gcam_xnn_conv *c = calloc(1, sizeof *c);
+  if (!w_ohwi || !c) {
+    free(w_ohwi);
+    free(c);
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "xnn conv create: out of memory (C=%d OC=%d)",
+                       (int)C, (int)OC);
+  }
+  for (size_t k = 0; k < 9; k++)
+    for (size_t i = 0; i < (size_t)C; i++) {
+      const float *src = w_hwio + (k * (size_t)C + i) * (size_t)OC;
+      for (size_t o = 0; o < (size_t)OC; o++) w_ohwi[(o * 9 + k) * (size_t)C + i] = src[o];
+    }
+
+  enum xnn_status s = xnn_create_convolution2d_nhwc_f32(
+      1, 1, 1, 1,       /* padding top, right, bottom, left */
+      3, 3,             /* kernel */
+      1, 1,             /* subsampling (stride) */
+      1, 1,             /* dilation */
+      1,                /* groups */
+      (size_t)C, (size_t)OC,
+      (size_t)C, (size_t)OC, /* channel strides of input and output pixels */
+      w_ohwi, bias, 0.0f, INFINITY, 0, &c->op);
+  free(w_ohwi);
+  if (s != xnn_status_success) {
+    free(c);
+    return gcam__xnn_fail(s, "convolution create");
+  }
+  c->C = C;
+  c->OC = OC;
+  *op = c;
+  return GCAM_STATUS_OK;
+}
+
+gcam_status gcam_xnn_conv3x3_relu_run(gcam_xnn_conv *op, float *out, const float *in, int32_t H,
+                                      int32_t W) {
+  if (!op || !out || !in)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn conv run: NULL argument");
+  if (H <= 0 || W <= 0)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn conv run: bad size %dx%d", (int)H,
+                       (int)W);
+  enum xnn_status s =
+      xnn_setup_convolution2d_nhwc_f32(op->op, 1, (size_t)H, (size_t)W, in, out, NULL);
+  if (s != xnn_status_success) return gcam__xnn_fail(s, "convolution setup");
+  s = xnn_run_operator(op->op, NULL);
+  if (s != xnn_status_success) return gcam__xnn_fail(s, "convolution run");
+  return GCAM_STATUS_OK;
+}
+
+void gcam_xnn_conv_delete(gcam_xnn_conv *op) {
+  if (!op) return;
+  xnn_delete_operator(op->op);
+  free(op);
+}
+
+/* ---- max-pool --------------------------------------------------------------------------- */
+
+gcam_status gcam_xnn_maxpool2x2_create(gcam_xnn_maxpool **op, int32_t C) {
+  if (!op) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn maxpool create: NULL argument");
+  *op = NULL;
+  if (C <= 0)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn maxpool create: bad channels C=%d",
+                       (int)C);
+  gcam_status st = gcam_xnn_init();
+  if (st != GCAM_STATUS_OK) return st;
+  gcam_xnn_maxpool *p = calloc(1, sizeof *p);
+  if (!p) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "xnn maxpool create: out of memory");
+  enum xnn_status s = xnn_create_max_pooling2d_nhwc_f32(
+      0, 0, 0, 0, /* padding */
+      2, 2,       /* pooling window */
+      2, 2,       /* stride */
+      1, 1,       /* dilation */
+      (size_t)C, (size_t)C, (size_t)C, -INFINITY, INFINITY, 0, &p->op);
+  if (s != xnn_status_success) {
+    free(p);
+    return gcam__xnn_fail(s, "max-pooling create");
+  }
+  p->C = C;
+  *op = p;
+  return GCAM_STATUS_OK;
+}
+
+gcam_status gcam_xnn_maxpool2x2_run(gcam_xnn_maxpool *op, float *out, const float *in, int32_t H,
+                                    int32_t W) {
+  if (!op || !out || !in)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn maxpool run: NULL argument");
+  if (H <= 0 || W <= 0)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn maxpool run: bad size %dx%d", (int)H,
+                       (int)W);
+  /* XNNPACK would still produce one row/column from a 1-pixel input (its output size is
+   * (H - 2) / 2 + 1 in unsigned "difference or zero" arithmetic); ours is empty. */
+  if (H < 2 || W < 2) return GCAM_STATUS_OK;
+  enum xnn_status s =
+      xnn_setup_max_pooling2d_nhwc_f32(op->op, 1, (size_t)H, (size_t)W, in, out, NULL);
+  if (s != xnn_status_success) return gcam__xnn_fail(s, "max-pooling setup");
+  s = xnn_run_operator(op->op, NULL);
+  if (s != xnn_status_success) return gcam__xnn_fail(s, "max-pooling run");
+  return GCAM_STATUS_OK;
+}
+
+void gcam_xnn_maxpool_delete(gcam_xnn_maxpool *op) {
+  if (!op) return;
+  xnn_delete_operator(op->op);
+  free(op);
+}
+
+/* ---- dense ------------------------------------------------------------------------------ */
+
+gcam_status gcam_xnn_dense_create(gcam_xnn_dense **op, const float *w, const float *bias,
+                                  int32_t IN, int32_t OUT, int relu) {
+  if (!op || !w)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn dense create: NULL argument");
+  *op = NULL;
+  if (IN <= 0 || OUT <= 0)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn dense create: bad sizes IN=%d OUT=%d",
+                       (int)IN, (int)OUT);
+  gcam_status st = gcam_xnn_init();
+  if (st != GCAM_STATUS_OK) return st;
+  gcam_xnn_dense *d = calloc(1, sizeof *d);
+  if (!d) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "xnn dense create: out of memory");
+  /* Our w is (IN, OUT); XNNPACK's default is (OUT, IN), and XNN_FLAG_TRANSPOSE_WEIGHTS
+   * makes it read (IN, OUT), so no transposed copy of VGG16's 400 MB dense0 is needed. */
+  enum xnn_status s = xnn_create_fully_connected_nc_f32(
+      (size_t)IN, (size_t)OUT, (size_t)IN, (size_t)OUT, w, bias, relu ? 0.0f : -INFINITY,
+      INFINITY, XNN_FLAG_TRANSPOSE_WEIGHTS, &d->op);
+  if (s != xnn_status_success) {
+    free(d);
+    return gcam__xnn_fail(s, "fully-connected create");
+  }
+  d->IN = IN;
+  d->OUT = OUT;
+  *op = d;
+  return GCAM_STATUS_OK;
+}
+
+gcam_status gcam_xnn_dense_run(gcam_xnn_dense *op, float *out, const float *in) {
+  if (!op || !out || !in)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn dense run: NULL argument");
+  enum xnn_status s = xnn_setup_fully_connected_nc_f32(op->op, 1, in, out, NULL);
+  if (s != xnn_status_success) return gcam__xnn_fail(s, "fully-connected setup");
+  s = xnn_run_operator(op->op, NULL);
+  if (s != xnn_status_success) return gcam__xnn_fail(s, "fully-connected run");
+  return GCAM_STATUS_OK;
+}
+
+void gcam_xnn_dense_delete(gcam_xnn_dense *op) {
+  if (!op) return;
+  xnn_delete_operator(op->op);
+  free(op);
+}

@@ -1,0 +1,69 @@
+/* xnn_backend.h: Debian's XNNPACK as a second native backend for the network's ops.
+ *
+ * Compiled only when CMake finds libxnnpack-dev (it then defines GCAM_HAVE_XNNPACK); the
+ * WebAssembly build never sees it. Each op follows XNNPACK's own lifecycle: create (checks
+ * the shape and packs the weights, so the caller's weights may be freed afterwards) ->
+ * run (binds the shape and the buffers, then computes) -> delete. Tensors are NHWC with
+ * batch 1, and the weights come in the file's canonical layouts, as in ops.h:
+ *   conv:  w_hwio (3, 3, C, OC), bias (OC)
+ *   dense: w (IN, OUT) row-major, bias (OUT)
+ *
+ * Everything runs on the calling thread (no thread pool), like our own kernels.
+ * The run functions allocate nothing themselves; XNNPACK may grow a conv's indirection
+ * buffer inside run when the spatial size differs from the previous run's.
+ *
+ * XNNPACK may read (never write) up to GCAM_XNN_EXTRA_BYTES past the end of an input
+ * tensor: allocate inputs with that much slack.
+ *
+ * Every function returns GCAM_STATUS_OK or sets gcam_last_error() and returns
+ * GCAM_STATUS_INVALID_ARGUMENT (bad shape, NULL pointer), GCAM_STATUS_OUT_OF_MEMORY or
+ * GCAM_STATUS_BACKEND (XNNPACK refused or is unusable on this processor). */
+#ifndef GCAM_XNN_BACKEND_H
+#define GCAM_XNN_BACKEND_H
+
+#include <stdint.h>
+
+#include "gcam.h"
+
+/* bytes XNNPACK may read past the end of an input tensor (its XNN_EXTRA_BYTES) */
+#define GCAM_XNN_EXTRA_BYTES 16
+
+/* Initialise XNNPACK (once per process; later calls return the first outcome). The create
+ * functions call it themselves. */
+gcam_status gcam_xnn_init(void);
+
+/* ---- 3x3 convolution, stride 1, zero padding 1, + bias + ReLU ---------------------------- */
+
+typedef struct gcam_xnn_conv gcam_xnn_conv;
+
+/* w_hwio (3,3,C,OC), bias (OC) or NULL for zero bias. */
+gcam_status gcam_xnn_conv3x3_relu_create(gcam_xnn_conv **op, const float *w_hwio,
+                                         const float *bias, int32_t C, int32_t OC);
+/* in (H,W,C) -> out (H,W,OC) = ReLU(conv3x3(in) + bias). `out` must not alias `in`. */
+gcam_status gcam_xnn_conv3x3_relu_run(gcam_xnn_conv *op, float *out, const float *in, int32_t H,
+                                      int32_t W);
+void gcam_xnn_conv_delete(gcam_xnn_conv *op);
+
+/* ---- 2x2 max-pool, stride 2, forward only (floor: an odd last row/column is dropped) ----- */
+
+typedef struct gcam_xnn_maxpool gcam_xnn_maxpool;
+
+gcam_status gcam_xnn_maxpool2x2_create(gcam_xnn_maxpool **op, int32_t C);
+/* in (H,W,C) -> out (H/2,W/2,C). H or W of 1 is valid and writes nothing. No argmax: the
+ * backward uses our own gcam_maxpool2x2_forward. */
+gcam_status gcam_xnn_maxpool2x2_run(gcam_xnn_maxpool *op, float *out, const float *in, int32_t H,
+                                    int32_t W);
+void gcam_xnn_maxpool_delete(gcam_xnn_maxpool *op);
+
+/* ---- dense (fully connected), batch 1 ---------------------------------------------------- */
+
+typedef struct gcam_xnn_dense gcam_xnn_dense;
+
+/* w (IN,OUT), bias (OUT) or NULL; relu != 0 clamps the output at 0. */
+gcam_status gcam_xnn_dense_create(gcam_xnn_dense **op, const float *w, const float *bias,
+                                  int32_t IN, int32_t OUT, int relu);
+/* in (IN) -> out (OUT) = in . w + bias (then ReLU). `out` must not alias `in`. */
+gcam_status gcam_xnn_dense_run(gcam_xnn_dense *op, float *out, const float *in);
+void gcam_xnn_dense_delete(gcam_xnn_dense *op);
+
+#endif

@@ -1,0 +1,184 @@
+"""The command-line tool: its JSON, its images, and one clear stderr line for every bad input.
+
+Run: /usr/bin/python3 -m pytest tests/py/test_cli.py   (after building build/gcam)
+"""
+
+import json
+import os
+import struct
+import subprocess
+import zlib
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, cli_path
+
+FIX = os.path.join(ROOT, "tests", "fixtures", "vgg_small")
+MODEL = os.path.join(FIX, "model.gcam")
+IMAGE = os.path.join(FIX, "img0.png")  # 203 x 157
+
+
+def run(*args):
+    exe = cli_path()
+    if not os.access(exe, os.X_OK):
+        pytest.fail(f"{exe} not found: build the CLI first")
+    return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(r, *words):
+    assert r.returncode != 0, f"exit 0 for a bad input: {r.stdout}"
+    lines = r.stderr.strip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("gcam: "), f"stderr: {r.stderr!r}"
+    for w in words:
+        assert w.lower() in lines[0].lower(), f"'{w}' not in {lines[0]!r}"
+    assert r.stdout == "", f"stdout on error: {r.stdout!r}"
+
+
+def png_bytes(w, h, rgb):
+    """a valid PNG written by hand (no cv2), 8-bit RGB"""
+    raw = b"".join(b"\x00" + bytes(rgb[y].astype(np.uint8).tobytes()) for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_json_shape_and_top_k():
+    r = run("explain", "--weights", MODEL, "--image", IMAGE, "--json", "--top-k", "3")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    preds, ex = out["predictions"], out["explanations"]
+    assert len(preds) == 5 and len(ex) == 3
+    logits = [p["logit"] for p in preds]
+    assert logits == sorted(logits, reverse=True)
+    assert abs(sum(p["probability"] for p in preds)) <= 1.0 + 1e-6
+    assert [e["class"] for e in ex] == [p["index"] for p in preds[:3]]
+    for e in ex:
+        hm = e["heatmap"]
+        assert (hm["width"], hm["height"]) == (14, 14) and len(hm["data"]) == 196
+        assert min(hm["data"]) >= 0.0 and max(hm["data"]) in (0.0, 1.0)
+        assert e["raw_max"] >= 0.0
+    assert preds[0]["label"] == f"class{preds[0]['index']}"
+
+
+def test_class_and_score_modes_differ_but_agree_on_shape():
+    a = json.loads(run("explain", "--weights", MODEL, "--image", IMAGE, "--json", "--class", "7").stdout)
+    b = json.loads(run("explain", "--weights", MODEL, "--image", IMAGE, "--json", "--class", "7",
+                       "--score", "softmax").stdout)
+    assert a["explanations"][0]["class"] == 7 and b["explanations"][0]["class"] == 7
+    assert a["explanations"][0]["raw_max"] != b["explanations"][0]["raw_max"]
+
+
+def test_overlay_and_heatmap_pngs(tmp_path):
+    import cv2
+    ov, hm = tmp_path / "ov.png", tmp_path / "hm.png"
+    r = run("explain", "--weights", MODEL, "--image", IMAGE, "--overlay", ov, "--heatmap", hm)
+    assert r.returncode == 0, r.stderr
+    for p in (ov, hm):
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        assert img is not None and img.shape[:2] == (157, 203), p
+    src = cv2.imread(IMAGE)
+    over = cv2.imread(str(ov))
+    assert np.abs(over.astype(int) - src.astype(int)).max() > 0  # something was blended
+
+
+def test_text_output_names_classes():
+    r = run("explain", "--weights", MODEL, "--image", IMAGE)
+    assert r.returncode == 0 and r.stdout.startswith("1. class ")
+    assert len(r.stdout.strip().split("\n")) == 5
+
+
+def test_info():
+    r = run("info", "--weights", MODEL)
+    assert r.returncode == 0 and "13 conv + 3 dense" in r.stdout and "sha256" in r.stdout
+
+
+@pytest.mark.parametrize("args,words", [
+    ((), ["command"]),
+    (("frobnicate",), ["unknown command"]),
+    (("explain", "--weights", MODEL), ["--image"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--class"), ["needs a value"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--class", "x"), ["--class"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--class", "-3"), ["--class"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--class", "10"), ["outside"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--top-k", "11"), ["top-k"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--top-k", "0"), ["top-k"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--class", "1", "--top-k", "2"), ["exclude"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--score", "prob"), ["--score"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--bogus", "1"), ["unknown option"]),
+    (("explain", "--weights", MODEL, "--image", "/no/such.png"), ["/no/such.png"]),
+    (("explain", "--weights", "/no/such.gcam", "--image", IMAGE), ["/no/such.gcam"]),
+])
+def test_usage_and_missing_files(args, words):
+    assert_one_line_error(run(*args), *words)
+
+
+def bad_weights(tmp_path):
+    good = open(MODEL, "rb").read()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 1
+    v2 = bytearray(good)
+    v2[8:12] = struct.pack("<I", 2)
+    return {
+        "empty": (b"", "empty"),
+        "truncated": (good[: len(good) // 3], "TRUNCATED"),
+        "one bit flipped": (bytes(flipped), "SHA-256"),
+        "version 2": (bytes(v2), "version 2"),
+        "an image": (open(IMAGE, "rb").read(), "not a gcam weights file"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "one bit flipped", "version 2", "an image"])
+def test_bad_weights(tmp_path, case):
+    data, word = bad_weights(tmp_path)[case]
+    p = tmp_path / "w.gcam"
+    p.write_bytes(data)
+    assert_one_line_error(run("explain", "--weights", p, "--image", IMAGE), word)
+
+
+def bad_images():
+    png = open(IMAGE, "rb").read()
+    return {
+        "empty": b"",
+        "truncated png": png[: len(png) // 2],
+        "text": b"this is not an image at all\n" * 10,
+        "gif": b"GIF89a" + struct.pack("<HH", 1, 1) + b"\x00" * 20,
+        "psd": b"8BPS\x00\x01" + b"\x00" * 40,
+    }
+
+
+@pytest.mark.parametrize("case,status", [
+    ("empty", "IMAGE_DECODE"), ("truncated png", "IMAGE_DECODE"), ("text", "IMAGE_DECODE"),
+    ("gif", "UNSUPPORTED_FORMAT"), ("psd", "UNSUPPORTED_FORMAT")])
+def test_bad_images(tmp_path, case, status):
+    p = tmp_path / "img"
+    p.write_bytes(bad_images()[case])
+    assert_one_line_error(run("explain", "--weights", MODEL, "--image", p), status)
+
+
+@pytest.mark.parametrize("w,h", [(1, 1), (1, 5000), (5000, 1)])
+def test_degenerate_sizes_explain(tmp_path, w, h):
+    rng = np.random.default_rng(w * 7 + h)
+    p = tmp_path / "img.png"
+    p.write_bytes(png_bytes(w, h, rng.integers(0, 256, (h, w, 3))))
+    ov = tmp_path / "ov.png"
+    r = run("explain", "--weights", MODEL, "--image", p, "--json", "--overlay", ov)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert all(np.isfinite(v) for v in out["explanations"][0]["heatmap"]["data"])
+    import cv2
+    assert cv2.imread(str(ov)).shape[:2] == (h, w)
+
+
+def test_image_over_the_cap_is_refused_before_decoding(tmp_path):
+    # a PNG header announcing 100000 x 100000 pixels, with no pixel data at all
+    hdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + hdr
+            + struct.pack(">I", zlib.crc32(b"IHDR" + hdr) & 0xFFFFFFFF))
+    p = tmp_path / "huge.png"
+    p.write_bytes(data)
+    assert_one_line_error(run("explain", "--weights", MODEL, "--image", p), "IMAGE_TOO_LARGE")

@@ -1,0 +1,501 @@
+/* test_kernels.c: every fast kernel against its naive twin (src/kernels/ref.c) on awkward
+ * sizes, the vector microkernels against their scalar twins, and the backward ops against
+ * central finite differences of their forwards.
+ *
+ * Tolerances (errors measured on this machine are printed by the VGG16-shape cases):
+ *   - microkernel vector vs scalar: same summation order, rel err <= 1e-6 (floor 1).
+ *   - conv direct vs the double reference: |fast-ref| <= 1e-5 * (|bias| + sum |x*w|) per
+ *     output, i.e. relative to the magnitude of the terms summed (a float sum of K terms is
+ *     off by at most ~K*eps of it; typically sqrt(K)*eps).
+ *   - conv Winograd F(2x3): the same measure, <= 5e-5: the transforms add and subtract up to
+ *     4 inputs and 4 products, which costs a few eps more than direct (measured ~1e-6).
+ *   - dense: |fast-ref| <= 1e-5 * (|bias| + sum |x*w|).
+ *   - maxpool forward: exact (values and argmax, NaN included).
+ *   - backward ops vs finite differences: see each case. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/conv3x3.h"
+#include "kernels/gemm.h"
+#include "ops.h"
+#include "test.h"
+
+static unsigned seed = 12345;
+
+static float *falloc(size_t n) {
+  float *p = malloc((n ? n : 1) * sizeof *p);
+  if (!p) {
+    fprintf(stderr, "out of memory\n");
+    exit(2);
+  }
+  return p;
+}
+
+/* per output, |bias| + sum |x*w|: the magnitude of the terms a conv output sums */
+static double *conv_magnitude(const float *in, const float *w, const float *bias, int H, int W,
+                              int C, int OC) {
+  double *mag = malloc((size_t)H * W * OC * sizeof *mag);
+  if (!mag) exit(2);
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++)
+      for (int o = 0; o < OC; o++) {
+        double m = fabs(bias[o]);
+        for (int s = 0; s < 9; s++) {
+          int iy = y + s / 3 - 1, ix = x + s % 3 - 1;
+          if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+          for (int c = 0; c < C; c++)
+            m += fabs((double)in[((size_t)iy * W + ix) * C + c] *
+                      w[((size_t)s * C + c) * OC + o]);
+        }
+        mag[((size_t)y * W + x) * OC + o] = m;
+      }
+  return mag;
+}
+
+/* max over outputs of |a-b| / magnitude: the error relative to the terms summed */
+static double conv_err(const float *fast, const float *ref, const double *mag, size_t n) {
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs((double)fast[i] - ref[i]) / (mag[i] > 1e-30 ? mag[i] : 1e-30);
+    if (e > worst || e != e) worst = e != e ? INFINITY : e;
+  }
+  return worst;
+}
+
+/* ---- microkernels ------------------------------------------------------------------------ */
+
+static void test_igemm_ukernels(void) {
+  const size_t ncs[] = {1, 3, 4, 7, 8, 9, 16, 17};
+  const size_t kcs[] = {1, 2, 3, 4, 5, 8, 11};
+  const size_t kss[] = {1, 2, 9};
+  const size_t ldc = 24, maxk = 11 * 9;
+  float rows[GCAM_GEMM_MR * 9][11], zero[11] = {0};
+  float *packed = falloc(3 * gcam__gemm_block_floats(maxk));
+  float *b = falloc(maxk * 17), bias[17];
+  float cv[GCAM_GEMM_MR * 24], cs[GCAM_GEMM_MR * 24];
+  int bad = 0, cases = 0;
+  for (int relu = 0; relu < 2; relu++)
+    for (size_t mr = 1; mr <= GCAM_GEMM_MR; mr++)
+      for (size_t ni = 0; ni < sizeof ncs / sizeof *ncs; ni++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof *kcs; ki++)
+          for (size_t si = 0; si < sizeof kss / sizeof *kss; si++) {
+            const size_t nc = ncs[ni], kc = kcs[ki], ks = kss[si];
+            test_fill_uniform(&rows[0][0], sizeof rows / sizeof(float), &seed, -1.0f, 1.0f);
+            test_fill_uniform(b, kc * ks * nc, &seed, -1.0f, 1.0f);
+            test_fill_uniform(bias, nc, &seed, -1.0f, 1.0f);
+            gcam__gemm_pack(packed, b, nc, bias, kc * ks, nc);
+            const float *a[GCAM_GEMM_MR * 9];
+            for (size_t s = 0; s < ks; s++)
+              for (size_t m = 0; m < GCAM_GEMM_MR; m++) /* every third tap is padding */
+                a[s * GCAM_GEMM_MR + m] =
+                    (s % 3 == 2 && m == 1) ? zero : rows[(s * GCAM_GEMM_MR + m) % 36];
+            for (size_t i = 0; i < GCAM_GEMM_MR * 24; i++) cv[i] = cs[i] = 1234.5f;
+            if (relu) {
+              gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
+              gcam_f32_igemm_relu_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
+            } else {
+              gcam_f32_igemm_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
+              gcam_f32_igemm_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
+            }
+            /* the scalar twin against a plain triple loop (its own oracle) */
+            double worst_s = 0.0;
+            for (size_t m = 0; m < mr; m++)
+              for (size_t n = 0; n < nc; n++) {
+                double acc = bias[n];
+                for (size_t s = 0; s < ks; s++)
+                  for (size_t k = 0; k < kc; k++)
+                    acc += (double)a[s * GCAM_GEMM_MR + m][k] * b[(s * kc + k) * nc + n];
+                if (relu && acc < 0.0) acc = 0.0;
+                double e = fabs(cs[m * ldc + n] - acc) / (fabs(acc) > 1.0 ? fabs(acc) : 1.0);
+                if (e > worst_s) worst_s = e;
+              }
+            double worst = 0.0;
+            int clobbered = 0;
+            for (size_t m = 0; m < GCAM_GEMM_MR; m++)
+              for (size_t n = 0; n < ldc; n++) {
+                size_t i = m * ldc + n;
+                if (m < mr && n < nc) {
+                  double e = fabs(cv[i] - cs[i]) / (fabs(cs[i]) > 1.0 ? fabs(cs[i]) : 1.0);
+                  if (e > worst || e != e) worst = e != e ? INFINITY : e;
+                } else if (cv[i] != 1234.5f) {
+                  clobbered = 1;
+                }
+              }
+            cases++;
+            if (!(worst <= 1e-6 && worst_s <= 1e-5 && !clobbered)) {
+              bad++;
+              CHECK(0, "igemm relu=%d mr=%zu nc=%zu kc=%zu ks=%zu: vec/scalar %.3g, scalar/ref "
+                    "%.3g, wrote outside the tile %d", relu, mr, nc, kc, ks, worst, worst_s,
+                    clobbered);
+            }
+          }
+  CHECK(bad == 0, "%d of %d microkernel cases failed", bad, cases);
+  free(packed);
+  free(b);
+}
+
+/* ---- conv3x3 ------------------------------------------------------------------------------- */
+
+typedef struct {
+  double direct, wino, wino_small, dispatch, cross; /* error / magnitude of the terms */
+  double rel_direct, rel_wino; /* plain max rel err, floor = rms(ref) */
+} conv_errs;
+
+/* Runs direct (default and smallest oc block), Winograd (default and 4-tile blocks) and the
+ * ops.h dispatch on one shape; returns the errors relative to the reference. */
+static conv_errs conv_case(int H, int W, int C, int OC, float in_lo, float w_scale) {
+  const size_t n_in = (size_t)H * W * C, n_out = (size_t)H * W * OC, n_w = (size_t)9 * C * OC;
+  float *in = falloc(n_in), *w = falloc(n_w), *bias = falloc(OC);
+  float *ref = falloc(n_out), *out = falloc(n_out), *out2 = falloc(n_out);
+  test_fill_uniform(in, n_in, &seed, in_lo, 1.0f);
+  test_fill_uniform(w, n_w, &seed, -w_scale, w_scale);
+  test_fill_uniform(bias, OC, &seed, -0.1f, 0.1f);
+  gcam_conv3x3_relu_forward_ref(ref, in, w, bias, H, W, C, OC);
+  double *mag = conv_magnitude(in, w, bias, H, W, C, OC), ref_ss = 0.0;
+  for (size_t i = 0; i < n_out; i++) ref_ss += (double)ref[i] * ref[i];
+  const double floor_ = ref_ss > 0.0 ? sqrt(ref_ss / (double)n_out) : 1e-30;
+  conv_errs r;
+
+  float *pd = falloc(gcam__conv3x3_direct_packed_floats(C, OC));
+  float *sd = falloc(gcam__conv3x3_direct_scratch_floats(H, W, C, OC));
+  gcam__conv3x3_direct_pack(pd, w, bias, C, OC);
+  gcam__conv3x3_direct_forward(out, in, pd, H, W, C, OC, sd, 0);
+  r.direct = conv_err(out, ref, mag, n_out);
+  r.rel_direct = test_max_rel_err(out, ref, n_out, floor_);
+  gcam__conv3x3_direct_forward(out2, in, pd, H, W, C, OC, sd, GCAM_GEMM_NR);
+  double e2 = conv_err(out2, ref, mag, n_out);
+  if (e2 > r.direct) r.direct = e2;
+
+  float *pw = falloc(gcam__conv3x3_wino2_packed_floats(C, OC));
+  gcam__conv3x3_wino2_pack(pw, w, bias, C, OC);
+  float *sw = falloc(gcam__conv3x3_wino2_scratch_floats(H, W, C, OC, 0));
+  gcam__conv3x3_wino2_forward(out2, in, pw, H, W, C, OC, sw, 0, 0);
+  r.wino = conv_err(out2, ref, mag, n_out);
+  r.rel_wino = test_max_rel_err(out2, ref, n_out, floor_);
+  r.cross = conv_err(out2, out, mag, n_out);
+  free(sw);
+  sw = falloc(gcam__conv3x3_wino2_scratch_floats(H, W, C, OC, 1));
+  gcam__conv3x3_wino2_forward(out2, in, pw, H, W, C, OC, sw, 1, GCAM_GEMM_NR);
+  r.wino_small = conv_err(out2, ref, mag, n_out);
+
+  float *pp = falloc(gcam_conv3x3_packed_floats(C, OC));
+  float *sp = falloc(gcam_conv3x3_scratch_floats(H, W, C, OC));
+  gcam_conv3x3_pack(pp, w, bias, C, OC);
+  gcam_conv3x3_relu_forward(out2, in, pp, H, W, C, OC, sp);
+  r.dispatch = conv_err(out2, ref, mag, n_out);
+
+  free(in), free(w), free(bias), free(ref), free(out), free(out2);
+  free(pd), free(sd), free(pw), free(sw), free(pp), free(sp), free(mag);
+  return r;
+}
+
+static void test_conv_sweep(void) {
+  const int hw[][2] = {{1, 1}, {1, 7}, {2, 2}, {3, 5}, {5, 3}, {7, 7},
+                       {14, 14}, {15, 15}, {2, 15}, {15, 1}};
+  const int Cs[] = {1, 3, 4, 5, 17, 64};
+  const int OCs[] = {1, 3, 7, 8, 9, 16, 33, 64};
+  double worst_d = 0, worst_w = 0, worst_x = 0;
+  int bad = 0, cases = 0;
+  for (size_t i = 0; i < sizeof hw / sizeof *hw; i++)
+    for (size_t ci = 0; ci < sizeof Cs / sizeof *Cs; ci++)
+      for (size_t oi = 0; oi < sizeof OCs / sizeof *OCs; oi++) {
+        const int H = hw[i][0], W = hw[i][1], C = Cs[ci], OC = OCs[oi];
+        conv_errs r = conv_case(H, W, C, OC, -1.0f, 1.0f);
+        double wi = r.wino > r.wino_small ? r.wino : r.wino_small;
+        int ok = r.direct <= 1e-5 && wi <= 5e-5 && r.cross <= 5e-5 &&
+                 r.dispatch <= 5e-5;
+        cases++;
+        if (!ok) {
+          bad++;
+          CHECK(0, "conv %dx%dx%d->%d: direct %.3g wino %.3g/%.3g cross %.3g dispatch %.3g",
+                H, W, C, OC, r.direct, r.wino, r.wino_small, r.cross, r.dispatch);
+        }
+        if (r.direct > worst_d) worst_d = r.direct;
+        if (wi > worst_w) worst_w = wi;
+        if (r.cross > worst_x) worst_x = r.cross;
+      }
+  CHECK(bad == 0, "%d of %d conv shapes failed", bad, cases);
+  printf("conv sweep: %d shapes, worst error / sum|terms|: direct %.2e, winograd %.2e, "
+         "winograd vs direct %.2e\n", cases, worst_d, worst_w, worst_x);
+}
+
+/* VGG16's layer shapes at reduced spatial size, He-scaled weights, non-negative inputs (as
+ * after a ReLU) except for the first layer: the errors the network will see, per layer. */
+static void test_conv_vgg16_shapes(void) {
+  const int shapes[][4] = {{18, 18, 3, 64},   {18, 18, 64, 64},   {11, 11, 64, 128},
+                           {11, 11, 128, 128}, {8, 8, 128, 256},  {8, 8, 256, 256},
+                           {6, 6, 256, 512},  {6, 6, 512, 512},   {14, 14, 512, 512}};
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    const int H = shapes[i][0], W = shapes[i][1], C = shapes[i][2], OC = shapes[i][3];
+    conv_errs r = conv_case(H, W, C, OC, C == 3 ? -120.0f : 0.0f, sqrtf(6.0f / (9.0f * C)));
+    double wi = r.wino > r.wino_small ? r.wino : r.wino_small;
+    printf("vgg16 shape %2dx%2dx%3d->%3d: error/sum|terms| direct %.2e winograd %.2e; "
+           "max rel err (floor rms) direct %.2e winograd %.2e; uses %s\n", H, W, C, OC,
+           r.direct, wi, r.rel_direct, r.rel_wino,
+           gcam__conv3x3_use_wino2(C, OC) ? "winograd" : "direct");
+    CHECK(r.direct <= 1e-5, "vgg16 %dx%dx%d->%d direct %.3g", H, W, C, OC, r.direct);
+    CHECK(wi <= 5e-5, "vgg16 %dx%dx%d->%d winograd %.3g", H, W, C, OC, wi);
+    CHECK(r.dispatch <= 5e-5, "vgg16 %dx%dx%d->%d dispatch %.3g", H, W, C, OC, r.dispatch);
+  }
+}
+
+/* ---- maxpool ----------------------------------------------------------------------------- */
+
+static int same_float(float a, float b) { return (a == b) || (a != a && b != b); }
+
+static void test_maxpool_forward(void) {
+  const int sizes[] = {1, 2, 3, 5, 7, 14, 15};
+  const int Cs[] = {1, 3, 4, 5, 17, 64};
+  int bad = 0, cases = 0;
+  for (int mode = 0; mode < 3; mode++) /* 0: random, 1: many ties, 2: ties and NaNs */
+    for (size_t hi = 0; hi < 7; hi++)
+      for (size_t wi = 0; wi < 7; wi++)
+        for (size_t ci = 0; ci < 6; ci++) {
+          const int H = sizes[hi], W = sizes[wi], C = Cs[ci];
+          const size_t n = (size_t)H * W * C, m = (size_t)(H / 2) * (W / 2) * C;
+          float *in = falloc(n), *o1 = falloc(m), *o2 = falloc(m), *o3 = falloc(m);
+          int32_t *a1 = malloc((m ? m : 1) * sizeof *a1), *a2 = malloc((m ? m : 1) * sizeof *a2);
+          test_fill_uniform(in, n, &seed, -1.0f, 1.0f);
+          if (mode >= 1)
+            for (size_t i = 0; i < n; i++) in[i] = floorf(in[i] * 2.0f); /* {-2,-1,0,1} */
+          if (mode == 2)
+            for (size_t i = 0; i < n; i++)
+              if ((i * 7919) % 11 == 0) in[i] = NAN;
+          gcam_maxpool2x2_forward_ref(o1, a1, in, H, W, C);
+          gcam_maxpool2x2_forward(o2, a2, in, H, W, C);
+          gcam_maxpool2x2_forward(o3, NULL, in, H, W, C);
+          int ok = 1;
+          for (size_t i = 0; i < m; i++)
+            if (!same_float(o1[i], o2[i]) || a1[i] != a2[i] || !same_float(o1[i], o3[i]) ||
+                !same_float(in[a1[i]], o1[i]))
+              ok = 0;
+          cases++;
+          if (!ok) {
+            bad++;
+            CHECK(0, "maxpool mode %d %dx%dx%d differs from the reference", mode, H, W, C);
+          }
+          free(in), free(o1), free(o2), free(o3), free(a1), free(a2);
+        }
+  CHECK(bad == 0, "%d of %d maxpool cases failed", bad, cases);
+
+  /* the tie and NaN rules themselves (as torch.nn.functional.max_pool2d, checked by hand:
+   * [3,3,1,3] -> index 0; [nan,1,nan,2] -> index 2; [1,nan,2,nan] -> index 3) */
+  const float cases4[3][4] = {{3, 3, 1, 3}, {NAN, 1, NAN, 2}, {1, NAN, 2, NAN}};
+  const int32_t expect[3] = {0, 2, 3};
+  for (int k = 0; k < 3; k++)
+    for (int fast = 0; fast < 2; fast++) {
+      float o;
+      int32_t a = -1;
+      if (fast)
+        gcam_maxpool2x2_forward(&o, &a, cases4[k], 2, 2, 1);
+      else
+        gcam_maxpool2x2_forward_ref(&o, &a, cases4[k], 2, 2, 1);
+      CHECK(a == expect[k], "maxpool rule case %d (%s): argmax %d, expected %d", k,
+            fast ? "fast" : "ref", (int)a, (int)expect[k]);
+    }
+  /* 4 channels at once: same rules lane by lane */
+  float in4[16];
+  for (int d = 0; d < 4; d++)
+    for (int k = 0; k < 4; k++) in4[d * 4 + k] = k < 3 ? cases4[k][d] : (float)d;
+  float o4[4];
+  int32_t a4[4];
+  gcam_maxpool2x2_forward(o4, a4, in4, 2, 2, 4);
+  CHECK(a4[0] == 0 && a4[1] == 9 && a4[2] == 14 && a4[3] == 15 && o4[3] == 3.0f,
+        "maxpool vector rules: %d %d %d %d", (int)a4[0], (int)a4[1], (int)a4[2], (int)a4[3]);
+}
+
+/* d_in against central differences of sum(g * maxpool(x)): values distinct and 1/8 apart, so
+ * a step of 1/32 never changes which input wins; exact up to float rounding of x +- h. */
+static void test_maxpool_backward(void) {
+  const int dims[][3] = {{2, 2, 1}, {5, 7, 3}, {7, 5, 4}, {6, 6, 17}, {3, 3, 5}};
+  for (size_t t = 0; t < sizeof dims / sizeof *dims; t++) {
+    const int H = dims[t][0], W = dims[t][1], C = dims[t][2];
+    const size_t n = (size_t)H * W * C, m = (size_t)(H / 2) * (W / 2) * C;
+    float *x = falloc(n), *g = falloc(m), *y = falloc(m), *d = falloc(n);
+    int32_t *am = malloc(m * sizeof *am);
+    for (size_t i = 0; i < n; i++) x[i] = (float)i * 0.125f;
+    for (size_t i = n - 1; i > 0; i--) { /* shuffle */
+      seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
+      size_t j = seed % (i + 1);
+      float tmp = x[i];
+      x[i] = x[j], x[j] = tmp;
+    }
+    test_fill_uniform(g, m, &seed, -1.0f, 1.0f);
+    gcam_maxpool2x2_forward(y, am, x, H, W, C);
+    for (size_t i = 0; i < n; i++) d[i] = 999.0f; /* must be overwritten */
+    gcam_maxpool2x2_backward(d, g, am, H, W, C);
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+      const float x0 = x[i];
+      double L[2];
+      float hs[2];
+      for (int s = 0; s < 2; s++) {
+        x[i] = hs[s] = x0 + (s ? -1.0f : 1.0f) / 32.0f;
+        gcam_maxpool2x2_forward_ref(y, NULL, x, H, W, C);
+        L[s] = 0.0;
+        for (size_t k = 0; k < m; k++) L[s] += (double)g[k] * y[k];
+      }
+      x[i] = x0;
+      double fd = (L[0] - L[1]) / ((double)hs[0] - hs[1]);
+      double e = fabs(fd - d[i]);
+      if (e > worst || e != e) worst = e != e ? INFINITY : e;
+    }
+    CHECK(worst <= 1e-6, "maxpool backward %dx%dx%d vs finite differences: %.3g", H, W, C,
+          worst);
+    free(x), free(g), free(y), free(d), free(am);
+  }
+}
+
+/* ---- dense ------------------------------------------------------------------------------- */
+
+static double dense_err(const float *fast, const float *ref, const float *in, const float *w,
+                        const float *bias, int IN, int OUT, int transposed) {
+  double worst = 0.0;
+  int n = transposed ? IN : OUT;
+  for (int o = 0; o < n; o++) {
+    double mag = transposed ? 0.0 : fabs(bias[o]);
+    if (transposed)
+      for (int k = 0; k < OUT; k++) mag += fabs((double)w[(size_t)o * OUT + k] * in[k]);
+    else
+      for (int k = 0; k < IN; k++) mag += fabs((double)in[k] * w[(size_t)k * OUT + o]);
+    double e = fabs((double)fast[o] - ref[o]) / (mag > 1e-30 ? mag : 1e-30);
+    if (e > worst || e != e) worst = e != e ? INFINITY : e;
+  }
+  return worst;
+}
+
+static void test_dense(void) {
+  const int INs[] = {1, 3, 4, 5, 17, 100, 1031};
+  const int OUTs[] = {1, 3, 4, 5, 7, 9, 33, 1000};
+  double worst_f = 0.0, worst_b = 0.0;
+  int bad = 0, cases = 0;
+  for (size_t ii = 0; ii < sizeof INs / sizeof *INs; ii++)
+    for (size_t oi = 0; oi < sizeof OUTs / sizeof *OUTs; oi++) {
+      const int IN = INs[ii], OUT = OUTs[oi];
+      float *in = falloc(IN), *w = falloc((size_t)IN * OUT), *bias = falloc(OUT);
+      float *o1 = falloc(OUT), *o2 = falloc(OUT), *g = falloc(OUT), *d1 = falloc(IN),
+            *d2 = falloc(IN);
+      test_fill_uniform(in, IN, &seed, -1.0f, 1.0f);
+      test_fill_uniform(w, (size_t)IN * OUT, &seed, -1.0f, 1.0f);
+      test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
+      test_fill_uniform(g, OUT, &seed, -1.0f, 1.0f);
+      for (int relu = 0; relu < 2; relu++) {
+        gcam_dense_forward_ref(o1, in, w, bias, IN, OUT, relu);
+        gcam_dense_forward(o2, in, w, bias, IN, OUT, relu);
+        double e = dense_err(o2, o1, in, w, bias, IN, OUT, 0);
+        int neg = 0;
+        for (int o = 0; relu && o < OUT; o++) neg |= o2[o] < 0.0f;
+        cases++;
+        if (!(e <= 1e-5) || neg) {
+          bad++;
+          CHECK(0, "dense forward IN=%d OUT=%d relu=%d: %.3g (negative after relu: %d)", IN,
+                OUT, relu, e, neg);
+        }
+        if (e > worst_f) worst_f = e;
+      }
+      gcam_dense_backward_input_ref(d1, g, w, IN, OUT);
+      gcam_dense_backward_input(d2, g, w, IN, OUT);
+      double e = dense_err(d2, d1, g, w, NULL, IN, OUT, 1);
+      cases++;
+      if (!(e <= 1e-5)) {
+        bad++;
+        CHECK(0, "dense backward_input IN=%d OUT=%d: %.3g", IN, OUT, e);
+      }
+      if (e > worst_b) worst_b = e;
+      free(in), free(w), free(bias), free(o1), free(o2), free(g), free(d1), free(d2);
+    }
+  CHECK(bad == 0, "%d of %d dense cases failed", bad, cases);
+  printf("dense: worst error / sum|terms|: forward %.2e, backward_input %.2e\n", worst_f,
+         worst_b);
+}
+
+/* backward_input against central differences of L(x) = g . dense_forward(x) (no ReLU): L is
+ * linear, so a large step h = 0.5 is exact but for the float rounding of the outputs. */
+static void test_dense_backward_fd(void) {
+  const int IN = 37, OUT = 23;
+  float in[37], w[37 * 23], bias[23], g[23], y[23], d[37];
+  test_fill_uniform(in, IN, &seed, -1.0f, 1.0f);
+  test_fill_uniform(w, (size_t)IN * OUT, &seed, -1.0f, 1.0f);
+  test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
+  test_fill_uniform(g, OUT, &seed, -1.0f, 1.0f);
+  gcam_dense_backward_input(d, g, w, IN, OUT);
+  double worst = 0.0;
+  for (int i = 0; i < IN; i++) {
+    const float x0 = in[i];
+    double L[2];
+    for (int s = 0; s < 2; s++) {
+      in[i] = x0 + (s ? -0.5f : 0.5f);
+      gcam_dense_forward(y, in, w, bias, IN, OUT, 0);
+      L[s] = 0.0;
+      for (int o = 0; o < OUT; o++) L[s] += (double)g[o] * y[o];
+    }
+    in[i] = x0;
+    double e = fabs((L[0] - L[1]) / 1.0 - d[i]);
+    if (e > worst) worst = e;
+  }
+  CHECK(worst <= 1e-4, "dense backward_input vs finite differences: %.3g", worst);
+}
+
+/* ---- elementwise --------------------------------------------------------------------------- */
+
+static void test_elementwise(void) {
+  const float y[7] = {1.0f, 0.0f, -1.0f, 2.5f, -0.0f, 1e-30f, NAN};
+  float d[7] = {1, 2, 3, 4, 5, 6, 7};
+  const float expect[7] = {1, 0, 0, 4, 0, 6, 0};
+  gcam_relu_backward(d, y, 7);
+  CHECK(memcmp(d, expect, sizeof d) == 0, "relu_backward: %g %g %g %g %g %g %g", d[0], d[1],
+        d[2], d[3], d[4], d[5], d[6]);
+
+  /* softmax: large logits must not overflow; sums to 1; matches a direct double formula */
+  enum { N = 37 };
+  float z[N], p[N], q[N], dz[N];
+  test_fill_uniform(z, N, &seed, -5.0f, 5.0f);
+  z[3] = 1000.0f;
+  z[4] = 999.0f;
+  gcam_softmax_forward(p, z, N);
+  double sum = 0.0, worst = 0.0, denom = 0.0;
+  for (int i = 0; i < N; i++) denom += exp((double)z[i] - 1000.0);
+  for (int i = 0; i < N; i++) {
+    sum += p[i];
+    double e = fabs(p[i] - exp((double)z[i] - 1000.0) / denom);
+    if (e > worst || e != e) worst = e != e ? INFINITY : e;
+  }
+  CHECK(fabs(sum - 1.0) <= 1e-6 && worst <= 1e-7, "softmax: sum %.9g, worst %.3g", sum, worst);
+
+  /* softmax_backward_onehot against central differences of softmax_forward, in float
+   * (h = 1e-2: the O(h^2) term and the outputs' rounding stay below 1e-4) */
+  test_fill_uniform(z, N, &seed, -2.0f, 2.0f);
+  z[5] = 3.0f;
+  gcam_softmax_forward(p, z, N);
+  for (int c = 0; c < N; c += 5) {
+    gcam_softmax_backward_onehot(dz, p, N, c);
+    double wfd = 0.0;
+    for (int i = 0; i < N; i++) {
+      const float z0 = z[i];
+      float hp, hm;
+      z[i] = hp = z0 + 1e-2f;
+      gcam_softmax_forward(q, z, N);
+      double pp = q[c];
+      z[i] = hm = z0 - 1e-2f;
+      gcam_softmax_forward(q, z, N);
+      z[i] = z0;
+      double e = fabs((pp - q[c]) / ((double)hp - hm) - dz[i]);
+      if (e > wfd) wfd = e;
+    }
+    CHECK(wfd <= 1e-4, "softmax_backward_onehot c=%d vs finite differences: %.3g", c, wfd);
+  }
+}
+
+int main(void) {
+  test_igemm_ukernels();
+  test_conv_sweep();
+  test_conv_vgg16_shapes();
+  test_maxpool_forward();
+  test_maxpool_backward();
+  test_dense();
+  test_dense_backward_fd();
+  test_elementwise();
+  TEST_MAIN_END();
+}

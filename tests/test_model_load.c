@@ -1,0 +1,284 @@
+/* test_model_load.c: the weights loader takes good files whole, from a path and in chunks of
+ * any size, and refuses every kind of bad file with the right status and a message, never a
+ * crash. The good file is tests/fixtures/vgg_small/model.gcam (weights/FORMAT.md). */
+#include <stdint.h>
+#include <string.h>
+
+#include "gcam.h"
+#include "sha256.h"
+#include "test.h"
+
+#define MODEL "tests/fixtures/vgg_small/model.gcam"
+#define MODEL_F16_CHW "tests/fixtures/vgg_small/model_torch.gcam"
+
+static uint8_t *good;
+static size_t good_size;
+
+static uint32_t rd32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static void wr32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+
+/* re-sign the payload after an edit, so that a check other than the hash must catch it */
+static void rehash(uint8_t *f, size_t size) {
+  uint64_t off = rd64(f + 16);
+  gcam_sha256 s;
+  gcam__sha256_init(&s);
+  gcam__sha256_update(&s, f + off, size - off);
+  gcam__sha256_final(&s, f + 32);
+}
+
+/* logits of a fixed input: what "the same model" means below */
+static void logits_of(gcam_model *m, float *out) {
+  gcam_model_info info;
+  gcam_model_get_info(m, &info);
+  size_t n = (size_t)info.input_width * info.input_height * 3;
+  float *x = malloc(n * sizeof(float));
+  unsigned seed = 7;
+  test_fill_uniform(x, n, &seed, -100.f, 100.f);
+  gcam_state *s;
+  gcam_state_create(m, &s);
+  gcam_state_forward_tensor(s, x);
+  const float *z;
+  gcam_state_logits(s, &z);
+  memcpy(out, z, sizeof(float) * (size_t)info.n_classes);
+  gcam_state_free(s);
+  free(x);
+}
+
+static gcam_status load_chunked(const uint8_t *data, size_t size, size_t chunk, uint64_t expected,
+                                gcam_model **m) {
+  gcam_model_loader *L;
+  gcam_status st = gcam_model_loader_create(NULL, expected, &L);
+  if (st) return st;
+  for (size_t off = 0; off < size; off += chunk) {
+    size_t n = size - off < chunk ? size - off : chunk;
+    if ((st = gcam_model_loader_write(L, data + off, n))) {
+      gcam_model_loader_free(L);
+      return st;
+    }
+  }
+  return gcam_model_loader_finish(L, m);
+}
+
+static void expect(const char *what, const uint8_t *data, size_t size, gcam_status want,
+                   const char *msg_part) {
+  gcam_model *m = (gcam_model *)1;
+  gcam_status st = gcam_model_load_from_memory(data, size, NULL, &m);
+  CHECK(st == want, "%s: got %s (%s), want %s", what, gcam_status_string(st), gcam_last_error(),
+        gcam_status_string(want));
+  CHECK(m == NULL, "%s: *out must be NULL on failure", what);
+  CHECK(strlen(gcam_last_error()) > 10, "%s: the message is too short: '%s'", what,
+        gcam_last_error());
+  if (msg_part)
+    CHECK(strstr(gcam_last_error(), msg_part) != NULL, "%s: message '%s' lacks '%s'", what,
+          gcam_last_error(), msg_part);
+  /* the same bytes streamed in small chunks must fail the same way */
+  st = load_chunked(data, size, 777, 0, &m);
+  CHECK(st == want, "%s (streamed): got %s (%s)", what, gcam_status_string(st), gcam_last_error());
+}
+
+static void test_good_files(const float *ref) {
+  gcam_model *m;
+  gcam_status st = gcam_model_load_from_file(MODEL, NULL, &m);
+  CHECK(st == GCAM_STATUS_OK, "load %s: %s", MODEL, gcam_last_error());
+  if (st) return;
+  gcam_model_info info;
+  gcam_model_get_info(m, &info);
+  CHECK(info.input_width == 224 && info.input_height == 224, "input %dx%d", info.input_width,
+        info.input_height);
+  CHECK(info.n_conv == 13 && info.n_dense == 3 && info.n_classes == 10, "layers %d/%d/%d",
+        info.n_conv, info.n_dense, info.n_classes);
+  CHECK(info.cam_width == 14 && info.cam_height == 14 && info.cam_channels == 32, "cam %dx%dx%d",
+        info.cam_width, info.cam_height, info.cam_channels);
+  CHECK(info.has_labels && strcmp(gcam_model_label(m, 3), "class3") == 0, "label 3: %s",
+        gcam_model_label(m, 3));
+  CHECK(gcam_model_label(m, 10) == NULL && gcam_model_label(m, -1) == NULL, "label out of range");
+  CHECK(strlen(info.sha256) == 64, "sha256 '%s'", info.sha256);
+  float z[10];
+  logits_of(m, z);
+  CHECK(memcmp(z, ref, sizeof z) == 0, "file load differs from memory load");
+  gcam_model_free(m);
+
+  static const size_t chunks[] = {1, 2, 3, 5, 63, 64, 65, 4096, 100003};
+  for (size_t i = 0; i < sizeof chunks / sizeof *chunks; i++) {
+    st = load_chunked(good, good_size, chunks[i], i % 2 ? good_size : 0, &m);
+    CHECK(st == GCAM_STATUS_OK, "chunk %zu: %s", chunks[i], gcam_last_error());
+    if (st) continue;
+    logits_of(m, z);
+    CHECK(memcmp(z, ref, sizeof z) == 0, "chunk %zu: a different model", chunks[i]);
+    gcam_model_free(m);
+  }
+
+  /* f16 storage and CHW flatten order load too (their numbers are checked in test_pipeline) */
+  st = gcam_model_load_from_file(MODEL_F16_CHW, NULL, &m);
+  CHECK(st == GCAM_STATUS_OK, "load %s: %s", MODEL_F16_CHW, gcam_last_error());
+  if (!st) {
+    gcam_model_get_info(m, &info);
+    CHECK(info.preprocess == GCAM_PREPROCESS_TORCH, "preprocess %d", info.preprocess);
+    gcam_model_free(m);
+  }
+}
+
+static void test_bad_files(void) {
+  uint8_t *f = malloc(good_size + 1);
+  uint64_t header_bytes = rd32(good + 12), payload_offset = rd64(good + 16);
+
+  expect("empty", good, 0, GCAM_STATUS_TRUNCATED, "empty");
+  static const size_t cuts[] = {1, 7, 64, 127, 128, 200};
+  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++)
+    expect("truncated in the header", good, cuts[i], GCAM_STATUS_TRUNCATED, NULL);
+  expect("truncated at the payload", good, (size_t)payload_offset, GCAM_STATUS_TRUNCATED, NULL);
+  expect("truncated in the payload", good, good_size / 2, GCAM_STATUS_TRUNCATED, NULL);
+  expect("one byte short", good, good_size - 1, GCAM_STATUS_TRUNCATED, NULL);
+
+  memcpy(f, good, good_size);
+  f[good_size] = 0;
+  expect("one byte too many", f, good_size + 1, GCAM_STATUS_BAD_FILE, NULL);
+
+  memcpy(f, good, good_size);
+  f[0] ^= 1;
+  expect("bad magic", f, good_size, GCAM_STATUS_BAD_FILE, "convert.py");
+
+  memcpy(f, good, good_size);
+  wr32(f + 8, 2);
+  expect("version 2", f, good_size, GCAM_STATUS_UNSUPPORTED_VERSION, "version 2");
+
+  memcpy(f, good, good_size);
+  f[payload_offset + (good_size - payload_offset) / 3] ^= 0x10;
+  expect("one bit flipped in the payload", f, good_size, GCAM_STATUS_CORRUPT, "SHA-256");
+
+  memcpy(f, good, good_size);
+  wr32(f + 12, (uint32_t)header_bytes + 64);
+  expect("header length", f, good_size, GCAM_STATUS_BAD_FILE, NULL);
+
+  /* shapes that contradict the config, with a valid hash */
+  memcpy(f, good, good_size);
+  wr32(f + 128 + 8 * 2, rd32(f + 128 + 8 * 2) + 1); /* conv 2 gets one more channel */
+  rehash(f, good_size);
+  expect("conv width contradicts the tensors", f, good_size, GCAM_STATUS_BAD_CONFIG, "conv2");
+
+  size_t tensors = 128 + 8 * (13 + 3);
+  memcpy(f, good, good_size);
+  wr32(f + tensors + 48 + 4 * 2, 5); /* conv0.weight dims (3,3,5,OC) */
+  rehash(f, good_size);
+  expect("tensor dims", f, good_size, GCAM_STATUS_BAD_CONFIG, "conv0.weight");
+
+  memcpy(f, good, good_size);
+  f[tensors + 80 + 0] = 'x'; /* conv0.bias renamed */
+  expect("tensor name", f, good_size, GCAM_STATUS_BAD_CONFIG, "conv0.bias");
+
+  memcpy(f, good, good_size);
+  wr32(f + tensors + 80 + 64, rd32(f + tensors + 80 + 64) + 4); /* conv0.bias offset unaligned */
+  expect("unaligned offset", f, good_size, GCAM_STATUS_CORRUPT, "offset");
+
+  memcpy(f, good, good_size);
+  wr32(f + tensors + 80 * 3 + 64, 0); /* conv1.weight overlaps conv0 */
+  expect("overlapping tensors", f, good_size, GCAM_STATUS_CORRUPT, "overlapping");
+
+  memcpy(f, good, good_size);
+  wr32(f + 84, 11); /* n_classes against the last dense layer */
+  expect("class count", f, good_size, GCAM_STATUS_BAD_CONFIG, NULL);
+
+  memcpy(f, good, good_size);
+  wr32(f + 64, 0); /* input height 0 */
+  expect("input size", f, good_size, GCAM_STATUS_BAD_CONFIG, NULL);
+
+  memcpy(f, good, good_size);
+  wr32(f + 64, 16); /* input 16 high: the 5th pool leaves nothing */
+  expect("pools past 1x1", f, good_size, GCAM_STATUS_BAD_CONFIG, "pool");
+
+  memcpy(f, good, good_size);
+  wr32(f + 108, 0); /* std 0 */
+  expect("std 0", f, good_size, GCAM_STATUS_BAD_CONFIG, "std");
+
+  memcpy(f, good, good_size);
+  f[header_bytes - 3] = 0; /* an extra NUL: 11 label strings */
+  expect("labels", f, good_size, GCAM_STATUS_BAD_FILE, "labels");
+
+  memcpy(f, good, good_size);
+  wr32(f + payload_offset + 4 * 5, 0x7fc00000u); /* a NaN weight, hash made valid */
+  rehash(f, good_size);
+  expect("NaN weight", f, good_size, GCAM_STATUS_CORRUPT, "NaN");
+
+  /* every single-bit flip in the header, and a sample in the payload: never a crash, never a
+   * silently different model */
+  float ref[10], z[10];
+  gcam_model *m;
+  gcam_model_load_from_memory(good, good_size, NULL, &m);
+  logits_of(m, ref);
+  gcam_model_free(m);
+  int accepted = 0;
+  for (size_t bit = 0; bit < 8 * (size_t)payload_offset + 8 * 4096;
+       bit += bit < 8 * 128 ? 1 : bit < 8 * payload_offset ? 7 : 61) {
+    size_t byte = bit / 8;
+    if (byte >= good_size) break;
+    memcpy(f, good, good_size);
+    f[byte] ^= (uint8_t)(1u << (bit % 8));
+    gcam_status st = gcam_model_load_from_memory(f, good_size, NULL, &m);
+    if (st == GCAM_STATUS_OK) {
+      accepted++;
+      logits_of(m, z);
+      CHECK(memcmp(z, ref, sizeof z) == 0,
+            "bit %zu flipped: accepted and the network computes something else", bit);
+      gcam_model_free(m);
+    }
+  }
+  printf("bit flips accepted (padding, name padding, mean/std and label bytes): %d\n", accepted);
+  free(f);
+}
+
+static void test_arguments(void) {
+  gcam_model *m;
+  CHECK(gcam_model_load_from_memory(good, good_size, NULL, NULL) == GCAM_STATUS_INVALID_ARGUMENT,
+        "NULL out");
+  CHECK(gcam_model_load_from_memory(NULL, 10, NULL, &m) == GCAM_STATUS_INVALID_ARGUMENT,
+        "NULL data");
+  CHECK(gcam_model_load_from_file("tests/fixtures/no/such/file", NULL, &m) == GCAM_STATUS_IO,
+        "missing file");
+  CHECK(strstr(gcam_last_error(), "no/such/file") != NULL, "message names the file: %s",
+        gcam_last_error());
+  CHECK(gcam_model_load_from_file("tests", NULL, &m) != GCAM_STATUS_OK, "a directory");
+  gcam_model_params p = gcam_model_default_params();
+  p.backend = (gcam_backend)9;
+  CHECK(gcam_model_load_from_memory(good, good_size, &p, &m) == GCAM_STATUS_INVALID_ARGUMENT,
+        "unknown backend");
+#ifndef GCAM_HAVE_XNNPACK
+  p.backend = GCAM_BACKEND_XNNPACK;
+  CHECK(gcam_model_load_from_memory(good, good_size, &p, &m) == GCAM_STATUS_BACKEND,
+        "XNNPACK asked for in a build without it");
+#endif
+  gcam_model_loader *L;
+  gcam_model_loader_create(NULL, 0, &L);
+  CHECK(gcam_model_loader_write(L, NULL, 5) == GCAM_STATUS_INVALID_ARGUMENT, "NULL chunk");
+  uint8_t junk[200] = {0};
+  CHECK(gcam_model_loader_write(L, junk, sizeof junk) == GCAM_STATUS_BAD_FILE, "junk");
+  CHECK(gcam_model_loader_write(L, good, good_size) == GCAM_STATUS_BAD_FILE, "sticky failure");
+  CHECK(gcam_model_loader_finish(L, &m) == GCAM_STATUS_BAD_FILE && m == NULL, "finish failed");
+  gcam_model_loader_free(NULL);
+  gcam_model_free(NULL);
+  gcam_state_free(NULL);
+  CHECK(strcmp(gcam_status_string(GCAM_STATUS_CORRUPT), "GCAM_STATUS_CORRUPT") == 0, "names");
+}
+
+int main(void) {
+  good = test_read_file(MODEL, &good_size);
+  CHECK(good != NULL, "cannot read %s (run from the repo root)", MODEL);
+  if (!good) TEST_MAIN_END();
+  gcam_model *m;
+  gcam_status st = gcam_model_load_from_memory(good, good_size, NULL, &m);
+  CHECK(st == GCAM_STATUS_OK, "load from memory: %s", gcam_last_error());
+  if (st) TEST_MAIN_END();
+  float ref[10];
+  logits_of(m, ref);
+  gcam_model_free(m);
+
+  test_good_files(ref);
+  test_bad_files();
+  test_arguments();
+  free(good);
+  TEST_MAIN_END();
+}

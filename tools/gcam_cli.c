@@ -1,0 +1,366 @@
+/* gcam_cli.c: the native command-line tool.
+ *
+ *   gcam explain [--weights W] --image I [--class N | --top-k K] [--score logit|softmax]
+ *                [--overlay OUT.png] [--heatmap OUT.png] [--json] [--backend portable|xnnpack]
+ *   gcam info [--weights W]
+ *
+ * Without --weights the built-in default model is used (the small Fashion-MNIST VGG the
+ * project trains). Errors: exit status 1 (2 for usage) and one line on stderr. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gcam.h"
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBIW_WINDOWS_UTF8
+#include "stb_image_write.h"
+
+#include "default_model.h"
+
+#define GCAM_CLI_MAX_FILE ((size_t)1 << 30)
+
+typedef struct cli_args {
+  const char *command;
+  const char *weights, *image, *overlay, *heatmap;
+  int32_t class_index; /* -1: by rank */
+  int32_t top_k;
+  gcam_score score;
+  gcam_backend backend;
+  int json;
+} cli_args;
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "gcam: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, " (see gcam --help)\n");
+  return 2;
+}
+
+static int fail(gcam_status st) {
+  fprintf(stderr, "gcam: %s (%s)\n", gcam_last_error(), gcam_status_string(st));
+  return 1;
+}
+
+static void print_help(void) {
+  printf(
+      "gcam %s: Grad-CAM heatmaps for VGG image classifiers\n\n"
+      "usage:\n"
+      "  gcam explain [--weights W] --image I [--class N | --top-k K]\n"
+      "               [--score logit|softmax] [--overlay OUT.png] [--heatmap OUT.png]\n"
+      "               [--json] [--backend portable|xnnpack]\n"
+      "  gcam info [--weights W]\n\n"
+      "  --weights W    a gcam weights file (weights/convert.py makes one from Keras .h5 or\n"
+      "                 torchvision .pth); default: the built-in small Fashion-MNIST VGG\n"
+      "  --image I      a JPEG or PNG\n"
+      "  --class N      explain class N (default: the top class)\n"
+      "  --top-k K      explain the K best classes (one forward pass for all)\n"
+      "  --score S      logit (default, as the Grad-CAM paper) or softmax (as Keras' recipe)\n"
+      "  --overlay F    write the heatmap blended over the image (0.4 heat + 0.9 image) as PNG\n"
+      "  --heatmap F    write the colored heatmap alone, at the image's size, as PNG\n"
+      "  --json         print one JSON object: predictions and explanations\n",
+      GCAM_VERSION_STRING);
+}
+
+static int parse_int(const char *s, int32_t lo, int32_t hi, int32_t *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return 0;
+  *out = (int32_t)v;
+  return 1;
+}
+
+static int parse_args(int argc, char **argv, cli_args *a) {
+  memset(a, 0, sizeof *a);
+  a->class_index = -1;
+  a->top_k = 0;
+  a->score = GCAM_SCORE_LOGIT;
+  a->backend = GCAM_BACKEND_PORTABLE;
+  if (argc < 2) return usage_error("%s", "missing command: explain or info");
+  a->command = argv[1];
+  if (strcmp(a->command, "explain") && strcmp(a->command, "info"))
+    return usage_error("unknown command '%s'", a->command);
+  for (int i = 2; i < argc; i++) {
+    const char *opt = argv[i];
+    if (!strcmp(opt, "--json")) {
+      a->json = 1;
+      continue;
+    }
+    if (i + 1 >= argc) return usage_error("%s needs a value", opt);
+    const char *val = argv[++i];
+    if (!strcmp(opt, "--weights")) a->weights = val;
+    else if (!strcmp(opt, "--image")) a->image = val;
+    else if (!strcmp(opt, "--overlay")) a->overlay = val;
+    else if (!strcmp(opt, "--heatmap")) a->heatmap = val;
+    else if (!strcmp(opt, "--class")) {
+      if (!parse_int(val, 0, INT32_MAX, &a->class_index))
+        return usage_error("--class takes a class index >= 0, not '%s'", val);
+    } else if (!strcmp(opt, "--top-k")) {
+      if (!parse_int(val, 1, 1 << 20, &a->top_k))
+        return usage_error("--top-k takes a whole number >= 1, not '%s'", val);
+    } else if (!strcmp(opt, "--score")) {
+      if (!strcmp(val, "logit")) a->score = GCAM_SCORE_LOGIT;
+      else if (!strcmp(val, "softmax")) a->score = GCAM_SCORE_SOFTMAX;
+      else return usage_error("--score is logit or softmax, not '%s'", val);
+    } else if (!strcmp(opt, "--backend")) {
+      if (!strcmp(val, "portable")) a->backend = GCAM_BACKEND_PORTABLE;
+      else if (!strcmp(val, "xnnpack")) a->backend = GCAM_BACKEND_XNNPACK;
+      else return usage_error("--backend is portable or xnnpack, not '%s'", val);
+    } else
+      return usage_error("unknown option '%s'", opt);
+  }
+  if (a->class_index >= 0 && a->top_k)
+    return usage_error("%s", "--class and --top-k exclude each other");
+  if (!strcmp(a->command, "explain") && !a->image)
+    return usage_error("%s", "explain needs --image");
+  return 0;
+}
+
+/* the whole file in memory, for the image decoder */
+static gcam_status read_file(const char *path, unsigned char **data, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "gcam: cannot open %s: %s\n", path, strerror(errno));
+    return GCAM_STATUS_IO;
+  }
+  size_t cap = 1 << 20, n = 0;
+  unsigned char *buf = malloc(cap);
+  for (;;) {
+    if (!buf) break;
+    n += fread(buf + n, 1, cap - n, f);
+    if (n < cap || cap >= GCAM_CLI_MAX_FILE) break;
+    unsigned char *grown = realloc(buf, cap * 2);
+    if (!grown) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    buf = grown, cap *= 2;
+  }
+  int err = ferror(f);
+  fclose(f);
+  if (!buf || err || n >= GCAM_CLI_MAX_FILE) {
+    free(buf);
+    fprintf(stderr, "gcam: cannot read %s: %s\n", path,
+            !buf ? "out of memory" : err ? "read error" : "file over 1 GiB");
+    return GCAM_STATUS_IO;
+  }
+  *data = buf, *size = n;
+  return GCAM_STATUS_OK;
+}
+
+/* Call only after no_model() said there is one to load. */
+static gcam_status load_model(const cli_args *a, gcam_model **model) {
+  gcam_model_params mp = gcam_model_default_params();
+  mp.backend = a->backend;
+  if (a->weights) return gcam_model_load_from_file(a->weights, &mp, model);
+  size_t size;
+  const unsigned char *bytes = gcam_default_model(&size);
+  return gcam_model_load_from_memory(bytes, size, &mp, model);
+}
+
+/* 1 (after saying so) when no --weights was given and this build has no built-in model */
+static int no_model(const cli_args *a) {
+  size_t size;
+  if (a->weights || gcam_default_model(&size)) return 0;
+  fprintf(stderr, "gcam: this build has no built-in model: pass --weights FILE\n");
+  return 1;
+}
+
+static void print_json_string(const char *s) {
+  putchar('"');
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') printf("\\%c", c);
+    else if (c < 0x20) printf("\\u%04x", c);
+    else putchar(c);
+  }
+  putchar('"');
+}
+
+static int cmd_info(const cli_args *a) {
+  gcam_model *model;
+  gcam_status st = load_model(a, &model);
+  if (st) return fail(st);
+  gcam_model_info info;
+  gcam_model_get_info(model, &info);
+  printf("input %dx%d, %d conv + %d dense layers, %d classes%s, Grad-CAM map %dx%dx%d\n",
+         info.input_width, info.input_height, info.n_conv, info.n_dense, info.n_classes,
+         info.has_labels ? " (labelled)" : "", info.cam_width, info.cam_height,
+         info.cam_channels);
+  printf("preprocess %s, %zu bytes of weights, sha256 %s\n",
+         info.preprocess == GCAM_PREPROCESS_CAFFE ? "caffe (BGR - mean)" : "torch (RGB, mean/std)",
+         info.weight_bytes, info.sha256);
+  gcam_model_free(model);
+  return 0;
+}
+
+typedef struct explanation {
+  int32_t class_index;
+  float raw_max;
+  float *map;
+} explanation;
+
+static void print_json(const gcam_model *model, const gcam_model_info *info, const int32_t *top,
+                       int32_t n_top, const float *logits, const float *probs,
+                       const explanation *ex, int32_t n_ex) {
+  int32_t hw = info->cam_width * info->cam_height;
+  printf("{\"predictions\": [");
+  for (int32_t i = 0; i < n_top; i++) {
+    int32_t c = top[i];
+    printf("%s{\"index\": %d, ", i ? ", " : "", c);
+    if (info->has_labels) {
+      printf("\"label\": ");
+      print_json_string(gcam_model_label(model, c));
+      printf(", ");
+    }
+    printf("\"probability\": %.9g, \"logit\": %.9g}", probs[c], logits[c]);
+  }
+  printf("], \"explanations\": [");
+  for (int32_t e = 0; e < n_ex; e++) {
+    printf("%s{\"class\": %d, ", e ? ", " : "", ex[e].class_index);
+    if (info->has_labels) {
+      printf("\"label\": ");
+      print_json_string(gcam_model_label(model, ex[e].class_index));
+      printf(", ");
+    }
+    printf("\"raw_max\": %.9g, \"heatmap\": {\"width\": %d, \"height\": %d, \"data\": [",
+           ex[e].raw_max, info->cam_width, info->cam_height);
+    for (int32_t p = 0; p < hw; p++) printf("%s%.9g", p ? ", " : "", ex[e].map[p]);
+    printf("]}}");
+  }
+  printf("]}\n");
+}
+
+static void print_text(const gcam_model *model, const int32_t *top, int32_t n_top,
+                       const float *logits, const float *probs) {
+  for (int32_t i = 0; i < n_top; i++) {
+    const char *label = gcam_model_label(model, top[i]);
+    printf("%d. class %d%s%s  p=%.4f  logit=%.4f\n", i + 1, top[i], label ? " " : "",
+           label ? label : "", probs[top[i]], logits[top[i]]);
+  }
+}
+
+static int write_png(const char *path, const uint8_t *rgba, int32_t w, int32_t h) {
+  if (!stbi_write_png(path, w, h, 4, rgba, w * 4)) {
+    fprintf(stderr, "gcam: cannot write %s\n", path);
+    return 1;
+  }
+  return 0;
+}
+
+static int write_images(const cli_args *a, const uint8_t *rgba, int32_t w, int32_t h,
+                        const gcam_model_info *info, const explanation *ex) {
+  uint8_t *out = malloc((size_t)w * h * 4);
+  if (!out) {
+    fprintf(stderr, "gcam: out of memory for a %dx%d image\n", w, h);
+    return 1;
+  }
+  int rc = 0;
+  gcam_status st;
+  if (a->overlay) {
+    gcam_overlay_params op = gcam_overlay_default_params();
+    st = gcam_overlay_rgba(out, rgba, w, h, w * 4, ex->map, info->cam_width, info->cam_height, &op);
+    rc = st ? fail(st) : write_png(a->overlay, out, w, h);
+  }
+  if (!rc && a->heatmap) {
+    st = gcam_heatmap_rgba(out, w, h, ex->map, info->cam_width, info->cam_height,
+                           GCAM_COLORMAP_JET);
+    rc = st ? fail(st) : write_png(a->heatmap, out, w, h);
+  }
+  free(out);
+  return rc;
+}
+
+static int cmd_explain(const cli_args *a) {
+  unsigned char *file = NULL;
+  size_t file_size = 0;
+  if (read_file(a->image, &file, &file_size)) return 1;
+  uint8_t *rgba = NULL;
+  int32_t w = 0, h = 0;
+  gcam_status st = gcam_image_decode(file, file_size, GCAM_MAX_IMAGE_PIXELS, &rgba, &w, &h);
+  free(file);
+  if (st) return fail(st);
+
+  gcam_model *model = NULL;
+  gcam_state *state = NULL;
+  explanation *ex = NULL;
+  int32_t *top = NULL, n_ex = 0;
+  int rc = 1;
+  if ((st = load_model(a, &model)) || (st = gcam_state_create(model, &state)) ||
+      (st = gcam_state_forward_rgba(state, rgba, w, h, w * 4))) {
+    rc = fail(st);
+    goto done;
+  }
+  gcam_model_info info;
+  gcam_model_get_info(model, &info);
+  if (a->class_index >= info.n_classes) {
+    fprintf(stderr, "gcam: class %d is outside the model's %d classes (0..%d)\n", a->class_index,
+            info.n_classes, info.n_classes - 1);
+    goto done;
+  }
+  if (a->top_k > info.n_classes) {
+    fprintf(stderr, "gcam: --top-k %d is more than the model's %d classes\n", a->top_k,
+            info.n_classes);
+    goto done;
+  }
+  int32_t n_top = a->top_k > 5 ? a->top_k : 5;
+  if (n_top > info.n_classes) n_top = info.n_classes;
+  const float *logits, *probs;
+  top = malloc(sizeof(int32_t) * (size_t)n_top);
+  n_ex = a->class_index >= 0 ? 1 : a->top_k ? a->top_k : 1;
+  ex = calloc((size_t)n_ex, sizeof *ex);
+  if (!top || !ex) {
+    fprintf(stderr, "gcam: out of memory\n");
+    goto done;
+  }
+  gcam_state_top_k(state, n_top, top);
+  gcam_state_logits(state, &logits);
+  gcam_state_probabilities(state, &probs);
+  for (int32_t e = 0; e < n_ex; e++) {
+    ex[e].class_index = a->class_index >= 0 ? a->class_index : top[e];
+    ex[e].map = malloc(sizeof(float) * (size_t)info.cam_width * info.cam_height);
+    if (!ex[e].map) {
+      fprintf(stderr, "gcam: out of memory\n");
+      goto done;
+    }
+    st = gcam_state_explain(state, ex[e].class_index, a->score, NULL, ex[e].map, &ex[e].raw_max);
+    if (st) {
+      rc = fail(st);
+      goto done;
+    }
+  }
+  if (a->json) print_json(model, &info, top, n_top, logits, probs, ex, n_ex);
+  else print_text(model, top, n_top, logits, probs);
+  rc = (a->overlay || a->heatmap) ? write_images(a, rgba, w, h, &info, &ex[0]) : 0;
+  if (!rc && !a->json) {
+    if (a->overlay) printf("overlay of class %d written to %s\n", ex[0].class_index, a->overlay);
+    if (a->heatmap) printf("heatmap of class %d written to %s\n", ex[0].class_index, a->heatmap);
+  }
+done:
+  for (int32_t e = 0; ex && e < n_ex; e++) free(ex[e].map);
+  free(ex);
+  free(top);
+  gcam_state_free(state);
+  gcam_model_free(model);
+  gcam_image_free(rgba);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    print_help();
+    return 0;
+  }
+  if (argc >= 2 && !strcmp(argv[1], "--version")) {
+    printf("gcam %s\n", GCAM_VERSION_STRING);
+    return 0;
+  }
+  cli_args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc) return rc;
+  if (no_model(&a)) return 1;
+  return !strcmp(a.command, "info") ? cmd_info(&a) : cmd_explain(&a);
+}

@@ -1,0 +1,78 @@
+// worker.js: the explainer in a Web Worker, driven by web/index.js. One engine per worker.
+// Messages in: { id, op: 'init' | 'explain' | 'overlay' | 'decodeImage', ... } and, while an
+// init with source.kind 'chunks' runs, { op: 'chunk', data } ... { op: 'end' }.
+// Messages out: { id, type: 'result', value } | { id, type: 'error', error },
+// { type: 'progress', loaded, total }, { type: 'ack' } after each chunk is in the heap.
+import { Engine } from './core.js';
+import { serializeError } from './errors.js';
+
+let engine = null;
+let feed = null; // the chunk queue of a running init
+
+function chunkFeed() {
+  const queue = [];
+  let wake = null;
+  let ended = false;
+  return {
+    push(data) { queue.push(data); if (wake) wake(); },
+    end() { ended = true; if (wake) wake(); },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        if (queue.length) {
+          yield queue.shift();
+          self.postMessage({ type: 'ack' }); // the chunk is in the heap: send the next
+        } else if (ended) {
+          return;
+        } else {
+          await new Promise((resolve) => { wake = resolve; });
+          wake = null;
+        }
+      }
+    },
+  };
+}
+
+async function handle(msg) {
+  switch (msg.op) {
+    case 'init': {
+      let weights;
+      if (msg.source.kind === 'url') weights = msg.source.url;
+      else if (msg.source.kind === 'blob') weights = msg.source.blob;
+      else {
+        feed = chunkFeed();
+        weights = { total: msg.source.total, chunks: feed };
+      }
+      const onProgress = (p) => self.postMessage({ type: 'progress', loaded: p.loaded, total: p.total });
+      engine = await Engine.create({ weights, wasmUrl: msg.wasmUrl, simd: msg.simd, base: msg.base, onProgress });
+      feed = null;
+      return { value: { info: engine.info, labels: engine.labels } };
+    }
+    case 'explain': {
+      const r = engine.explain(msg.image, msg.options);
+      return { value: r, transfer: [r.logits.buffer, ...r.explanations.map((e) => e.heatmap.buffer)] };
+    }
+    case 'overlay': {
+      const out = engine.overlay(msg.image, msg.explanation, msg.options);
+      return { value: { data: out.data, width: out.width, height: out.height }, transfer: [out.data.buffer] };
+    }
+    case 'decodeImage': {
+      const out = engine.decodeImage(msg.bytes);
+      return { value: { data: out.data, width: out.width, height: out.height }, transfer: [out.data.buffer] };
+    }
+    default:
+      throw new Error(`worker: unknown op ${msg.op}`);
+  }
+}
+
+self.onmessage = async (ev) => {
+  const msg = ev.data;
+  if (msg.op === 'chunk') return feed && feed.push(msg.data);
+  if (msg.op === 'end') return feed && feed.end();
+  try {
+    const { value, transfer } = await handle(msg);
+    self.postMessage({ id: msg.id, type: 'result', value }, transfer || []);
+  } catch (e) {
+    if (msg.op === 'init' && engine === null && feed) feed = null;
+    self.postMessage({ id: msg.id, type: 'error', error: serializeError(e) });
+  }
+};
