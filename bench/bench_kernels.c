@@ -2,7 +2,9 @@
  *
  *   build/bench_kernels              all 13 conv layers (fast path and direct path), fc1-3
  *   build/bench_kernels conv         the convolutions only
- *   build/bench_kernels tune L       layer L (0..12): sweep the blocking parameters
+ *   build/bench_kernels dense        the dense layers only
+ *   build/bench_kernels tune L [m]   layer L (0..12): sweep the blocking parameters (of
+ *                                    Winograd F(m,3) only if m is given)
  *
  * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -Isrc -Iinclude bench/bench_kernels.c
  *       (every .c of src/kernels) -o /tmp/bench_kernels.js -sALLOW_MEMORY_GROWTH=1
@@ -21,12 +23,35 @@
 
 #include "kernels/conv3x3.h"
 #include "ops.h"
+#ifdef GCAM_HAVE_XNNPACK
+#include "xnn_backend.h" /* the native peer (CMake builds only) */
+#endif
 
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+/* CPU seconds of this thread: the machine's other core (and often this one) is shared with
+ * other jobs, and wall time then mostly measures the scheduler. Node: process.cpuUsage(). */
+#ifdef __EMSCRIPTEN__
+#include <emscripten.h>
+EM_JS(double, gcam__node_cpu_us, (void), {
+  if (typeof process !== 'undefined' && process.cpuUsage) {
+    var u = process.cpuUsage();
+    return u.user + u.system;
+  }
+  return performance.now() * 1000;
+});
+static double cpu_s(void) { return 1e-6 * gcam__node_cpu_us(); }
+#else
+static double cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+#endif
 
 static void *xmalloc(size_t n) {
   void *p = malloc(n);
@@ -50,7 +75,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 typedef struct {
-  int path; /* 0 direct, 1 winograd */
+  int path; /* 0 direct, 2 Winograd F(2,3), 4 Winograd F(4,3) */
   int32_t H, W, C, OC, oc_block, tiles;
   const float *in, *packed;
   float *out, *scratch;
@@ -58,23 +83,26 @@ typedef struct {
 
 static void run_conv(const conv_job *j) {
   if (j->path)
-    gcam__conv3x3_wino2_forward(j->out, j->in, j->packed, j->H, j->W, j->C, j->OC, j->scratch,
-                                j->tiles, j->oc_block);
+    gcam__conv3x3_wino_forward(j->path, j->out, j->in, j->packed, j->H, j->W, j->C, j->OC,
+                               j->scratch, j->tiles, j->oc_block);
   else
     gcam__conv3x3_direct_forward(j->out, j->in, j->packed, j->H, j->W, j->C, j->OC, j->scratch,
                                  j->oc_block);
 }
 
-/* median seconds of `runs` timed runs after one warm-up */
-static double time_conv(const conv_job *j, int runs) {
-  double t[32];
+/* median CPU seconds of `runs` timed runs after one warm-up; *wall: median wall seconds */
+static double time_conv(const conv_job *j, int runs, double *wall) {
+  double t[32], tw[32];
   run_conv(j);
   for (int r = 0; r < runs; r++) {
-    double t0 = now_s();
+    double w0 = now_s(), t0 = cpu_s();
     run_conv(j);
-    t[r] = now_s() - t0;
+    t[r] = cpu_s() - t0;
+    tw[r] = now_s() - w0;
   }
   qsort(t, (size_t)runs, sizeof *t, cmp_double);
+  qsort(tw, (size_t)runs, sizeof *tw, cmp_double);
+  if (wall) *wall = tw[runs / 2];
   return t[runs / 2];
 }
 
@@ -85,13 +113,13 @@ static const int32_t vgg16[13][4] = {
     {14, 14, 512, 512}};
 
 typedef struct {
-  float *in, *out, *wd, *ww, *sd, *sw, *w, *bias;
+  float *in, *out, *wd, *ww[5], *sd, *sw[5], *w, *bias;
 } layer_bufs;
 
 static layer_bufs layer_alloc(const int32_t *s, int32_t tiles) {
   const int32_t H = s[0], W = s[1], C = s[2], OC = s[3];
   layer_bufs b;
-  b.in = xmalloc(sizeof(float) * H * W * C);
+  b.in = xmalloc(sizeof(float) * H * W * C + 64); /* + slack: XNNPACK reads past the end */
   b.out = xmalloc(sizeof(float) * H * W * OC);
   b.w = xmalloc(sizeof(float) * 9 * C * OC);
   b.bias = xmalloc(sizeof(float) * OC);
@@ -99,53 +127,104 @@ static layer_bufs layer_alloc(const int32_t *s, int32_t tiles) {
   fill(b.w, (size_t)9 * C * OC, 2, -0.05f, 0.05f);
   fill(b.bias, (size_t)OC, 3, -0.1f, 0.1f);
   b.wd = xmalloc(sizeof(float) * gcam__conv3x3_direct_packed_floats(C, OC));
-  b.ww = xmalloc(sizeof(float) * gcam__conv3x3_wino2_packed_floats(C, OC));
   b.sd = xmalloc(sizeof(float) * gcam__conv3x3_direct_scratch_floats(H, W, C, OC));
-  b.sw = xmalloc(sizeof(float) * gcam__conv3x3_wino2_scratch_floats(H, W, C, OC, tiles));
   gcam__conv3x3_direct_pack(b.wd, b.w, b.bias, C, OC);
-  gcam__conv3x3_wino2_pack(b.ww, b.w, b.bias, C, OC);
+  for (int m = 2; m <= 4; m += 2) {
+    b.ww[m] = xmalloc(sizeof(float) * gcam__conv3x3_wino_packed_floats(m, C, OC));
+    b.sw[m] = xmalloc(sizeof(float) * gcam__conv3x3_wino_scratch_floats(m, H, W, C, OC, tiles));
+    gcam__conv3x3_wino_pack(m, b.ww[m], b.w, b.bias, C, OC);
+  }
   return b;
 }
 
 static void layer_free(layer_bufs *b) {
   free(b->in), free(b->out), free(b->w), free(b->bias);
-  free(b->wd), free(b->ww), free(b->sd), free(b->sw);
+  free(b->wd), free(b->sd);
+  for (int m = 2; m <= 4; m += 2) free(b->ww[m]), free(b->sw[m]);
 }
 
-static int runs_for(double gflop) { return gflop > 2.0 ? 3 : gflop > 0.5 ? 5 : 9; }
+static int runs_for(double gflop) { return gflop > 2.0 ? 3 : gflop > 0.5 ? 5 : 7; }
 
 static void bench_convs(void) {
   printf("conv3x3+bias+ReLU, VGG16 layers; GFLOP/s = 2*H*W*C*OC*9/s (direct-conv FLOPs, also "
          "for Winograd: effective)\n");
-  printf("%-2s %-20s %-8s %9s %8s | %9s %8s\n", "#", "shape HxWxC->OC", "fast", "fast ms",
-         "GFLOP/s", "direct ms", "GFLOP/s");
-  double sum_fast = 0, sum_direct = 0, flops_all = 0;
+  printf("times: median CPU ms of the thread; 'fast' = the path the library picks, with its "
+         "wall ms\n");
+  printf("%-2s %-17s %7s %6s | %7s %6s | %7s %6s | %-6s %7s %7s\n", "#", "HxWxC->OC",
+         "direct", "GF/s", "F(2,3)", "GF/s", "F(4,3)", "GF/s", "fast", "ms", "wall");
+
+  double sum[5] = {0}, sum_fast = 0, wall_fast = 0, flops_all = 0, sum_xnn = 0;
+#ifdef GCAM_HAVE_XNNPACK
+  printf("peer: Debian's XNNPACK (native only; it picks AVX2/AVX-512 kernels at run time, so it "
+         "is not limited to SSE as our build is)\n");
+#endif
   for (int l = 0; l < 13; l++) {
     const int32_t *s = vgg16[l];
     layer_bufs b = layer_alloc(s, 0);
     const double gflop = 2e-9 * s[0] * s[1] * s[2] * s[3] * 9;
     const int runs = runs_for(gflop);
-    conv_job jd = {0, s[0], s[1], s[2], s[3], 0, 0, b.in, b.wd, b.out, b.sd};
-    conv_job jw = {1, s[0], s[1], s[2], s[3], 0, 0, b.in, b.ww, b.out, b.sw};
-    const int wino = gcam__conv3x3_use_wino2(s[2], s[3]);
-    double td = time_conv(&jd, runs);
-    double tf = wino ? time_conv(&jw, runs) : td;
-    char name[32];
+    const int fast = gcam__conv3x3_path(s[2], s[3]);
+    double t[5] = {0}, wall[5] = {0};
+    for (int m = 0; m <= 4; m += 2) {
+      conv_job j = {m, s[0], s[1], s[2], s[3], 0, 0, b.in, m ? b.ww[m] : b.wd, b.out,
+                    m ? b.sw[m] : b.sd};
+      t[m] = time_conv(&j, runs, &wall[m]);
+      sum[m] += t[m];
+    }
+    char name[32], peer[48] = "";
     snprintf(name, sizeof name, "%dx%dx%d->%d", (int)s[0], (int)s[1], (int)s[2], (int)s[3]);
-    printf("%-2d %-20s %-8s %9.2f %8.1f | %9.2f %8.1f\n", l + 1, name,
-           wino ? "wino2" : "direct", 1e3 * tf, gflop / tf, 1e3 * td, gflop / td);
+#ifdef GCAM_HAVE_XNNPACK
+    gcam_xnn_conv *xc = NULL;
+    if (gcam_xnn_conv3x3_relu_create(&xc, b.w, b.bias, s[2], s[3]) == GCAM_STATUS_OK) {
+      double tx[32];
+      gcam_xnn_conv3x3_relu_run(xc, b.out, b.in, s[0], s[1]);
+      for (int r = 0; r < runs; r++) {
+        double t0 = cpu_s();
+        gcam_xnn_conv3x3_relu_run(xc, b.out, b.in, s[0], s[1]);
+        tx[r] = cpu_s() - t0;
+      }
+      qsort(tx, (size_t)runs, sizeof *tx, cmp_double);
+      snprintf(peer, sizeof peer, " | XNNPACK %7.2f %6.1f", 1e3 * tx[runs / 2],
+               gflop / tx[runs / 2]);
+      sum_xnn += tx[runs / 2];
+      gcam_xnn_conv_delete(xc);
+    }
+#endif
+    printf("%-2d %-17s %7.2f %6.1f | %7.2f %6.1f | %7.2f %6.1f | %-6s %7.2f %7.2f%s\n", l + 1,
+           name, 1e3 * t[0], gflop / t[0], 1e3 * t[2], gflop / t[2], 1e3 * t[4], gflop / t[4],
+           fast == 4 ? "F(4,3)" : fast == 2 ? "F(2,3)" : "direct", 1e3 * t[fast],
+           1e3 * wall[fast], peer);
     fflush(stdout);
-    sum_fast += tf, sum_direct += td, flops_all += gflop;
+    sum_fast += t[fast], wall_fast += wall[fast], flops_all += gflop;
     layer_free(&b);
   }
-  printf("sum of 13 layers: fast %.1f ms (%.1f GFLOP/s effective), direct %.1f ms (%.1f "
-         "GFLOP/s); %.2f GFLOP\n", 1e3 * sum_fast, flops_all / sum_fast, 1e3 * sum_direct,
-         flops_all / sum_direct, flops_all);
+  printf("sum of 13 layers (%.2f GFLOP): fast %.1f ms CPU (%.1f wall), %.1f GFLOP/s effective; "
+         "all direct %.1f ms (%.1f GFLOP/s); all F(2,3) %.1f ms; all F(4,3) %.1f ms\n",
+         flops_all, 1e3 * sum_fast, 1e3 * wall_fast, flops_all / sum_fast, 1e3 * sum[0],
+         flops_all / sum[0], 1e3 * sum[2], 1e3 * sum[4]);
+  if (sum_xnn > 0)
+    printf("peer XNNPACK: %.1f ms (%.1f GFLOP/s)\n", 1e3 * sum_xnn, flops_all / sum_xnn);
+}
+
+/* the peer for the memory-bound dense layers: just read w once (four vector sums) */
+static volatile float bench_sink;
+typedef float bench_f32x4 __attribute__((vector_size(16)));
+static float read_all(const float *w, size_t n) {
+  bench_f32x4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, v[4];
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    memcpy(v, w + i, sizeof v);
+    a0 += v[0], a1 += v[1], a2 += v[2], a3 += v[3];
+  }
+  bench_f32x4 a = (a0 + a1) + (a2 + a3);
+  float s = a[0] + a[1] + a[2] + a[3];
+  for (; i < n; i++) s += w[i];
+  return s;
 }
 
 static void bench_dense(void) {
   const int32_t fc[3][2] = {{25088, 4096}, {4096, 4096}, {4096, 1000}};
-  printf("dense (GB/s = bytes of w read / s)\n");
+  printf("dense, batch 1 (median CPU ms; GB/s = bytes of w / s)\n");
   for (int l = 0; l < 3; l++) {
     const int32_t IN = fc[l][0], OUT = fc[l][1];
     const size_t nw = (size_t)IN * OUT;
@@ -154,55 +233,65 @@ static void bench_dense(void) {
     fill(w, nw, 4, -0.01f, 0.01f);
     fill(in, (size_t)IN, 5, 0.0f, 1.0f);
     fill(bias, (size_t)OUT, 6, -0.1f, 0.1f);
-    double tf[9], tb[9];
+    double tf[9], tb[9], tr[9];
     const int runs = l == 0 ? 5 : 9;
     gcam_dense_forward(out, in, w, bias, IN, OUT, 1);
     gcam_dense_backward_input(in, out, w, IN, OUT);
     for (int r = 0; r < runs; r++) {
-      double t0 = now_s();
+      double t0 = cpu_s();
       gcam_dense_forward(out, in, w, bias, IN, OUT, 1);
-      tf[r] = now_s() - t0;
-      t0 = now_s();
+      tf[r] = cpu_s() - t0;
+      t0 = cpu_s();
       gcam_dense_backward_input(in, out, w, IN, OUT);
-      tb[r] = now_s() - t0;
+      tb[r] = cpu_s() - t0;
+      t0 = cpu_s();
+      bench_sink += read_all(w, nw);
+      tr[r] = cpu_s() - t0;
       fill(in, (size_t)IN, 5, 0.0f, 1.0f); /* keep values sane between runs */
     }
     qsort(tf, (size_t)runs, sizeof *tf, cmp_double);
     qsort(tb, (size_t)runs, sizeof *tb, cmp_double);
+    qsort(tr, (size_t)runs, sizeof *tr, cmp_double);
     const double gb = 1e-9 * (double)nw * sizeof(float);
-    printf("fc%d %5dx%-5d forward %7.2f ms %6.1f GB/s | backward_input %7.2f ms %6.1f GB/s\n",
-           l + 1, (int)IN, (int)OUT, 1e3 * tf[runs / 2], gb / tf[runs / 2], 1e3 * tb[runs / 2],
-           gb / tb[runs / 2]);
+    printf("fc%d %5dx%-5d forward %7.2f ms %5.1f GB/s | backward_input %7.2f ms %5.1f GB/s | "
+           "peer: read w once %6.2f ms %5.1f GB/s\n", l + 1, (int)IN, (int)OUT,
+           1e3 * tf[runs / 2], gb / tf[runs / 2], 1e3 * tb[runs / 2], gb / tb[runs / 2],
+           1e3 * tr[runs / 2], gb / tr[runs / 2]);
     fflush(stdout);
     free(w), free(in), free(out), free(bias);
   }
 }
 
-static void tune(int l) {
+static void tune(int l, int only_m) {
   const int32_t *s = vgg16[l];
   const double gflop = 2e-9 * s[0] * s[1] * s[2] * s[3] * 9;
   const int runs = runs_for(gflop);
-  const int32_t ocbs[] = {16, 32, 64, 128, 256, 512};
-  const int32_t tiles[] = {8, 16, 32, 64, 128};
-  layer_bufs b = layer_alloc(s, 128);
+  const int32_t ocbs[] = {32, 64, 128, 256, 512};
+  const int32_t tiles[] = {12, 24, 48, 96, 192};
+  layer_bufs b = layer_alloc(s, 192);
   printf("layer %d %dx%dx%d->%d\n", l + 1, (int)s[0], (int)s[1], (int)s[2], (int)s[3]);
-  for (size_t i = 0; i < sizeof ocbs / sizeof *ocbs; i++) {
+  for (size_t i = 0; !only_m && i < sizeof ocbs / sizeof *ocbs; i++) {
     if (ocbs[i] > s[3]) break;
     conv_job jd = {0, s[0], s[1], s[2], s[3], ocbs[i], 0, b.in, b.wd, b.out, b.sd};
-    double t = time_conv(&jd, runs);
+    double t = time_conv(&jd, runs, NULL);
     printf("direct oc_block %3d: %8.2f ms %6.1f GFLOP/s\n", (int)ocbs[i], 1e3 * t, gflop / t);
   }
   for (size_t i = 0; i < sizeof tiles / sizeof *tiles; i++)
     for (size_t k = 0; k < sizeof ocbs / sizeof *ocbs; k++) {
       if (ocbs[k] > s[3]) break;
-      conv_job jw = {1, s[0], s[1], s[2], s[3], ocbs[k], tiles[i], b.in, b.ww, b.out, b.sw};
-      double t = time_conv(&jw, runs);
-      printf("wino2 tiles %3d oc_block %3d: %8.2f ms %6.1f GFLOP/s eff\n", (int)tiles[i],
-             (int)ocbs[k], 1e3 * t, gflop / t);
+      for (int m = 2; m <= 4; m += 2) {
+        if (only_m && m != only_m) continue;
+        conv_job jw = {m, s[0], s[1], s[2], s[3], ocbs[k], tiles[i], b.in, b.ww[m], b.out,
+                       b.sw[m]};
+        double t = time_conv(&jw, runs, NULL);
+        printf("F(%d,3) tiles %3d oc_block %3d: %8.2f ms %6.1f GFLOP/s eff\n", m,
+               (int)tiles[i], (int)ocbs[k], 1e3 * t, gflop / t);
+      }
     }
-  printf("defaults: direct oc_block %d, wino2 tiles %d oc_block %d\n",
+  printf("defaults: direct oc_block %d, F(2,3) tiles %d, F(4,3) tiles %d, oc_block %d\n",
          (int)gcam__conv3x3_oc_block(9 * s[2], s[3]),
-         (int)gcam__conv3x3_wino2_tiles(s[0], s[1], s[2], s[3], 0),
+         (int)gcam__conv3x3_wino_tiles(2, s[0], s[1], s[2], s[3], 0),
+         (int)gcam__conv3x3_wino_tiles(4, s[0], s[1], s[2], s[3], 0),
          (int)gcam__conv3x3_oc_block(s[2], s[3]));
   layer_free(&b);
 }
@@ -214,10 +303,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_kernels: layer must be 0..12\n");
       return 2;
     }
-    tune(l);
+    tune(l, argc >= 4 ? atoi(argv[3]) : 0);
     return 0;
   }
-  bench_convs();
+  if (argc < 2 || strcmp(argv[1], "dense") != 0) bench_convs();
   if (argc < 2 || strcmp(argv[1], "conv") != 0) bench_dense();
   return 0;
 }

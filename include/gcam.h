@@ -220,12 +220,14 @@ gcam_overlay_params gcam_overlay_default_params(void);
  * heat = cv2.resize(map, (width, height)) (bilinear), u8 = uint8(255 * heat),
  * colored = applyColorMap(u8, JET), out = saturate(heat_weight*colored + image_weight*image).
  * `map` is (map_height, map_width) in [0, 1]. out is width*height*4 bytes, tightly packed,
- * alpha copied from the input. */
+ * alpha copied from the input. params must not be NULL; width*height and
+ * map_width*map_height must not exceed GCAM_MAX_IMAGE_PIXELS. */
 gcam_status gcam_overlay_rgba(uint8_t *out, const uint8_t *rgba, int32_t width, int32_t height,
                               int32_t stride, const float *map, int32_t map_width,
                               int32_t map_height, const gcam_overlay_params *params);
 
-/* The upsampled heatmap alone as RGBA (colored, opaque): out is width*height*4 bytes. */
+/* The upsampled heatmap alone as RGBA (colored, opaque): out is width*height*4 bytes.
+ * Same size limits as gcam_overlay_rgba(). */
 gcam_status gcam_heatmap_rgba(uint8_t *out, int32_t width, int32_t height, const float *map,
                               int32_t map_width, int32_t map_height, gcam_colormap colormap);
 
@@ -234,7 +236,8 @@ gcam_status gcam_heatmap_rgba(uint8_t *out, int32_t width, int32_t height, const
 
 /* Decode a JPEG or PNG held in memory into tightly packed RGBA. Other formats are refused
  * (GCAM_STATUS_UNSUPPORTED_FORMAT); dimensions over max_pixels are refused before any
- * pixel memory is allocated. Free *rgba with gcam_image_free(). */
+ * pixel memory is allocated (max_pixels <= 0 means GCAM_MAX_IMAGE_PIXELS; larger values are
+ * clamped to it). EXIF orientation is not applied. Free *rgba with gcam_image_free(). */
 gcam_status gcam_image_decode(const void *data, size_t size, int64_t max_pixels, uint8_t **rgba,
                               int32_t *width, int32_t *height);
 void gcam_image_free(uint8_t *rgba);

@@ -1,7 +1,10 @@
 #!/bin/sh
 # build_wasm.sh: the WebAssembly builds of the C core, with Debian's Emscripten (3.1.6).
 #
-#   scripts/build_wasm.sh [OUT_DIR]        (default: web/dist)
+#   scripts/build_wasm.sh [--if-needed] [OUT_DIR]        (default: web/dist)
+#
+# --if-needed: do nothing when every output is newer than every C source, header, the glue
+# and this script (npm's prepack uses it).
 #
 # Writes two ES-module builds of the same sources and the same exports:
 #   OUT_DIR/gcam-simd.mjs   + gcam-simd.wasm     -O3 -msimd128 (our kernels' vector code)
@@ -13,8 +16,22 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+IF_NEEDED=0
+if [ "${1:-}" = "--if-needed" ]; then IF_NEEDED=1; shift; fi
 OUT=${1:-$ROOT/web/dist}
 mkdir -p "$OUT"
+
+if [ "$IF_NEEDED" = 1 ]; then
+  stale=0
+  for o in gcam-simd.mjs gcam-simd.wasm gcam-scalar.mjs gcam-scalar.wasm; do
+    [ -e "$OUT/$o" ] || { stale=1; break; }
+    if [ -n "$(find "$ROOT/src" "$ROOT/include" "$ROOT/web/wasm" "$0" -newer "$OUT/$o" \
+                 \( -name '*.c' -o -name '*.h' -o -name '*.js' -o -name '*.sh' \) 2>/dev/null | head -n 1)" ]; then
+      stale=1; break
+    fi
+  done
+  if [ "$stale" = 0 ]; then echo "build_wasm: $OUT is up to date"; exit 0; fi
+fi
 
 # Debian's emcc runs its JS optimizer with the system node and needs Debian's node modules.
 export NODE_PATH=/usr/share/nodejs

@@ -26,7 +26,7 @@ suite() {
 }
 
 asan() {
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGCAM_SANITIZE=ON >/dev/null &&
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGCAM_SANITIZE=ON -DGCAM_WASM=OFF >/dev/null &&
     cmake --build build-asan -j2 >/dev/null &&
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure)
 }
@@ -35,7 +35,7 @@ suite "C tests" bash -c "cd build && ctest --output-on-failure"
 suite "C tests under ASan+UBSan" asan
 suite "Python: converter and oracles" /usr/bin/python3 -m pytest -q tests/py
 suite "Localization of the small model" /usr/bin/python3 tests/eval_localization.py --check
-suite "wasm and JS in Node" node --test tests/js/
+suite "wasm and JS in Node" env GCAM_CLI=build/gcam node --test tests/js/
 suite "Demo in headless Chromium" node --test tests/browser/
 
 echo

@@ -9,6 +9,10 @@ xorshift32 generator below, which tests/test_image.c repeats. The outputs of cv2
 raw little-endian arrays (.u8, .f32) or, when big, as lossless PNGs whose channels are the
 array's channels in order (so an RGBA decoder returns them unchanged). The manifest
 (cases.txt) lists every case with its sizes, one per line, for the C test to read.
+
+Mind the machine: cv2.addWeighted is dispatched to AVX2 code and then rounds a fused
+multiply-add (the C code reproduces that). On a CPU without FMA, 157 of the 65536 blend pairs
+come out differently, so regenerate the fixtures on an x86-64 CPU with AVX2/FMA.
 """
 import os
 import struct
@@ -85,6 +89,14 @@ def png_with_size(w, h):
     return bytes(b)
 
 
+def jpeg_with_size(jpg, w, h):
+    """The JPEG with its frame header (SOF0) claiming w x h."""
+    b = bytearray(jpg)
+    i = b.index(b"\xff\xc0")
+    struct.pack_into(">HH", b, i + 5, h, w)
+    return bytes(b)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
@@ -123,6 +135,7 @@ def main():
         ("linear_7x7_33x19", 7, 7, 33, 19, 34),
         ("linear_7x7_3x3", 7, 7, 3, 3, 35),
         ("linear_14x14_7x7_half", 14, 14, 7, 7, 36),
+        ("linear_30x22_15x11_half", 30, 22, 15, 11, 40),
         ("linear_1x1_5x4", 1, 1, 5, 4, 37),
         ("linear_14x1_9x9", 14, 1, 9, 9, 38),
         ("linear_14x14_14x14_same", 14, 14, 14, 14, 39),
@@ -252,6 +265,8 @@ def main():
         ("png_signature_only.png", png[:8], "decode"),
         ("huge_100000x100000.png", png_with_size(100000, 100000), "too_large"),
         ("big_8193x8192.png", png_with_size(8193, 8192), "too_large"),
+        ("huge_65535x65535.jpg", jpeg_with_size(jpg, 65535, 65535), "too_large"),
+        ("big_8192x8193.jpg", jpeg_with_size(jpg, 8192, 8193), "too_large"),
     ]
     for name, data, expect in refused:
         write(name, data)

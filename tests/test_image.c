@@ -18,8 +18,13 @@
 #include "test.h"
 
 #define FIXTURES "tests/fixtures/image/"
-/* stb_image vs libjpeg-turbo (cv2.imdecode): IDCT and chroma upsampling differ slightly */
+/* stb_image vs libjpeg-turbo (cv2.imdecode): their IDCT, chroma upsampling and YCbCr rounding
+ * differ slightly. Measured: max 2 levels on the fixtures here; max 3 (at most 44 of 921600
+ * values, 93-95% identical) on a 640x480 noisy synthetic photo at quality 50..100, 4:2:0.
+ * A systematic error (a channel swap, a colour-conversion shift) would break the share of
+ * identical values long before the maximum. */
 #define JPEG_TOLERANCE 3
+#define JPEG_MIN_IDENTICAL 0.90
 /* bicubic: share of pixels that must be identical to cv2, not just within 1 level */
 #define CUBIC_MIN_IDENTICAL 1.0
 
@@ -336,6 +341,8 @@ static void test_decode(const char *file, const char *ref_name, int32_t w, int32
       printf("  decode %-27s max diff %d vs cv2.imdecode, identical %zu/%zu\n", file, worst, same,
              n);
       CHECK(worst <= tolerance, "%s: max diff %d > %d", file, worst, tolerance);
+      CHECK(same >= (tolerance ? JPEG_MIN_IDENTICAL : 1.0) * n, "%s: only %zu of %zu identical",
+            file, same, n);
     }
     gcam_image_free(rgba);
   }
@@ -418,9 +425,10 @@ static void test_arguments(void) {
   EXPECT_INVALID(gcam_overlay_rgba(out, img, 4, 4, 16, map, 0, 2, &op), "overlay map width 0");
   EXPECT_INVALID(gcam_overlay_rgba(out, img, 4, 4, 16, map, 2, -3, &op), "overlay map height<0");
   EXPECT_INVALID(gcam_overlay_rgba(out, img, big, big, big, map, 2, 2, &op), "overlay overflow");
-  if (sizeof(size_t) == 4) /* a 2^62-float map only overflows a 32-bit size_t */
-    EXPECT_INVALID(gcam_overlay_rgba(out, img, 4, 4, 16, map, big, big, &op),
-                   "overlay map overflow");
+  EXPECT_INVALID(gcam_overlay_rgba(out, img, 4, 4, 16, map, big, big, &op), "overlay map size");
+  /* over the pixel cap with a consistent stride: refused before any allocation */
+  EXPECT_INVALID(gcam_overlay_rgba(out, img, 8193, 8192, 8193 * 4, map, 2, 2, &op),
+                 "overlay over GCAM_MAX_IMAGE_PIXELS");
   gcam_overlay_params bad = op;
   bad.colormap = (gcam_colormap)7;
   EXPECT_INVALID(gcam_overlay_rgba(out, img, 4, 4, 16, map, 2, 2, &bad), "overlay colormap");

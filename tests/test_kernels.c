@@ -24,6 +24,8 @@
 
 static unsigned seed = 12345;
 
+#define WINO4_TOL 1e-4 /* F(4,3), error / sum|terms|: provisional, see the header comment */
+
 static float *falloc(size_t n) {
   float *p = malloc((n ? n : 1) * sizeof *p);
   if (!p) {
@@ -90,14 +92,14 @@ static void test_igemm_ukernels(void) {
             for (size_t s = 0; s < ks; s++)
               for (size_t m = 0; m < GCAM_GEMM_MR; m++) /* every third tap is padding */
                 a[s * GCAM_GEMM_MR + m] =
-                    (s % 3 == 2 && m == 1) ? zero : rows[(s * GCAM_GEMM_MR + m) % 36];
+                    (s % 3 == 2 && m == 1) ? zero : rows[(s * GCAM_GEMM_MR + m) % (GCAM_GEMM_MR * 9)];
             for (size_t i = 0; i < GCAM_GEMM_MR * 24; i++) cv[i] = cs[i] = 1234.5f;
             if (relu) {
-              gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
-              gcam_f32_igemm_relu_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
+              gcam_f32_igemm_relu_ukernel_6x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
+              gcam_f32_igemm_relu_ukernel_6x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
             } else {
-              gcam_f32_igemm_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
-              gcam_f32_igemm_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
+              gcam_f32_igemm_ukernel_6x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
+              gcam_f32_igemm_ukernel_6x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
             }
             /* the scalar twin against a plain triple loop (its own oracle) */
             double worst_s = 0.0;
@@ -139,8 +141,8 @@ static void test_igemm_ukernels(void) {
 /* ---- conv3x3 ------------------------------------------------------------------------------- */
 
 typedef struct {
-  double direct, wino, wino_small, dispatch, cross; /* error / magnitude of the terms */
-  double rel_direct, rel_wino; /* plain max rel err, floor = rms(ref) */
+  double direct, wino[5], dispatch, cross; /* error / magnitude of the terms; wino[m] */
+  double rel_direct, rel_wino[5];          /* plain max rel err, floor = rms(ref) */
 } conv_errs;
 
 /* Runs direct (default and smallest oc block), Winograd (default and 4-tile blocks) and the
@@ -168,17 +170,23 @@ static conv_errs conv_case(int H, int W, int C, int OC, float in_lo, float w_sca
   double e2 = conv_err(out2, ref, mag, n_out);
   if (e2 > r.direct) r.direct = e2;
 
-  float *pw = falloc(gcam__conv3x3_wino2_packed_floats(C, OC));
-  gcam__conv3x3_wino2_pack(pw, w, bias, C, OC);
-  float *sw = falloc(gcam__conv3x3_wino2_scratch_floats(H, W, C, OC, 0));
-  gcam__conv3x3_wino2_forward(out2, in, pw, H, W, C, OC, sw, 0, 0);
-  r.wino = conv_err(out2, ref, mag, n_out);
-  r.rel_wino = test_max_rel_err(out2, ref, n_out, floor_);
-  r.cross = conv_err(out2, out, mag, n_out);
-  free(sw);
-  sw = falloc(gcam__conv3x3_wino2_scratch_floats(H, W, C, OC, 1));
-  gcam__conv3x3_wino2_forward(out2, in, pw, H, W, C, OC, sw, 1, GCAM_GEMM_NR);
-  r.wino_small = conv_err(out2, ref, mag, n_out);
+  /* Winograd F(2,3) and F(4,3), each with the default blocking and with one-tile blocks and
+   * the smallest output-channel block (remainders everywhere) */
+  for (int m = 2; m <= 4; m += 2) {
+    float *pw = falloc(gcam__conv3x3_wino_packed_floats(m, C, OC));
+    gcam__conv3x3_wino_pack(m, pw, w, bias, C, OC);
+    float *sw = falloc(gcam__conv3x3_wino_scratch_floats(m, H, W, C, OC, 0));
+    gcam__conv3x3_wino_forward(m, out2, in, pw, H, W, C, OC, sw, 0, 0);
+    r.wino[m] = conv_err(out2, ref, mag, n_out);
+    r.rel_wino[m] = test_max_rel_err(out2, ref, n_out, floor_);
+    if (m == 2) r.cross = conv_err(out2, out, mag, n_out);
+    free(sw);
+    sw = falloc(gcam__conv3x3_wino_scratch_floats(m, H, W, C, OC, 1));
+    gcam__conv3x3_wino_forward(m, out2, in, pw, H, W, C, OC, sw, 1, GCAM_GEMM_NR);
+    e2 = conv_err(out2, ref, mag, n_out);
+    if (e2 > r.wino[m] || e2 != e2) r.wino[m] = e2;
+    free(sw), free(pw);
+  }
 
   float *pp = falloc(gcam_conv3x3_packed_floats(C, OC));
   float *sp = falloc(gcam_conv3x3_scratch_floats(H, W, C, OC));
@@ -187,7 +195,7 @@ static conv_errs conv_case(int H, int W, int C, int OC, float in_lo, float w_sca
   r.dispatch = conv_err(out2, ref, mag, n_out);
 
   free(in), free(w), free(bias), free(ref), free(out), free(out2);
-  free(pd), free(sd), free(pw), free(sw), free(pp), free(sp), free(mag);
+  free(pd), free(sd), free(pp), free(sp), free(mag);
   return r;
 }
 
@@ -196,29 +204,29 @@ static void test_conv_sweep(void) {
                        {14, 14}, {15, 15}, {2, 15}, {15, 1}};
   const int Cs[] = {1, 3, 4, 5, 17, 64};
   const int OCs[] = {1, 3, 7, 8, 9, 16, 33, 64};
-  double worst_d = 0, worst_w = 0, worst_x = 0;
+  double worst_d = 0, worst_w = 0, worst_w4 = 0, worst_x = 0;
   int bad = 0, cases = 0;
   for (size_t i = 0; i < sizeof hw / sizeof *hw; i++)
     for (size_t ci = 0; ci < sizeof Cs / sizeof *Cs; ci++)
       for (size_t oi = 0; oi < sizeof OCs / sizeof *OCs; oi++) {
         const int H = hw[i][0], W = hw[i][1], C = Cs[ci], OC = OCs[oi];
         conv_errs r = conv_case(H, W, C, OC, -1.0f, 1.0f);
-        double wi = r.wino > r.wino_small ? r.wino : r.wino_small;
-        int ok = r.direct <= 1e-5 && wi <= 5e-5 && r.cross <= 5e-5 &&
-                 r.dispatch <= 5e-5;
+        int ok = r.direct <= 1e-5 && r.wino[2] <= 5e-5 && r.wino[4] <= WINO4_TOL &&
+                 r.cross <= 5e-5 && r.dispatch <= WINO4_TOL;
         cases++;
         if (!ok) {
           bad++;
-          CHECK(0, "conv %dx%dx%d->%d: direct %.3g wino %.3g/%.3g cross %.3g dispatch %.3g",
-                H, W, C, OC, r.direct, r.wino, r.wino_small, r.cross, r.dispatch);
+          CHECK(0, "conv %dx%dx%d->%d: direct %.3g wino2 %.3g wino4 %.3g cross %.3g dispatch "
+                "%.3g", H, W, C, OC, r.direct, r.wino[2], r.wino[4], r.cross, r.dispatch);
         }
         if (r.direct > worst_d) worst_d = r.direct;
-        if (wi > worst_w) worst_w = wi;
+        if (r.wino[2] > worst_w) worst_w = r.wino[2];
+        if (r.wino[4] > worst_w4) worst_w4 = r.wino[4];
         if (r.cross > worst_x) worst_x = r.cross;
       }
   CHECK(bad == 0, "%d of %d conv shapes failed", bad, cases);
-  printf("conv sweep: %d shapes, worst error / sum|terms|: direct %.2e, winograd %.2e, "
-         "winograd vs direct %.2e\n", cases, worst_d, worst_w, worst_x);
+  printf("conv sweep: %d shapes, worst error / sum|terms|: direct %.2e, F(2,3) %.2e, F(4,3) "
+         "%.2e, F(2,3) vs direct %.2e\n", cases, worst_d, worst_w, worst_w4, worst_x);
 }
 
 /* VGG16's layer shapes at reduced spatial size, He-scaled weights, non-negative inputs (as
@@ -230,15 +238,103 @@ static void test_conv_vgg16_shapes(void) {
   for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
     const int H = shapes[i][0], W = shapes[i][1], C = shapes[i][2], OC = shapes[i][3];
     conv_errs r = conv_case(H, W, C, OC, C == 3 ? -120.0f : 0.0f, sqrtf(6.0f / (9.0f * C)));
-    double wi = r.wino > r.wino_small ? r.wino : r.wino_small;
-    printf("vgg16 shape %2dx%2dx%3d->%3d: error/sum|terms| direct %.2e winograd %.2e; "
-           "max rel err (floor rms) direct %.2e winograd %.2e; uses %s\n", H, W, C, OC,
-           r.direct, wi, r.rel_direct, r.rel_wino,
-           gcam__conv3x3_use_wino2(C, OC) ? "winograd" : "direct");
+    printf("vgg16 %2dx%2dx%3d->%3d: err/sum|terms| direct %.1e F2 %.1e F4 %.1e; max rel err "
+           "(floor rms) direct %.1e F2 %.1e F4 %.1e; uses %d\n", H, W, C, OC, r.direct,
+           r.wino[2], r.wino[4], r.rel_direct, r.rel_wino[2], r.rel_wino[4],
+           gcam__conv3x3_path(C, OC));
     CHECK(r.direct <= 1e-5, "vgg16 %dx%dx%d->%d direct %.3g", H, W, C, OC, r.direct);
-    CHECK(wi <= 5e-5, "vgg16 %dx%dx%d->%d winograd %.3g", H, W, C, OC, wi);
-    CHECK(r.dispatch <= 5e-5, "vgg16 %dx%dx%d->%d dispatch %.3g", H, W, C, OC, r.dispatch);
+    CHECK(r.wino[2] <= 5e-5, "vgg16 %dx%dx%d->%d F(2,3) %.3g", H, W, C, OC, r.wino[2]);
+    CHECK(r.wino[4] <= WINO4_TOL, "vgg16 %dx%dx%d->%d F(4,3) %.3g", H, W, C, OC, r.wino[4]);
+    CHECK(r.dispatch <= WINO4_TOL, "vgg16 %dx%dx%d->%d dispatch %.3g", H, W, C, OC,
+          r.dispatch);
   }
+}
+
+/* A whole VGG16 (13 convs, 5 pools, a 512-64-64-10 dense head) on a 32x32 input with He-scaled
+ * random weights, run with each conv path; the logits are compared with the all-reference
+ * network. This is the accuracy budget that matters: the library must stay within 1e-4
+ * (relative) of torch on the logits. */
+static void vgg16_chain(float *logits, int path, const float *input, float *const *w,
+                        float *const *b, float *const *dw, float *const *db) {
+  static const int oc[13] = {64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512};
+  static const int pool[13] = {0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1};
+  int H = 32, W = 32, C = 3;
+  float *x = falloc((size_t)H * W * 512), *y = falloc((size_t)H * W * 512);
+  memcpy(x, input, sizeof(float) * H * W * C);
+  for (int l = 0; l < 13; l++) {
+    if (path < 0) {
+      gcam_conv3x3_relu_forward_ref(y, x, w[l], b[l], H, W, C, oc[l]);
+    } else {
+      const int m = path == 9 ? gcam__conv3x3_path(C, oc[l]) : path;
+      float *pk, *sc;
+      if (m) {
+        pk = falloc(gcam__conv3x3_wino_packed_floats(m, C, oc[l]));
+        sc = falloc(gcam__conv3x3_wino_scratch_floats(m, H, W, C, oc[l], 0));
+        gcam__conv3x3_wino_pack(m, pk, w[l], b[l], C, oc[l]);
+        gcam__conv3x3_wino_forward(m, y, x, pk, H, W, C, oc[l], sc, 0, 0);
+      } else {
+        pk = falloc(gcam__conv3x3_direct_packed_floats(C, oc[l]));
+        sc = falloc(gcam__conv3x3_direct_scratch_floats(H, W, C, oc[l]));
+        gcam__conv3x3_direct_pack(pk, w[l], b[l], C, oc[l]);
+        gcam__conv3x3_direct_forward(y, x, pk, H, W, C, oc[l], sc, 0);
+      }
+      free(pk), free(sc);
+    }
+    C = oc[l];
+    if (pool[l]) {
+      gcam_maxpool2x2_forward_ref(x, NULL, y, H, W, C);
+      H /= 2, W /= 2;
+    } else {
+      float *t = x;
+      x = y, y = t;
+    }
+  }
+  float h1[64], h2[64];
+  gcam_dense_forward_ref(h1, x, dw[0], db[0], 512, 64, 1);
+  gcam_dense_forward_ref(h2, h1, dw[1], db[1], 64, 64, 1);
+  gcam_dense_forward_ref(logits, h2, dw[2], db[2], 64, 10, 0);
+  free(x), free(y);
+}
+
+static void test_vgg16_chain(void) {
+  static const int oc[13] = {64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512};
+  float *w[13], *b[13], *dw[3], *db[3], input[32 * 32 * 3];
+  const int dn[3][2] = {{512, 64}, {64, 64}, {64, 10}};
+  int C = 3;
+  for (int l = 0; l < 13; l++) {
+    float s = sqrtf(6.0f / (9.0f * C));
+    w[l] = falloc((size_t)9 * C * oc[l]), b[l] = falloc(oc[l]);
+    test_fill_uniform(w[l], (size_t)9 * C * oc[l], &seed, -s, s);
+    test_fill_uniform(b[l], oc[l], &seed, -0.05f, 0.1f);
+    C = oc[l];
+  }
+  for (int l = 0; l < 3; l++) {
+    float s = sqrtf(6.0f / dn[l][0]);
+    dw[l] = falloc((size_t)dn[l][0] * dn[l][1]), db[l] = falloc(dn[l][1]);
+    test_fill_uniform(dw[l], (size_t)dn[l][0] * dn[l][1], &seed, -s, s);
+    test_fill_uniform(db[l], dn[l][1], &seed, -0.05f, 0.05f);
+  }
+  test_fill_uniform(input, 32 * 32 * 3, &seed, -120.0f, 130.0f); /* caffe-preprocessed range */
+  float ref[10], got[10];
+  vgg16_chain(ref, -1, input, w, b, dw, db);
+  double ref_max = 0.0;
+  for (int i = 0; i < 10; i++) ref_max = fabs(ref[i]) > ref_max ? fabs(ref[i]) : ref_max;
+  const int paths[4] = {0, 2, 4, 9};
+  const char *names[4] = {"direct", "F(2,3)", "F(4,3)", "library choice"};
+  for (int p = 0; p < 4; p++) {
+    vgg16_chain(got, paths[p], input, w, b, dw, db);
+    double worst = 0.0;
+    for (int i = 0; i < 10; i++) {
+      double e = fabs((double)got[i] - ref[i]) / ref_max;
+      if (e > worst || e != e) worst = e != e ? INFINITY : e;
+    }
+    printf("vgg16 32x32 network, %s convs: logits max|err| / max|logit| = %.2e (max|logit| "
+           "%.3g)\n", names[p], worst, ref_max);
+    CHECK(worst <= 1e-4, "vgg16 network with %s convs: logits error %.3g > 1e-4", names[p],
+          worst);
+  }
+  for (int l = 0; l < 13; l++) free(w[l]), free(b[l]);
+  for (int l = 0; l < 3; l++) free(dw[l]), free(db[l]);
 }
 
 /* ---- maxpool ----------------------------------------------------------------------------- */
@@ -492,6 +588,7 @@ int main(void) {
   test_igemm_ukernels();
   test_conv_sweep();
   test_conv_vgg16_shapes();
+  test_vgg16_chain();
   test_maxpool_forward();
   test_maxpool_backward();
   test_dense();

@@ -29,6 +29,8 @@ export async function createExplainer(options = {}) {
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
     throw new GcamArgumentError('createExplainer: onProgress must be a function');
   const useWorker = options.worker === undefined ? !isNode && typeof Worker !== 'undefined' : !!options.worker;
+  if (useWorker && typeof Worker === 'undefined')
+    throw new GcamArgumentError('createExplainer: { worker: true } needs Web Workers (not available here)');
   if (useWorker) return WorkerExplainer.create(options);
   const base = typeof location !== 'undefined' ? location.href : undefined;
   const engine = await Engine.create({ ...options, base });

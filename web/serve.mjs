@@ -30,8 +30,9 @@ const MIME = {
 
 const DEFAULT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Start serving `root` on 127.0.0.1:`port` (0 = any free port). Resolves to the server. */
-export function serve({ root = DEFAULT_ROOT, port = 8080, host = '127.0.0.1', log = false } = {}) {
+/** Start serving `root` on 127.0.0.1:`port` (0 = any free port). Resolves to the server.
+ * `files` maps extra URL paths to files outside the root (tests serve a generated model). */
+export function serve({ root = DEFAULT_ROOT, port = 8080, host = '127.0.0.1', log = false, files = {} } = {}) {
   const rootDir = path.resolve(root);
   const server = http.createServer((req, res) => {
     const send = (status, body, type = 'text/plain; charset=utf-8') => {
@@ -44,6 +45,9 @@ export function serve({ root = DEFAULT_ROOT, port = 8080, host = '127.0.0.1', lo
       rel = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
     } catch {
       return send(400, 'bad request\n');
+    }
+    if (Object.hasOwn(files, rel)) {
+      return fs.stat(files[rel], (err, st) => (err ? send(404, 'not found\n') : sendFile(files[rel], st)));
     }
     let file = path.join(rootDir, rel);
     if (file !== rootDir && !file.startsWith(rootDir + path.sep)) return send(403, 'forbidden\n');

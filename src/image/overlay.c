@@ -41,20 +41,22 @@ static gcam_status check_map(const float *map, int32_t map_width, int32_t map_he
   if (map_width < 1 || map_height < 1)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "map size %dx%d: both must be >= 1",
                        (int)map_width, (int)map_height);
-  if ((uint64_t)map_width * (uint64_t)map_height > SIZE_MAX / sizeof(float))
-    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "map size %dx%d overflows",
-                       (int)map_width, (int)map_height);
+  if ((uint64_t)map_width * (uint64_t)map_height > (uint64_t)GCAM_MAX_IMAGE_PIXELS)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "map size %dx%d is over %lld values",
+                       (int)map_width, (int)map_height, (long long)GCAM_MAX_IMAGE_PIXELS);
   return GCAM_STATUS_OK;
 }
 
-/* width*height*4 bytes and width*height floats must be addressable */
+/* Images are capped at the decoder's limit, GCAM_MAX_IMAGE_PIXELS (2^26): then width*height*4
+ * bytes and width*height floats are addressable even with a 32-bit size_t, and no absurd size
+ * reaches malloc. */
 static gcam_status check_size(int32_t width, int32_t height) {
   if (width < 1 || height < 1)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "image size %dx%d: both must be >= 1",
                        (int)width, (int)height);
-  if ((uint64_t)width * (uint64_t)height > SIZE_MAX / 4)
-    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "image size %dx%d overflows",
-                       (int)width, (int)height);
+  if ((uint64_t)width * (uint64_t)height > (uint64_t)GCAM_MAX_IMAGE_PIXELS)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "image size %dx%d is over %lld pixels",
+                       (int)width, (int)height, (long long)GCAM_MAX_IMAGE_PIXELS);
   return GCAM_STATUS_OK;
 }
 

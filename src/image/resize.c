@@ -132,8 +132,27 @@ void gcam__resize_bicubic_u8(uint8_t *dst, int32_t dw, int32_t dh, const uint8_t
   }
 }
 
+/* cv::resize turns INTER_LINEAR with a scale of exactly 2 into its "fast area" path: the
+ * mean of each 2x2 block. Its SIMD loop (groups of 4 outputs) adds the two rows' pairs, the
+ * scalar tail adds the four values in reading order; both then multiply by 0.25. */
+static void resize_half_f32(float *dst, int32_t dw, int32_t dh, const float *src, int32_t sw) {
+  const int32_t simd_end = dw - dw % 4;
+  for (int32_t dy = 0; dy < dh; dy++) {
+    const float *r0 = src + (size_t)(2 * dy) * (size_t)sw, *r1 = r0 + sw;
+    float *out = dst + (size_t)dy * (size_t)dw;
+    for (int32_t dx = 0; dx < dw; dx++) {
+      const float a = r0[2 * dx], b = r0[2 * dx + 1], c = r1[2 * dx], d = r1[2 * dx + 1];
+      out[dx] = dx < simd_end ? ((a + b) + (c + d)) * 0.25f : (a + b + c + d) * 0.25f;
+    }
+  }
+}
+
 void gcam__resize_bilinear_f32(float *dst, int32_t dw, int32_t dh, const float *src, int32_t sw,
                                int32_t sh) {
+  if (sw == 2 * dw && sh == 2 * dh) {
+    resize_half_f32(dst, dw, dh, src, sw);
+    return;
+  }
   const double scale_x = resize_scale(dw, sw), scale_y = resize_scale(dh, sh);
   int32_t col[RESIZE_TILE];
   float wx[RESIZE_TILE];

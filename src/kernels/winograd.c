@@ -1,12 +1,24 @@
-/* winograd.c: 3x3 convolution by Winograd F(2x2, 3x3) (Lavin & Gray 2016), see conv3x3.h.
+/* winograd.c: 3x3 convolution by Winograd F(m x m, 3x3) (Lavin & Gray 2016), m = 2 or 4,
+ * see conv3x3.h. With a = m + 2, each a x a input tile (stride m) of each channel becomes
+ * a*a values V = B^T d B; a*a GEMMs (tiles x C).(C x OC) multiply them by the transformed
+ * weights U = G g G^T; Y = A^T M A gives the m x m outputs, + bias, ReLU.
  *
- *   B^T = | 1  0 -1  0 |    G = | 1    0    0  |    A^T = | 1  1  1  0 |
- *         | 0  1  1  0 |        | 1/2  1/2  1/2|          | 0  1 -1 -1 |
- *         | 0 -1  1  0 |        | 1/2 -1/2  1/2|
- *         | 0  1  0 -1 |        | 0    0    1  |
+ * F(2,3):  B^T = | 1  0 -1  0 |   G = | 1    0    0   |   A^T = | 1  1  1  0 |
+ *                | 0  1  1  0 |       | 1/2  1/2  1/2 |         | 0  1 -1 -1 |
+ *                | 0 -1  1  0 |       | 1/2 -1/2  1/2 |
+ *                | 0  1  0 -1 |       | 0    0    1   |
+ * F(4,3), points 0, +-1, +-2, inf:
+ *   B^T = | 4  0 -5  0  1  0 |   G = | 1/4    0     0   |   A^T = | 1  1  1  1  1  0 |
+ *         | 0 -4 -4  1  1  0 |       | -1/6 -1/6  -1/6  |         | 0  1 -1  2 -2  0 |
+ *         | 0  4 -4 -1  1  0 |       | -1/6  1/6  -1/6  |         | 0  1  1  4  4  0 |
+ *         | 0 -2 -1  2  1  0 |       | 1/24  1/12  1/6  |         | 0  1 -1  8 -8  1 |
+ *         | 0  2 -1 -2  1  0 |       | 1/24 -1/12  1/6  |
+ *         | 0  4  0 -5  0  1 |       | 0     0     1    |
+ * F(4,3) does 4x fewer multiplications than direct (F(2,3): 2.25x) but its transforms
+ * scale values by up to 8 and 1/24, which costs accuracy: see tests/test_kernels.c.
  *
- * Tiles are processed in blocks of T (input transform -> 16 GEMMs -> output transform) so
- * the transformed data of a block stays in cache. */
+ * Tiles are processed in blocks (input transform -> a*a GEMMs -> output transform) so the
+ * transformed data of a block stays in cache. */
 #include <string.h>
 
 #include "conv3x3.h"
@@ -16,54 +28,66 @@
 #define MR GCAM_GEMM_MR
 #define NR GCAM_GEMM_NR
 
-static size_t gcam__wino2_xi_floats(int32_t C, int32_t OC) {
+static size_t gcam__wino_xi_floats(int32_t C, int32_t OC) {
   return ((size_t)OC + NR - 1) / NR * gcam__gemm_block_floats((size_t)C);
 }
 
-size_t gcam__conv3x3_wino2_packed_floats(int32_t C, int32_t OC) {
-  return 16 * gcam__wino2_xi_floats(C, OC) + (size_t)OC;
+size_t gcam__conv3x3_wino_packed_floats(int m, int32_t C, int32_t OC) {
+  const size_t a = (size_t)m + 2;
+  return a * a * gcam__wino_xi_floats(C, OC) + (size_t)OC;
 }
 
-void gcam__conv3x3_wino2_pack(float *packed, const float *w_hwio, const float *bias, int32_t C,
-                              int32_t OC) {
-  const size_t xi_floats = gcam__wino2_xi_floats(C, OC), blk = gcam__gemm_block_floats(C);
-  memset(packed, 0, 16 * xi_floats * sizeof *packed); /* zero biases and padded columns */
+static const double gcam__G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double gcam__G4[6][3] = {{1.0 / 4, 0, 0},
+                                      {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                      {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                      {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                      {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                      {0, 0, 1}};
+
+void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const float *bias,
+                             int32_t C, int32_t OC) {
+  const int a = m + 2;
+  const double(*G)[3] = m == 4 ? gcam__G4 : gcam__G2;
+  const size_t xi_floats = gcam__wino_xi_floats(C, OC), blk = gcam__gemm_block_floats(C);
+  memset(packed, 0, (size_t)a * a * xi_floats * sizeof *packed); /* zero biases, padding */
   for (int32_t c = 0; c < C; c++)
     for (int32_t o = 0; o < OC; o++) {
-      double g[3][3], t[4][3];
+      double g[3][3], t[6][3];
       for (int i = 0; i < 9; i++) g[i / 3][i % 3] = w_hwio[((size_t)i * C + c) * OC + o];
-      for (int j = 0; j < 3; j++) { /* t = G g */
-        t[0][j] = g[0][j];
-        t[1][j] = 0.5 * (g[0][j] + g[1][j] + g[2][j]);
-        t[2][j] = 0.5 * (g[0][j] - g[1][j] + g[2][j]);
-        t[3][j] = g[2][j];
-      }
-      for (int i = 0; i < 4; i++) { /* U = t G^T */
-        const double u[4] = {t[i][0], 0.5 * (t[i][0] + t[i][1] + t[i][2]),
-                             0.5 * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-        for (int j = 0; j < 4; j++)
-          packed[(size_t)(i * 4 + j) * xi_floats + (size_t)(o / NR) * blk + NR +
-                 (size_t)c * NR + o % NR] = (float)u[j];
-      }
+      for (int i = 0; i < a; i++) /* t = G g */
+        for (int j = 0; j < 3; j++)
+          t[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
+      for (int i = 0; i < a; i++) /* U = t G^T */
+        for (int j = 0; j < a; j++) {
+          const double u = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+          packed[(size_t)(i * a + j) * xi_floats + (size_t)(o / NR) * blk + NR +
+                 (size_t)c * NR + o % NR] = (float)u;
+        }
     }
-  memcpy(packed + 16 * xi_floats, bias, (size_t)OC * sizeof *bias);
+  memcpy(packed + (size_t)a * a * xi_floats, bias, (size_t)OC * sizeof *bias);
 }
 
-int32_t gcam__conv3x3_wino2_tiles(int32_t H, int32_t W, int32_t C, int32_t OC, int32_t tiles) {
-  const size_t all = (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2);
+int32_t gcam__conv3x3_wino_tiles(int m, int32_t H, int32_t W, int32_t C, int32_t OC,
+                                 int32_t tiles) {
+  const size_t a = (size_t)m + 2;
+  const size_t all = (size_t)((H + m - 1) / m) * (size_t)((W + m - 1) / m);
   size_t t = (size_t)tiles;
   if (tiles <= 0) {
-    const size_t budget = 256 * 1024; /* floats of V + M per block: 1 MB */
-    t = budget / (16 * ((size_t)C + (size_t)OC)) / MR * MR;
-    if (t < 4 * MR) t = 4 * MR;
+    /* Measured (wasm, VGG16 shapes): while the transformed weights U (a*a*C*OC floats) stay
+     * cache-sized, small blocks win (V and M of a block stay in L2); once U is tens of MB it
+     * is streamed from memory once per block, and large blocks amortize that. */
+    const size_t u_bytes = a * a * (size_t)C * (size_t)OC * sizeof(float);
+    t = u_bytes <= ((size_t)12 << 20) ? 2 * MR : 16 * MR;
   }
   return (int32_t)(t < all ? t : all);
 }
 
-size_t gcam__conv3x3_wino2_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC,
-                                          int32_t tiles) {
-  const size_t T = (size_t)gcam__conv3x3_wino2_tiles(H, W, C, OC, tiles);
-  return (size_t)C + 16 * T * ((size_t)C + (size_t)OC);
+size_t gcam__conv3x3_wino_scratch_floats(int m, int32_t H, int32_t W, int32_t C, int32_t OC,
+                                         int32_t tiles) {
+  const size_t a = (size_t)m + 2;
+  const size_t T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
+  return (size_t)C + a * a * T * ((size_t)C + (size_t)OC);
 }
 
 static inline gcam_f32x4 gcam__load_n(const float *p, size_t n) {
@@ -80,9 +104,10 @@ static inline void gcam__store_n(float *p, gcam_f32x4 v, size_t n) {
     memcpy(p, &v, n * sizeof(float));
 }
 
-/* V = B^T d B for channels [c, c+n) of one tile; d[r*4+q] points at input pixel (r, q) */
-static inline void gcam__wino2_input(float *v, size_t xi_stride, const float *const *d,
-                                     size_t c, size_t n) {
+/* F(2,3): V = B^T d B for channels [c, c+n) of one tile; d[r*4+q] points at input pixel
+ * (r, q) of the tile; V[xi] is written at v + xi*xs */
+static inline void gcam__wino2_input(float *v, size_t xs, const float *const *d, size_t c,
+                                     size_t n) {
   gcam_f32x4 t[4][4];
   for (int q = 0; q < 4; q++) {
     const gcam_f32x4 d0 = gcam__load_n(d[q] + c, n), d1 = gcam__load_n(d[4 + q] + c, n);
@@ -93,45 +118,107 @@ static inline void gcam__wino2_input(float *v, size_t xi_stride, const float *co
     t[3][q] = d1 - d3;
   }
   for (int i = 0; i < 4; i++) {
-    float *vi = v + (size_t)(i * 4) * xi_stride + c;
+    float *vi = v + (size_t)(i * 4) * xs + c;
     gcam__store_n(vi, t[i][0] - t[i][2], n);
-    gcam__store_n(vi + xi_stride, t[i][1] + t[i][2], n);
-    gcam__store_n(vi + 2 * xi_stride, t[i][2] - t[i][1], n);
-    gcam__store_n(vi + 3 * xi_stride, t[i][1] - t[i][3], n);
+    gcam__store_n(vi + xs, t[i][1] + t[i][2], n);
+    gcam__store_n(vi + 2 * xs, t[i][2] - t[i][1], n);
+    gcam__store_n(vi + 3 * xs, t[i][1] - t[i][3], n);
   }
 }
 
-/* Y = A^T M A + bias, ReLU, for channels [o, o+n) of one tile; y[i*2+j] is output pixel
- * (i, j) or NULL when it falls outside the image */
-static inline void gcam__wino2_output(float *const *y, const float *m, size_t xi_stride,
+/* F(2,3): Y = A^T M A + bias, ReLU, for channels [o, o+n) of one tile; M[xi] is read at
+ * mm + xi*xs; y[i*2+j] is output pixel (i, j), or NULL outside the image */
+static inline void gcam__wino2_output(float *const *y, const float *mm, size_t xs,
                                       const float *bias, size_t o, size_t n) {
   gcam_f32x4 s[2][4];
   for (int j = 0; j < 4; j++) {
-    const float *mj = m + (size_t)j * xi_stride + o;
-    const gcam_f32x4 m0 = gcam__load_n(mj, n), m1 = gcam__load_n(mj + 4 * xi_stride, n);
-    const gcam_f32x4 m2 = gcam__load_n(mj + 8 * xi_stride, n);
-    const gcam_f32x4 m3 = gcam__load_n(mj + 12 * xi_stride, n);
+    const float *mj = mm + (size_t)j * xs + o;
+    const gcam_f32x4 m0 = gcam__load_n(mj, n), m1 = gcam__load_n(mj + 4 * xs, n);
+    const gcam_f32x4 m2 = gcam__load_n(mj + 8 * xs, n), m3 = gcam__load_n(mj + 12 * xs, n);
     s[0][j] = m0 + m1 + m2;
     s[1][j] = m1 - m2 - m3;
   }
   const gcam_f32x4 b = gcam__load_n(bias + o, n);
   for (int i = 0; i < 2; i++) {
-    if (y[i * 2]) gcam__store_n(y[i * 2] + o, gcam__f32x4_relu(s[i][0] + s[i][1] + s[i][2] + b), n);
+    if (y[i * 2])
+      gcam__store_n(y[i * 2] + o, gcam__f32x4_relu(s[i][0] + s[i][1] + s[i][2] + b), n);
     if (y[i * 2 + 1])
       gcam__store_n(y[i * 2 + 1] + o, gcam__f32x4_relu(s[i][1] - s[i][2] - s[i][3] + b), n);
   }
 }
 
-void gcam__conv3x3_wino2_forward(float *out, const float *in, const float *packed, int32_t H,
-                                 int32_t W, int32_t C, int32_t OC, float *scratch,
-                                 int32_t tiles, int32_t oc_block) {
-  const size_t T = (size_t)gcam__conv3x3_wino2_tiles(H, W, C, OC, tiles);
-  const int32_t TW = (W + 1) / 2;
-  const size_t n_tiles = (size_t)((H + 1) / 2) * (size_t)TW;
-  const size_t xi_floats = gcam__wino2_xi_floats(C, OC), blk = gcam__gemm_block_floats(C);
-  const float *bias = packed + 16 * xi_floats;
+/* r = B^T x for one 6-vector (F(4,3)) */
+static inline void gcam__bt6(gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1, gcam_f32x4 x2,
+                             gcam_f32x4 x3, gcam_f32x4 x4, gcam_f32x4 x5) {
+  const gcam_f32x4 four = gcam__f32x4_splat(4.0f), five = gcam__f32x4_splat(5.0f);
+  const gcam_f32x4 p = x4 - four * x2, q = x3 - four * x1;
+  const gcam_f32x4 p2 = x4 - x2, q2 = gcam__f32x4_splat(2.0f) * (x3 - x1);
+  r[0] = four * x0 - five * x2 + x4;
+  r[1] = p + q;
+  r[2] = p - q;
+  r[3] = p2 + q2;
+  r[4] = p2 - q2;
+  r[5] = four * x1 - five * x3 + x5;
+}
+
+/* r = A^T x for one 6-vector (F(4,3)) */
+static inline void gcam__at6(gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1, gcam_f32x4 x2,
+                             gcam_f32x4 x3, gcam_f32x4 x4, gcam_f32x4 x5) {
+  const gcam_f32x4 sp = x1 + x2, sm = x1 - x2, tp = x3 + x4, tm = x3 - x4;
+  r[0] = x0 + sp + tp;
+  r[1] = sm + gcam__f32x4_splat(2.0f) * tm;
+  r[2] = sp + gcam__f32x4_splat(4.0f) * tp;
+  r[3] = sm + gcam__f32x4_splat(8.0f) * tm + x5;
+}
+
+static inline void gcam__wino4_input(float *v, size_t xs, const float *const *d, size_t c,
+                                     size_t n) {
+  gcam_f32x4 t[6][6]; /* t[i][q] = (B^T d)[i][q] */
+  for (int q = 0; q < 6; q++) {
+    gcam_f32x4 r[6];
+    gcam__bt6(r, gcam__load_n(d[q] + c, n), gcam__load_n(d[6 + q] + c, n),
+              gcam__load_n(d[12 + q] + c, n), gcam__load_n(d[18 + q] + c, n),
+              gcam__load_n(d[24 + q] + c, n), gcam__load_n(d[30 + q] + c, n));
+    for (int i = 0; i < 6; i++) t[i][q] = r[i];
+  }
+  for (int i = 0; i < 6; i++) {
+    gcam_f32x4 r[6];
+    gcam__bt6(r, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5]);
+    for (int j = 0; j < 6; j++) gcam__store_n(v + (size_t)(i * 6 + j) * xs + c, r[j], n);
+  }
+}
+
+static inline void gcam__wino4_output(float *const *y, const float *mm, size_t xs,
+                                      const float *bias, size_t o, size_t n) {
+  gcam_f32x4 s[4][6]; /* s[i][j] = (A^T M)[i][j] */
+  for (int j = 0; j < 6; j++) {
+    const float *mj = mm + (size_t)j * xs + o;
+    gcam_f32x4 r[4];
+    gcam__at6(r, gcam__load_n(mj, n), gcam__load_n(mj + 6 * xs, n),
+              gcam__load_n(mj + 12 * xs, n), gcam__load_n(mj + 18 * xs, n),
+              gcam__load_n(mj + 24 * xs, n), gcam__load_n(mj + 30 * xs, n));
+    for (int i = 0; i < 4; i++) s[i][j] = r[i];
+  }
+  const gcam_f32x4 b = gcam__load_n(bias + o, n);
+  for (int i = 0; i < 4; i++) {
+    gcam_f32x4 r[4];
+    gcam__at6(r, s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5]);
+    for (int j = 0; j < 4; j++)
+      if (y[i * 4 + j]) gcam__store_n(y[i * 4 + j] + o, gcam__f32x4_relu(r[j] + b), n);
+  }
+}
+
+void gcam__conv3x3_wino_forward(int m, float *out, const float *in, const float *packed,
+                                int32_t H, int32_t W, int32_t C, int32_t OC, float *scratch,
+                                int32_t tiles, int32_t oc_block) {
+  const int a = m + 2, n_xi = a * a;
+  const size_t T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
+  const int32_t TW = (W + m - 1) / m;
+  const size_t n_tiles = (size_t)((H + m - 1) / m) * (size_t)TW;
+  const size_t xi_floats = gcam__wino_xi_floats(C, OC), blk = gcam__gemm_block_floats(C);
+  const float *bias = packed + (size_t)n_xi * xi_floats;
   const int32_t ocb = oc_block > 0 ? oc_block : gcam__conv3x3_oc_block(C, OC);
-  float *zero = scratch, *V = scratch + C, *M = V + 16 * T * (size_t)C;
+  float *zero = scratch, *V = scratch + C, *M = V + (size_t)n_xi * T * (size_t)C;
   const size_t v_xi = T * (size_t)C, m_xi = T * (size_t)OC; /* one xi's block of rows */
   memset(zero, 0, (size_t)C * sizeof *zero);
 
@@ -139,18 +226,22 @@ void gcam__conv3x3_wino2_forward(float *out, const float *in, const float *packe
     const size_t tb = n_tiles - t0 < T ? n_tiles - t0 : T;
     for (size_t t = 0; t < tb; t++) {
       const int32_t ty = (int32_t)((t0 + t) / (size_t)TW), tx = (int32_t)((t0 + t) % (size_t)TW);
-      const float *d[16];
-      for (int r = 0; r < 4; r++)
-        for (int q = 0; q < 4; q++) {
-          const int32_t iy = 2 * ty - 1 + r, ix = 2 * tx - 1 + q;
-          d[r * 4 + q] = (iy < 0 || iy >= H || ix < 0 || ix >= W)
+      const float *d[36];
+      for (int r = 0; r < a; r++)
+        for (int q = 0; q < a; q++) {
+          const int32_t iy = m * ty - 1 + r, ix = m * tx - 1 + q;
+          d[r * a + q] = (iy < 0 || iy >= H || ix < 0 || ix >= W)
                              ? zero
                              : in + ((size_t)iy * W + ix) * C;
         }
-      for (size_t c = 0; c < (size_t)C; c += 4)
-        gcam__wino2_input(V + t * C, v_xi, d, c, (size_t)C - c);
+      for (size_t c = 0; c < (size_t)C; c += 4) {
+        if (m == 4)
+          gcam__wino4_input(V + t * C, v_xi, d, c, (size_t)C - c);
+        else
+          gcam__wino2_input(V + t * C, v_xi, d, c, (size_t)C - c);
+      }
     }
-    for (int xi = 0; xi < 16; xi++) {
+    for (int xi = 0; xi < n_xi; xi++) {
       const float *u = packed + (size_t)xi * xi_floats;
       const float *vx = V + xi * v_xi;
       float *mx = M + xi * m_xi;
@@ -159,22 +250,26 @@ void gcam__conv3x3_wino2_forward(float *out, const float *in, const float *packe
         const float *w = u + (size_t)(oc0 / NR) * blk;
         for (size_t r0 = 0; r0 < tb; r0 += MR) {
           const size_t mr = tb - r0 < MR ? tb - r0 : MR;
-          const float *a[MR];
-          for (size_t m = 0; m < MR; m++) a[m] = vx + (r0 + (m < mr ? m : mr - 1)) * C;
-          gcam_f32_igemm_ukernel_4x8__vec(mr, nc, (size_t)C, 1, a, w, mx + r0 * OC + oc0,
+          const float *ap[MR];
+          for (size_t k = 0; k < MR; k++) ap[k] = vx + (r0 + (k < mr ? k : mr - 1)) * C;
+          gcam_f32_igemm_ukernel_6x8__vec(mr, nc, (size_t)C, 1, ap, w, mx + r0 * OC + oc0,
                                           (size_t)OC);
         }
       }
     }
     for (size_t t = 0; t < tb; t++) {
       const int32_t ty = (int32_t)((t0 + t) / (size_t)TW), tx = (int32_t)((t0 + t) % (size_t)TW);
-      float *y[4];
-      for (int i = 0; i < 4; i++) {
-        const int32_t oy = 2 * ty + i / 2, ox = 2 * tx + i % 2;
+      float *y[16];
+      for (int i = 0; i < m * m; i++) {
+        const int32_t oy = m * ty + i / m, ox = m * tx + i % m;
         y[i] = (oy < H && ox < W) ? out + ((size_t)oy * W + ox) * OC : NULL;
       }
-      for (size_t o = 0; o < (size_t)OC; o += 4)
-        gcam__wino2_output(y, M + t * OC, m_xi, bias, o, (size_t)OC - o);
+      for (size_t o = 0; o < (size_t)OC; o += 4) {
+        if (m == 4)
+          gcam__wino4_output(y, M + t * OC, m_xi, bias, o, (size_t)OC - o);
+        else
+          gcam__wino2_output(y, M + t * OC, m_xi, bias, o, (size_t)OC - o);
+      }
     }
   }
 }

@@ -9,6 +9,8 @@ framework's semantics, sharing no code with weights/convert.py or weights/gcamfi
   - torch_reference: the torchvision module itself, float64.
 """
 
+import copy
+
 import cv2
 import h5py
 import numpy as np
@@ -115,10 +117,10 @@ def write_keras3(path, layers, top="layers"):
                 v[str(i)] = a
 
 
-def keras_reference(layers, x_bgr_hwc, classes, mode="logit"):
+def keras_reference(layers, x_bgr_hwc):
     """Keras semantics on the source arrays: NHWC, 'same' 3x3 convs with HWIO kernels,
     2x2 max-pools, Flatten over (H, W, C), dense x @ W + b, softmax in `predictions`.
-    Returns (logits, {class: normalized cam}, {class: raw max})."""
+    One forward; Reference.cams(classes, mode) then back-propagates per class."""
     x = torch.from_numpy(np.ascontiguousarray(x_bgr_hwc, dtype=np.float64))[None]   # NHWC
     x.requires_grad_(True)          # so that autograd records the graph down to A
     a, last = x, None
@@ -138,25 +140,34 @@ def keras_reference(layers, x_bgr_hwc, classes, mode="logit"):
         v = v @ torch.from_numpy(w.astype(np.float64)) + torch.from_numpy(b.astype(np.float64))
         if j < len(dense) - 1:
             v = F.relu(v)
-    return _gradcam_from(v[0], last, classes, mode, channels_last=True)
+    return Reference(v[0], last, channels_last=True)
 
 
-def _gradcam_from(logits, A, classes, mode, channels_last):
-    probs = torch.softmax(logits, dim=0)
-    cams, raws = {}, {}
-    for c in classes:
-        score = logits[c] if mode == "logit" else probs[c]
-        (g,) = torch.autograd.grad(score, A, retain_graph=True)
-        if channels_last:
-            alpha = g.mean(dim=(1, 2))[0]                         # (C,)
-            raw = F.relu((A[0] * alpha).sum(dim=2))
-        else:
-            alpha = g.mean(dim=(2, 3))[0]
-            raw = F.relu((A[0] * alpha[:, None, None]).sum(dim=0))
-        m = float(raw.max())
-        cams[c] = (raw / m).detach().numpy() if m > 0 else np.zeros(tuple(raw.shape))
-        raws[c] = m
-    return logits.detach().numpy(), cams, raws
+class Reference:
+    """A forward pass kept with its graph: .logits, and .cams(classes, mode) ->
+    (logits, {class: normalized map}, {class: raw max}) by autograd, A the last conv's
+    post-ReLU output."""
+
+    def __init__(self, logits, A, channels_last):
+        self.t_logits, self.A, self.channels_last = logits, A, channels_last
+        self.t_probs = torch.softmax(logits, dim=0)
+        self.logits = logits.detach().numpy().copy()
+
+    def cams(self, classes, mode="logit"):
+        cams, raws = {}, {}
+        for c in classes:
+            score = self.t_logits[c] if mode == "logit" else self.t_probs[c]
+            (g,) = torch.autograd.grad(score, self.A, retain_graph=True)
+            if self.channels_last:
+                alpha = g.mean(dim=(1, 2))[0]                         # (C,)
+                raw = F.relu((self.A[0] * alpha).sum(dim=2))
+            else:
+                alpha = g.mean(dim=(2, 3))[0]
+                raw = F.relu((self.A[0] * alpha[:, None, None]).sum(dim=0))
+            m = float(raw.max())
+            cams[c] = (raw / m).detach().numpy() if m > 0 else np.zeros(tuple(raw.shape))
+            raws[c] = m
+        return self.logits, cams, raws
 
 
 def keras_input(img_rgb, size=224):
@@ -212,23 +223,19 @@ def torch_input(img_rgb, size=224):
     return (r / 255.0 - TORCH_MEAN) / TORCH_STD
 
 
-def torch_reference(model, x_rgb_hwc, classes, mode="logit"):
-    """The torchvision module itself in float64: (logits, {class: cam}, {class: raw max}).
-    A = output of the ReLU after the last conv (captured with a forward hook)."""
-    m = model.double()
+def torch_reference(model, x_rgb_hwc):
+    """The torchvision module itself (a float64 copy): a Reference whose A is the output of
+    the ReLU after the last conv (captured with a forward hook)."""
+    m = copy.deepcopy(model).double().eval()
     for mod in m.modules():
         if isinstance(mod, torch.nn.ReLU):
             mod.inplace = False
     relus = [i for i, mod in enumerate(m.features) if isinstance(mod, torch.nn.ReLU)]
     grabbed = {}
-    h = m.features[relus[-1]].register_forward_hook(lambda mod, i, o: grabbed.update(A=o))
-    try:
-        x = torch.from_numpy(np.ascontiguousarray(x_rgb_hwc.transpose(2, 0, 1)))[None].double()
-        logits = m(x)[0]
-    finally:
-        h.remove()
-        m.float()
-    return _gradcam_from(logits, grabbed["A"], classes, mode, channels_last=False)
+    m.features[relus[-1]].register_forward_hook(lambda mod, i, o: grabbed.update(A=o))
+    x = torch.from_numpy(np.ascontiguousarray(x_rgb_hwc.transpose(2, 0, 1)))[None].double()
+    logits = m(x)[0]
+    return Reference(logits, grabbed["A"], channels_last=False)
 
 
 def save_state_dict(model, path):

@@ -46,15 +46,14 @@ def labels_file(tmp_path, n, keras_dict=False):
     return p, names
 
 
-def check_both_ways(gcam, img, img_path, ref_fn, n_classes, modes=MODES, cli=True):
-    """Compare the converted file (python path, and CLI if cli) with ref_fn(classes, mode)
-    -> (logits, cams). Returns the figures."""
+def check_both_ways(gcam, img, img_path, ref, n_classes, modes=MODES, cli=True):
+    """Compare the converted file (python path, and CLI if cli) with the framework's
+    sources.Reference. Returns the figures."""
     figures = {}
+    top = [int(c) for c in np.argsort(-ref.logits, kind="stable")]
+    classes = sorted(set(top[:3] + [top[-1]]))
     for mode in modes:
-        probe, _, _ = ref_fn([0], mode)
-        top = [int(c) for c in np.argsort(-probe, kind="stable")]
-        classes = sorted(set(top[:3] + [top[-1]]))
-        ref_logits, ref_cams, _ = ref_fn(classes, mode)
+        ref_logits, ref_cams, _ = ref.cams(classes, mode)
         cand = python_candidate(gcam, img, classes, mode)
         problems, fig = compare(cand, ref_logits, ref_cams)
         assert not problems, f"converted file vs framework ({mode}): {problems}"
@@ -62,7 +61,7 @@ def check_both_ways(gcam, img, img_path, ref_fn, n_classes, modes=MODES, cli=Tru
     if cli:
         for mode in modes:
             res = run_cli_json(gcam, img_path, top_k=min(5, n_classes), score=mode)
-            ref_logits, ref_cams, _ = ref_fn(list(res["cams"]), mode)
+            ref_logits, ref_cams, _ = ref.cams(list(res["cams"]), mode)
             problems, fig = compare(res, ref_logits, ref_cams, k=min(5, n_classes))
             assert not problems, f"build/gcam vs framework ({mode}): {problems}"
             figures[f"cli_{mode}"] = fig
@@ -96,8 +95,19 @@ def test_keras_small(layout, tmp_path, capsys, image_file):
     assert m.sha256 in so
     x = sources.keras_input(img)
     figs = check_both_ways(out, img, img_path,
-                           lambda cl, mode: sources.keras_reference(layers, x, cl, mode), 10)
+                           sources.keras_reference(layers, x), 10)
     print(layout, figs)
+
+
+def test_keras_layouts_give_identical_files(tmp_path, capsys):
+    layers = sources.keras_vgg_arrays(seed=13, width_div=32, dense=(16, 16), classes=3)
+    outs = []
+    for layout, writer in sorted(KERAS_WRITERS.items()):
+        src, out = tmp_path / f"{layout}.h5", tmp_path / f"{layout}.gcam"
+        writer(src, layers)
+        assert run_convert(capsys, src, out)[0] == 0
+        outs.append(out.read_bytes())
+    assert all(o == outs[0] for o in outs)
 
 
 TORCH_CASES = [("vgg16", False), ("vgg11", True), ("vgg13", False), ("vgg19", True)]
@@ -118,7 +128,7 @@ def test_torch_small(arch, bn, tmp_path, capsys, image_file):
     assert sum(p for _, _, p in m.convs) == 5
     x = sources.torch_input(img)
     figs = check_both_ways(out, img, img_path,
-                           lambda cl, mode: sources.torch_reference(model, x, cl, mode), 10)
+                           sources.torch_reference(model, x), 10)
     print(arch, bn, figs)
 
 
@@ -140,7 +150,7 @@ def test_torch_narrow_112_with_labels(tmp_path, capsys, image_file):
     assert m.input_hw == (112, 112) and m.labels == names and m.cam_hwc == (7, 7, 32)
     x = sources.torch_input(img, 112)
     res = check_both_ways(out, img, img_path,
-                          lambda cl, mode: sources.torch_reference(model, x, cl, mode), 10)
+                          sources.torch_reference(model, x), 10)
     print(res)
 
 
@@ -164,7 +174,8 @@ def test_broken_fc1_permutation_is_caught(tmp_path, capsys, image_file, monkeypa
     sources.save_state_dict(model, src)
     x = sources.torch_input(img)
     classes = list(range(10))
-    ref_logits, ref_cams, _ = sources.torch_reference(model, x, classes)
+    ref = sources.torch_reference(model, x)
+    ref_logits, ref_cams, _ = ref.cams(classes)
 
     good = tmp_path / "good.gcam"
     assert run_convert(capsys, src, good)[0] == 0
@@ -178,7 +189,7 @@ def test_broken_fc1_permutation_is_caught(tmp_path, capsys, image_file, monkeypa
     print("broken permutation, python path:", problems)
     assert problems and fig["logit_rel"] > 1e-2
     res = run_cli_json(bad, img_path, top_k=5)
-    r_logits, r_cams, _ = sources.torch_reference(model, x, list(res["cams"]))
+    r_logits, r_cams, _ = ref.cams(list(res["cams"]))
     problems, fig = compare(res, r_logits, r_cams)
     print("broken permutation, CLI:", problems)
     assert problems and fig["logit_rel"] > 1e-2
@@ -227,7 +238,7 @@ def test_refusals(tmp_path, capsys):
         return p
 
     def set_nan(ls):
-        ls[3][2][0][0, 0, 0, 0] = np.nan
+        ls[4][2][0][0, 0, 0, 0] = np.nan
     refused(capsys, keras_with(set_nan, "nan.h5"), out, match="NaN or Inf")
 
     def set_inf(ls):
@@ -244,7 +255,7 @@ def test_refusals(tmp_path, capsys):
     refused(capsys, keras_with(five_by_five, "k5.h5"), out, match="not a VGG")
 
     def no_top(ls):
-        del ls[-4:]
+        del ls[-3:]          # flatten, fc1, predictions
     refused(capsys, keras_with(no_top, "notop.h5"), out, match="include_top=False")
 
     # an HDF5 external link (and a soft link) anywhere in the file
@@ -362,15 +373,22 @@ def full_converted(full_dir, full_keras):
     out["keras2_f16"] = f16
     for k, v in figures.items():
         print(f"full VGG16 {k}: source {v[0]} bytes -> {v[1]} bytes, sha256 {v[2]}")
+    out["sha"] = {k: v[2] for k, v in figures.items()}
     return out, torch_model
 
 
+_FULL_REFS = {}
+
+
 def _full_ref(layout, full_keras, torch_model, img):
-    if layout == "torch":
-        x = sources.torch_input(img)
-        return lambda cl, mode: sources.torch_reference(torch_model, x, cl, mode)
-    x = sources.keras_input(img)
-    return lambda cl, mode: sources.keras_reference(full_keras, x, cl, mode)
+    """One float64 forward per framework, shared by the tests of this module."""
+    key = "torch" if layout == "torch" else "keras"
+    if key not in _FULL_REFS:
+        if key == "torch":
+            _FULL_REFS[key] = sources.torch_reference(torch_model, sources.torch_input(img))
+        else:
+            _FULL_REFS[key] = sources.keras_reference(full_keras, sources.keras_input(img))
+    return _FULL_REFS[key]
 
 
 @pytest.mark.full
@@ -379,6 +397,8 @@ def test_full_vgg16_converter(layout, full_dir, full_keras, full_converted):
     d, img = full_dir
     files, torch_model = full_converted
     m = gcamfile.read_gcam(files[layout])
+    if layout != "torch":           # the three Keras layouts hold the same network
+        assert files["sha"][layout] == files["sha"]["legacy"]
     assert len(m.labels) == 1000 and m.labels[281] == "tabby"
     n_params = sum(w.size + b.size for w, b, _ in m.convs) + sum(
         w.size + b.size for w, b in m.denses)
@@ -400,7 +420,7 @@ def test_full_vgg16_cli(layout, full_dir, full_keras, full_converted):
     figures = {}
     for mode in MODES:
         res = run_cli_json(files[layout], d / "img.png", top_k=5, score=mode)
-        ref_logits, ref_cams, _ = ref(list(res["cams"]), mode)
+        ref_logits, ref_cams, _ = ref.cams(list(res["cams"]), mode)
         problems, fig = compare(res, ref_logits, ref_cams)
         assert not problems, f"{layout} {mode}: {problems}"
         top0 = res["top"][0]
