@@ -1,20 +1,22 @@
 /* bench_vgg16.c: VGG16 at full size, layer by layer, our ops next to XNNPACK's in the same
  * run; then, with --weights FILE, the whole public-API pipeline with both backends.
  *
- *   bench_vgg16 [--reps N] [--weights FILE] [--pipeline-reps N]
+ *   bench_vgg16 [--reps N (7)] [--skip-layers] [--weights FILE] [--pipeline-reps N (9)]
  *
  * Part 1 uses seeded random weights and inputs (uniform; post-ReLU-like inputs in [0,1), so
  * no denormals). Each layer runs once to warm up, then N times with ours and XNNPACK
  * interleaved, so both see the same machine load; we report the median. GFLOP/s counts
- * 2*MACs per second (a conv is 2*H*W*9*C*OC flops, a dense 2*IN*OUT; pools have none).
+ * 2*MACs per second (a conv is 2*H*W*9*C*OC flops, a dense 2*IN*OUT; pools have none): the
+ * direct algorithm's count, so a kernel that does fewer multiplications (Winograd) shows an
+ * effective rate.
  * "diff" is max |ours - xnn| / max(|xnn|, 1) on the layer's output: the two backends
  * cross-check each other here too. Both backends run single-threaded.
  *
  * Part 2 (--weights: a VGG16 gcam file, e.g. `weights/make_random.py --arch vgg16 F`)
  * times gcam_model_load_from_file (one run), gcam_state_forward_tensor, gcam_state_explain
  * of the top class alone, and forward + top_k + explain together, with
- * GCAM_BACKEND_PORTABLE and GCAM_BACKEND_XNNPACK, and checks that the two backends agree on
- * the logits and the heatmap.
+ * GCAM_BACKEND_PORTABLE and GCAM_BACKEND_XNNPACK (both models loaded, runs alternating),
+ * and checks that the two backends agree on the logits and the heatmap.
  *
  * Not a test: it prints figures and exits 0 unless something failed to run. */
 #define _POSIX_C_SOURCE 200809L
@@ -262,7 +264,8 @@ static int bench_layers(int reps) {
   if (xnn_all) printf(" | %7.2fx\n", sum_ours / sum_xnn);
   else printf(" |\n");
   printf("(ours/xnn = our time / XNNPACK's time: > 1 means XNNPACK is faster; diff = max "
-         "|ours-xnn|/max(|xnn|,1))\n");
+         "|ours-xnn|/max(|xnn|,1);\n GFLOP/s = direct-conv flops / time, an effective rate "
+         "for a Winograd kernel)\n");
   return ok;
 }
 
@@ -270,146 +273,126 @@ static int bench_layers(int reps) {
 
 #ifndef GCAM_BENCH_NO_PIPELINE
 
-typedef struct {
-  double load_ms, forward_ms, explain_ms, both_ms; /* both: forward + top_k + explain */
-  int32_t top;
-  float *logits, *cam; /* copies, for the cross-check */
-  int32_t n_classes, n_cam;
-} pipeline_result;
+enum { N_BACKENDS = 2 };
+static const struct {
+  gcam_backend backend;
+  const char *name;
+} BACKENDS[N_BACKENDS] = {{GCAM_BACKEND_PORTABLE, "PORTABLE"}, {GCAM_BACKEND_XNNPACK, "XNNPACK"}};
 
-static int fail_api(const char *what, gcam_status st) {
-  fprintf(stderr, "bench_vgg16: %s: %s: %s\n", what, gcam_status_string(st), gcam_last_error());
+typedef struct {
+  gcam_model *model;
+  gcam_state *state;
+  int32_t top, n_classes, n_cam;
+  float *cam;
+  double load_ms, t_fwd[MAX_REPS], t_exp[MAX_REPS], t_both[MAX_REPS];
+} pipeline;
+
+static int fail_api(const char *backend, const char *what, gcam_status st) {
+  fprintf(stderr, "bench_vgg16: %s: %s: %s: %s\n", backend, what, gcam_status_string(st),
+          gcam_last_error());
   return 0;
 }
 
-static int bench_pipeline_one(const char *path, gcam_backend backend, int reps,
-                              pipeline_result *r) {
+static int pipeline_open(pipeline *p, const char *path, int b) {
   gcam_model_params mp = gcam_model_default_params();
-  mp.backend = backend;
-  gcam_model *model = NULL;
-  gcam_state *state = NULL;
+  mp.backend = BACKENDS[b].backend;
   double t0 = now_ms();
-  gcam_status st = gcam_model_load_from_file(path, &mp, &model);
-  r->load_ms = now_ms() - t0;
-  if (st != GCAM_STATUS_OK) return fail_api("gcam_model_load_from_file", st);
-
+  gcam_status st = gcam_model_load_from_file(path, &mp, &p->model);
+  p->load_ms = now_ms() - t0;
+  if (st != GCAM_STATUS_OK) return fail_api(BACKENDS[b].name, "gcam_model_load_from_file", st);
   gcam_model_info info;
-  int ok = 0;
-  float *input = NULL, *cam = NULL;
-  if ((st = gcam_model_get_info(model, &info)) != GCAM_STATUS_OK) {
-    fail_api("gcam_model_get_info", st);
-    goto done;
-  }
-  if ((st = gcam_state_create(model, &state)) != GCAM_STATUS_OK) {
-    fail_api("gcam_state_create", st);
-    goto done;
-  }
-  size_t nin = (size_t)info.input_height * info.input_width * 3;
-  r->n_cam = info.cam_height * info.cam_width;
-  r->n_classes = info.n_classes;
-  input = alloc_floats(nin);
-  cam = alloc_floats((size_t)r->n_cam);
-  rng_state = 777u; /* the same input for both backends */
-  fill_uniform(input, nin, -120.0f, 130.0f); /* the range of caffe-preprocessed pixels */
-
-  double t_fwd[MAX_REPS], t_exp[MAX_REPS], t_both[MAX_REPS];
-  float raw_max = 0.0f;
-  for (int rep = -1; rep < reps; rep++) {
-    t0 = now_ms();
-    st = gcam_state_forward_tensor(state, input);
-    double t1 = now_ms();
-    if (st != GCAM_STATUS_OK) {
-      fail_api("gcam_state_forward_tensor", st);
-      goto done;
-    }
-    if (rep >= 0) t_fwd[rep] = t1 - t0;
-  }
-  /* explain alone: one forward serves any number of explains */
-  if ((st = gcam_state_top_k(state, 1, &r->top)) != GCAM_STATUS_OK) {
-    fail_api("gcam_state_top_k", st);
-    goto done;
-  }
-  for (int rep = -1; rep < reps; rep++) {
-    t0 = now_ms();
-    st = gcam_state_explain(state, r->top, GCAM_SCORE_LOGIT, NULL, cam, &raw_max);
-    double t1 = now_ms();
-    if (st != GCAM_STATUS_OK) {
-      fail_api("gcam_state_explain", st);
-      goto done;
-    }
-    if (rep >= 0) t_exp[rep] = t1 - t0;
-  }
-  for (int rep = -1; rep < reps; rep++) {
-    t0 = now_ms();
-    st = gcam_state_forward_tensor(state, input);
-    if (st == GCAM_STATUS_OK) st = gcam_state_top_k(state, 1, &r->top);
-    if (st == GCAM_STATUS_OK)
-      st = gcam_state_explain(state, r->top, GCAM_SCORE_LOGIT, NULL, cam, &raw_max);
-    double t1 = now_ms();
-    if (st != GCAM_STATUS_OK) {
-      fail_api("forward + top_k + explain", st);
-      goto done;
-    }
-    if (rep >= 0) t_both[rep] = t1 - t0;
-  }
-  r->forward_ms = median(t_fwd, reps);
-  r->explain_ms = median(t_exp, reps);
-  r->both_ms = median(t_both, reps);
-
-  const float *logits = NULL;
-  if ((st = gcam_state_logits(state, &logits)) != GCAM_STATUS_OK) {
-    fail_api("gcam_state_logits", st);
-    goto done;
-  }
-  r->logits = alloc_floats((size_t)r->n_classes);
-  memcpy(r->logits, logits, sizeof(float) * (size_t)r->n_classes);
-  r->cam = cam;
-  cam = NULL;
-  ok = 1;
-done:
-  free(input), free(cam);
-  gcam_state_free(state);
-  gcam_model_free(model);
-  return ok;
+  if ((st = gcam_model_get_info(p->model, &info)) != GCAM_STATUS_OK)
+    return fail_api(BACKENDS[b].name, "gcam_model_get_info", st);
+  if ((st = gcam_state_create(p->model, &p->state)) != GCAM_STATUS_OK)
+    return fail_api(BACKENDS[b].name, "gcam_state_create", st);
+  p->n_classes = info.n_classes;
+  p->n_cam = info.cam_height * info.cam_width;
+  p->cam = alloc_floats((size_t)p->n_cam);
+  return 1;
 }
 
+/* One timed step of one backend: 0 forward, 1 explain of the top class alone (one forward
+ * serves any number of explains), 2 forward + top_k + explain. */
+static int pipeline_step(pipeline *p, int b, int step, const float *input, double *ms) {
+  float raw_max;
+  gcam_status st = GCAM_STATUS_OK;
+  double t0 = now_ms();
+  if (step != 1) st = gcam_state_forward_tensor(p->state, input);
+  if (st == GCAM_STATUS_OK && step != 1) st = gcam_state_top_k(p->state, 1, &p->top);
+  if (st == GCAM_STATUS_OK && step != 0)
+    st = gcam_state_explain(p->state, p->top, GCAM_SCORE_LOGIT, NULL, p->cam, &raw_max);
+  *ms = now_ms() - t0;
+  return st == GCAM_STATUS_OK ? 1 : fail_api(BACKENDS[b].name, "forward/top_k/explain", st);
+}
+
+/* Both models are loaded side by side and every step alternates between the backends, so
+ * both see the same machine load. */
 static int bench_pipeline(const char *path, int reps) {
-  static const struct {
-    gcam_backend backend;
-    const char *name;
-  } backends[] = {{GCAM_BACKEND_PORTABLE, "PORTABLE"}, {GCAM_BACKEND_XNNPACK, "XNNPACK"}};
-  pipeline_result res[2];
-  int done[2] = {0, 0};
-  memset(res, 0, sizeof res);
-  printf("\nPublic API on %s: median of %d runs (after 1 warm-up); load is one run\n", path,
-         reps);
+  pipeline p[N_BACKENDS];
+  int live[N_BACKENDS], ok = 1;
+  float *input = NULL;
+  memset(p, 0, sizeof p);
+  printf("\nPublic API on %s: median of %d runs (after 1 warm-up), backends alternating;\n"
+         "load is one run\n", path, reps);
+  for (int b = 0; b < N_BACKENDS; b++) {
+    live[b] = pipeline_open(&p[b], path, b);
+    if (!live[b]) {
+      gcam_state_free(p[b].state), p[b].state = NULL;
+      gcam_model_free(p[b].model), p[b].model = NULL;
+    }
+  }
+  if (live[0] && live[1] && p[0].n_cam != p[1].n_cam) live[1] = 0;
+  for (int b = 0; b < N_BACKENDS; b++)
+    if (live[b] && !input) {
+      gcam_model_info info;
+      gcam_model_get_info(p[b].model, &info);
+      size_t nin = (size_t)info.input_height * info.input_width * 3;
+      input = alloc_floats(nin);
+      fill_uniform(input, nin, -120.0f, 130.0f); /* the range of caffe-preprocessed pixels */
+    }
+  for (int step = 0; step < 3 && input; step++)
+    for (int rep = -1; rep < reps; rep++)
+      for (int b = 0; b < N_BACKENDS; b++) {
+        if (!live[b]) continue;
+        double ms, *t = step == 0 ? p[b].t_fwd : step == 1 ? p[b].t_exp : p[b].t_both;
+        live[b] = pipeline_step(&p[b], b, step, input, &ms);
+        if (rep >= 0) t[rep] = ms;
+      }
+
   printf("%-9s | %10s | %10s | %10s | %18s | %5s\n", "backend", "load ms", "forward ms",
          "explain ms", "forward+explain ms", "top");
-  for (int b = 0; b < 2; b++) {
-    done[b] = bench_pipeline_one(path, backends[b].backend, reps, &res[b]);
-    if (!done[b]) {
-      printf("%-9s | failed (see stderr)\n", backends[b].name);
+  for (int b = 0; b < N_BACKENDS; b++) {
+    if (!live[b]) {
+      printf("%-9s | failed (see stderr)\n", BACKENDS[b].name);
       continue;
     }
-    printf("%-9s | %10.1f | %10.1f | %10.1f | %18.1f | %5d\n", backends[b].name,
-           res[b].load_ms, res[b].forward_ms, res[b].explain_ms, res[b].both_ms,
-           (int)res[b].top);
-    fflush(stdout);
+    printf("%-9s | %10.1f | %10.1f | %10.1f | %18.1f | %5d\n", BACKENDS[b].name, p[b].load_ms,
+           median(p[b].t_fwd, reps), median(p[b].t_exp, reps), median(p[b].t_both, reps),
+           (int)p[b].top);
   }
-  int ok = done[0];
-  if (done[0] && done[1]) {
-    double dl = max_rel_diff(res[1].logits, res[0].logits, (size_t)res[0].n_classes);
-    double dc = max_rel_diff(res[1].cam, res[0].cam, (size_t)res[0].n_cam);
+  if (live[0] && live[1]) {
+    const float *l0, *l1;
+    double dl = -1.0;
+    if (gcam_state_logits(p[0].state, &l0) == GCAM_STATUS_OK &&
+        gcam_state_logits(p[1].state, &l1) == GCAM_STATUS_OK)
+      dl = max_rel_diff(l1, l0, (size_t)p[0].n_classes);
+    double dc = max_rel_diff(p[1].cam, p[0].cam, (size_t)p[0].n_cam);
     printf("XNNPACK vs PORTABLE: logits max diff %.2e, normalised heatmap max diff %.2e, "
            "top class %s\n",
-           dl, dc, res[0].top == res[1].top ? "same" : "DIFFERENT");
-    printf("forward speed-up with XNNPACK: %.2fx (PORTABLE time / XNNPACK time)\n",
-           res[0].forward_ms / res[1].forward_ms);
+           dl, dc, p[0].top == p[1].top ? "same" : "DIFFERENT");
+    printf("forward: PORTABLE time / XNNPACK time = %.2fx\n",
+           median(p[0].t_fwd, reps) / median(p[1].t_fwd, reps));
   }
+  ok = live[0];
 #ifdef GCAM_HAVE_XNNPACK
-  ok &= done[1];
+  ok &= live[1];
 #endif
-  for (int b = 0; b < 2; b++) free(res[b].logits), free(res[b].cam);
+  for (int b = 0; b < N_BACKENDS; b++) {
+    free(p[b].cam);
+    gcam_state_free(p[b].state);
+    gcam_model_free(p[b].model);
+  }
+  free(input);
   return ok;
 }
 #endif /* GCAM_BENCH_NO_PIPELINE */
@@ -423,7 +406,7 @@ static int parse_reps(const char *s, int *out) {
 }
 
 int main(int argc, char **argv) {
-  int reps = 5, pipeline_reps = 5, skip_layers = 0;
+  int reps = 7, pipeline_reps = 9, skip_layers = 0;
   const char *weights = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--reps") && i + 1 < argc && parse_reps(argv[i + 1], &reps)) {

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libstb-dev libxnnpack-dev
+  libstb-dev libxnnpack-dev libpthreadpool-dev
   emscripten binaryen nodejs npm
   python3 python3-numpy python3-torch python3-torchvision python3-opencv python3-h5py
   python3-pytest dataset-fashion-mnist

@@ -73,9 +73,10 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
   size_t cam = (size_t)m->cam_h * (size_t)m->cam_w * (size_t)m->cam_c;
   size_t head = (size_t)m->head_h * (size_t)m->head_w * (size_t)m->cam_c;
   s->resized = malloc(in * 4);
-  s->input = malloc(in * 3 * sizeof(float));
-  s->act[0] = malloc(act * sizeof(float));
-  s->act[1] = malloc(act * sizeof(float));
+  /* XNNPACK may read up to 16 bytes past a conv's input */
+  s->input = malloc(in * 3 * sizeof(float) + 16);
+  s->act[0] = malloc(act * sizeof(float) + 16);
+  s->act[1] = malloc(act * sizeof(float) + 16);
   s->scratch = malloc((scratch ? scratch : 1) * sizeof(float));
   s->argmax = malloc(head * sizeof(int32_t));
   s->dense_out = malloc(dense * sizeof(float));
