@@ -1,6 +1,8 @@
 /* bench_kernels.c: speed of the compute kernels on VGG16's shapes, natively and in wasm.
  *
- *   build/bench_kernels              all 13 conv layers (fast path and direct path), fc1-3
+ *   build/bench_kernels              all 13 conv layers (direct, Winograd F(2,3) and F(4,3),
+ *                                    and which one the library picks), fc1-3
+ *                                    forward and backward_input
  *   build/bench_kernels conv         the convolutions only
  *   build/bench_kernels dense        the dense layers only
  *   build/bench_kernels tune L [m]   layer L (0..12): sweep the blocking parameters (of
@@ -12,8 +14,11 @@
  *       node --no-experimental-fetch /tmp/bench_kernels.js
  *
  * Each figure is the median of several timed runs after a warm-up run (V8 tiers a function up
- * only after it has been entered repeatedly). GFLOP/s count 2*H*W*C*OC*9 per conv, the
- * direct convolution's work, for Winograd too ("effective" GFLOP/s). */
+ * only after it has been entered repeatedly), in CPU time of the thread (the machine's cores
+ * are shared; wall time is printed next to the chosen path). GFLOP/s count 2*H*W*C*OC*9 per
+ * conv, the direct convolution's work, for Winograd too ("effective" GFLOP/s). Peers: the
+ * native CMake build also times Debian's XNNPACK (src/xnn_backend.c) on the same shapes; the
+ * dense layers are set against a plain read of their weights (the memory-bound ceiling). */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include <stdint.h>
 #include <stdio.h>
@@ -150,14 +155,14 @@ static void bench_convs(void) {
          "for Winograd: effective)\n");
   printf("times: median CPU ms of the thread; 'fast' = the path the library picks, with its "
          "wall ms\n");
-  printf("%-2s %-17s %7s %6s | %7s %6s | %7s %6s | %-6s %7s %7s\n", "#", "HxWxC->OC",
-         "direct", "GF/s", "F(2,3)", "GF/s", "F(4,3)", "GF/s", "fast", "ms", "wall");
-
   double sum[5] = {0}, sum_fast = 0, wall_fast = 0, flops_all = 0, sum_xnn = 0;
 #ifdef GCAM_HAVE_XNNPACK
   printf("peer: Debian's XNNPACK (native only; it picks AVX2/AVX-512 kernels at run time, so it "
          "is not limited to SSE as our build is)\n");
 #endif
+  printf("%-2s %-17s %7s %6s | %7s %6s | %7s %6s | %-6s %7s %7s\n", "#", "HxWxC->OC",
+         "direct", "GF/s", "F(2,3)", "GF/s", "F(4,3)", "GF/s", "fast", "ms", "wall");
+
   for (int l = 0; l < 13; l++) {
     const int32_t *s = vgg16[l];
     layer_bufs b = layer_alloc(s, 0);
@@ -228,7 +233,7 @@ static void bench_dense(void) {
   for (int l = 0; l < 3; l++) {
     const int32_t IN = fc[l][0], OUT = fc[l][1];
     const size_t nw = (size_t)IN * OUT;
-    float *w = xmalloc(nw * sizeof *w), *in = xmalloc(IN * sizeof *in);
+    float *w = xmalloc(nw * sizeof *w), *in = xmalloc(IN * sizeof *in + 64); /* XNNPACK slack */
     float *out = xmalloc(OUT * sizeof *out), *bias = xmalloc(OUT * sizeof *bias);
     fill(w, nw, 4, -0.01f, 0.01f);
     fill(in, (size_t)IN, 5, 0.0f, 1.0f);
@@ -253,10 +258,27 @@ static void bench_dense(void) {
     qsort(tb, (size_t)runs, sizeof *tb, cmp_double);
     qsort(tr, (size_t)runs, sizeof *tr, cmp_double);
     const double gb = 1e-9 * (double)nw * sizeof(float);
+    char peer[64] = "";
+#ifdef GCAM_HAVE_XNNPACK
+    gcam_xnn_dense *xd = NULL;
+    if (gcam_xnn_dense_create(&xd, w, bias, IN, OUT, 1) == GCAM_STATUS_OK) {
+      double tx[9];
+      gcam_xnn_dense_run(xd, out, in);
+      for (int r = 0; r < runs; r++) {
+        double t0 = cpu_s();
+        gcam_xnn_dense_run(xd, out, in);
+        tx[r] = cpu_s() - t0;
+      }
+      qsort(tx, (size_t)runs, sizeof *tx, cmp_double);
+      snprintf(peer, sizeof peer, " | XNNPACK forward %6.2f ms %5.1f GB/s", 1e3 * tx[runs / 2],
+               gb / tx[runs / 2]);
+      gcam_xnn_dense_delete(xd);
+    }
+#endif
     printf("fc%d %5dx%-5d forward %7.2f ms %5.1f GB/s | backward_input %7.2f ms %5.1f GB/s | "
-           "peer: read w once %6.2f ms %5.1f GB/s\n", l + 1, (int)IN, (int)OUT,
+           "peer: read w once %6.2f ms %5.1f GB/s%s\n", l + 1, (int)IN, (int)OUT,
            1e3 * tf[runs / 2], gb / tf[runs / 2], 1e3 * tb[runs / 2], gb / tb[runs / 2],
-           1e3 * tr[runs / 2], gb / tr[runs / 2]);
+           1e3 * tr[runs / 2], gb / tr[runs / 2], peer);
     fflush(stdout);
     free(w), free(in), free(out), free(bias);
   }

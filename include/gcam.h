@@ -73,7 +73,7 @@ typedef enum gcam_status {
   GCAM_STATUS_BAD_FILE = 3,            /* not a gcam weights file (magic) or inconsistent header */
   GCAM_STATUS_UNSUPPORTED_VERSION = 4, /* a weights file of another format version */
   GCAM_STATUS_TRUNCATED = 5,           /* the data ends before the header says it should */
-  GCAM_STATUS_CORRUPT = 6,             /* payload SHA-256 mismatch, bad offsets, NaN/Inf */
+  GCAM_STATUS_CORRUPT = 6,             /* SHA-256 mismatch, bad offsets, NaN/Inf */
   GCAM_STATUS_BAD_CONFIG = 7,          /* tensor shapes contradict the network description */
   GCAM_STATUS_IMAGE_DECODE = 8,        /* not a decodable JPEG/PNG, or truncated */
   GCAM_STATUS_IMAGE_TOO_LARGE = 9,     /* width*height over the cap */
@@ -123,7 +123,7 @@ typedef struct gcam_model_info {
   gcam_preprocess preprocess;
   gcam_backend backend;               /* the backend actually in use */
   size_t weight_bytes;                /* bytes of the weights allocation */
-  char sha256[65];                    /* hex SHA-256 of the file's payload */
+  char sha256[65];                    /* hex SHA-256 the file carries (of its bytes 64..end) */
 } gcam_model_info;
 
 /* Load a whole weights file held in memory (the primary path: the browser has no files).
@@ -142,7 +142,7 @@ gcam_status gcam_model_load_from_file(const char *path, const gcam_model_params 
 gcam_status gcam_model_loader_create(const gcam_model_params *params, uint64_t expected_size,
                                      gcam_model_loader **out);
 gcam_status gcam_model_loader_write(gcam_model_loader *loader, const void *chunk, size_t size);
-/* Validates the total size and the payload's SHA-256, then yields the model. The loader is
+/* Validates the total size and the file's SHA-256, then yields the model. The loader is
  * freed whatever the outcome. */
 gcam_status gcam_model_loader_finish(gcam_model_loader *loader, gcam_model **out);
 void gcam_model_loader_free(gcam_model_loader *loader);

@@ -4,7 +4,8 @@
  * before any weight is read) -> payload. Every payload element is widened to f32, checked to
  * be finite and written straight to its final place (dense weights) or, for a conv, to a
  * staging buffer that is packed for the kernels once the conv's bias has arrived. The file is
- * never held twice in memory, and the SHA-256 of the payload is checked at the end. */
+ * never held twice in memory, and the SHA-256 of everything after the first 64 bytes is
+ * checked at the end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -520,7 +521,6 @@ static gcam_status gcam__write(gcam_model_loader *L, const uint8_t *p, size_t n)
   if (n > L->payload_bytes - pos)
     return gcam__error(GCAM_STATUS_BAD_FILE, "more data than the header announces (%llu bytes)",
                        (unsigned long long)(L->payload_offset + L->payload_bytes));
-  gcam__sha256_update(&L->sha, p, n);
   L->received += n;
   return gcam__payload(L, p, n, pos);
 }
@@ -529,6 +529,10 @@ gcam_status gcam_model_loader_write(gcam_model_loader *L, const void *chunk, siz
   if (!L || (!chunk && size))
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "loader or chunk is NULL");
   if (L->failed) return gcam__error(L->failed, "the loader already failed");
+  /* the checksum covers every byte after the first 64 (magic, sizes and the checksum itself,
+   * which are all checked exactly) */
+  size_t skip = L->received < 64 ? (size_t)(64 - L->received) : 0;
+  if (skip < size) gcam__sha256_update(&L->sha, (const uint8_t *)chunk + skip, size - skip);
   gcam_status st = gcam__write(L, (const uint8_t *)chunk, size);
   if (st) L->failed = st;
   return st;
@@ -570,7 +574,7 @@ gcam_status gcam_model_loader_finish(gcam_model_loader *L, gcam_model **out) {
   if (memcmp(digest, L->want_sha256, 32) != 0) {
     gcam_model_loader_free(L);
     return gcam__error(GCAM_STATUS_CORRUPT,
-                       "the weights' SHA-256 does not match the header: the file is corrupt");
+                       "the file's SHA-256 does not match its header: the file is corrupt");
   }
   *out = L->model;
   L->model = NULL;

@@ -1,15 +1,22 @@
 /* test_kernels.c: every fast kernel against its naive twin (src/kernels/ref.c) on awkward
- * sizes, the vector microkernels against their scalar twins, and the backward ops against
- * central finite differences of their forwards.
+ * sizes, the vector microkernels against their scalar twins, the conv paths against each
+ * other and inside a whole small VGG16, and the backward ops against central finite
+ * differences of their forwards.
  *
- * Tolerances (errors measured on this machine are printed by the VGG16-shape cases):
+ * Tolerances, and what this machine measured (the program prints the measured values):
  *   - microkernel vector vs scalar: same summation order, rel err <= 1e-6 (floor 1).
- *   - conv direct vs the double reference: |fast-ref| <= 1e-5 * (|bias| + sum |x*w|) per
- *     output, i.e. relative to the magnitude of the terms summed (a float sum of K terms is
- *     off by at most ~K*eps of it; typically sqrt(K)*eps).
- *   - conv Winograd F(2x3): the same measure, <= 5e-5: the transforms add and subtract up to
- *     4 inputs and 4 products, which costs a few eps more than direct (measured ~1e-6).
- *   - dense: |fast-ref| <= 1e-5 * (|bias| + sum |x*w|).
+ *   - conv, per output: |fast - ref| / (|bias| + sum |x*w|), i.e. the error relative to the
+ *     magnitude of the terms summed (a float sum of K terms is off by up to ~K*eps of that,
+ *     typically sqrt(K)*eps); the plain relative error means little for outputs that are
+ *     sums cancelling to near 0.
+ *       direct  <= 1e-5  (measured 2.3e-7 worst over the sweep)
+ *       F(2,3)  <= 5e-5  (measured 1.3e-6: its transforms add and subtract up to 4 inputs and 4
+ *                         products, and U is rounded to float once)
+ *       F(4,3)  <= 5e-5  (measured 1.1e-5: transforms with factors up to 5 and 8, 1/24 in U)
+ *   - a whole VGG16 (32x32 input, He-scaled random weights, 512-64-64-10 head): logits within
+ *     1e-4 of max|logit| of the all-reference network, for each conv path (measured: direct
+ *     1.7e-6, F(2,3) 1.2e-6, F(4,3) 3.2e-6). The library must stay within 1e-4 of torch.
+ *   - dense: |fast - ref| <= 1e-5 * (|bias| + sum |x*w|) (measured 2e-7).
  *   - maxpool forward: exact (values and argmax, NaN included).
  *   - backward ops vs finite differences: see each case. */
 #include <math.h>
@@ -24,7 +31,7 @@
 
 static unsigned seed = 12345;
 
-#define WINO4_TOL 1e-4 /* F(4,3), error / sum|terms|: provisional, see the header comment */
+#define WINO4_TOL 5e-5 /* F(4,3), error / sum|terms|: see the header comment */
 
 static float *falloc(size_t n) {
   float *p = malloc((n ? n : 1) * sizeof *p);
@@ -95,11 +102,11 @@ static void test_igemm_ukernels(void) {
                     (s % 3 == 2 && m == 1) ? zero : rows[(s * GCAM_GEMM_MR + m) % (GCAM_GEMM_MR * 9)];
             for (size_t i = 0; i < GCAM_GEMM_MR * 24; i++) cv[i] = cs[i] = 1234.5f;
             if (relu) {
-              gcam_f32_igemm_relu_ukernel_6x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
-              gcam_f32_igemm_relu_ukernel_6x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
+              gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
+              gcam_f32_igemm_relu_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
             } else {
-              gcam_f32_igemm_ukernel_6x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
-              gcam_f32_igemm_ukernel_6x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
+              gcam_f32_igemm_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
+              gcam_f32_igemm_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
             }
             /* the scalar twin against a plain triple loop (its own oracle) */
             double worst_s = 0.0;

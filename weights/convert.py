@@ -64,6 +64,14 @@ def detect(path):
                 return "hdf5"
             off *= 2
     if head[:4] == b"PK\x03\x04":          # torch >= 1.6 zip container
+        import zipfile
+        try:
+            names = zipfile.ZipFile(path).namelist()
+        except zipfile.BadZipFile:
+            names = []
+        if "model.weights.h5" in names:
+            raise ConvertError(f"{path} is a Keras .keras archive: extract its model.weights.h5 "
+                               f"(unzip {os.path.basename(path)} model.weights.h5) and convert that")
         return "torch"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "torch"                       # legacy torch pickle container
@@ -440,6 +448,15 @@ def convert(src, out, dtype="f32", labels_path=None, input_size=224):
     return sha, net, labels
 
 
+def file_sha256(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="convert.py", description="Convert Keras .h5 / .weights.h5 or torchvision .pth "
@@ -466,7 +483,8 @@ def main(argv=None):
     print(f"network: convs {widths}; dense {dense}; input {a.input_size}x{a.input_size}; "
           f"preprocess {net.preprocess}; labels {'%d' % len(labels) if labels else 'none'}")
     print(f"wrote {a.out}: {os.path.getsize(a.out)} bytes, {n_params} parameters as {a.dtype}")
-    print(f"payload sha256 {sha}")
+    print(f"header sha256 {sha} (of bytes 64..end, checked by the loader)")
+    print(f"file sha256   {file_sha256(a.out)} (sha256sum of the whole file)")
     return 0
 
 

@@ -153,7 +153,7 @@ def _tensor_list(convs, denses):
 
 def write_gcam(path, convs, denses, input_hw=(224, 224), preprocess="caffe", mean=None,
                std=None, flatten="hwc", labels=None, dtype="f32"):
-    """Write a gcam file; returns the payload's SHA-256 (hex).
+    """Write a gcam file; returns the file's SHA-256 (of bytes 64..end, hex).
 
     convs: [(w_hwio (3,3,C,OC), bias (OC), pool_after)], denses: [(w (IN,OUT), bias (OUT))];
     dense0's rows must already be in the order `flatten` names. mean/std default to the
@@ -200,8 +200,6 @@ def write_gcam(path, convs, denses, input_hw=(224, 224), preprocess="caffe", mea
     payload = bytearray(pos)
     for (_, t), off in zip(tensors, offsets):
         payload[off:off + t.nbytes] = t.tobytes()
-    sha = hashlib.sha256(payload).digest()
-
     label_blob = b""
     if labels is not None:
         for s in labels:
@@ -218,7 +216,7 @@ def write_gcam(path, convs, denses, input_hw=(224, 224), preprocess="caffe", mea
     payload_offset = _align64(header_bytes)
 
     head = bytearray(_HEADER.pack(
-        MAGIC, VERSION, header_bytes, payload_offset, len(payload), sha,
+        MAGIC, VERSION, header_bytes, payload_offset, len(payload), b"\0" * 32,
         input_hw[0], input_hw[1], 3, len(convs), len(denses), int(denses[-1][0].shape[1]),
         PREPROCESS[preprocess], FLATTEN[flatten], *mean, *std, n_tensors, len(label_blob)))
     for w, _, pool in convs:
@@ -232,6 +230,11 @@ def write_gcam(path, convs, denses, input_hw=(224, 224), preprocess="caffe", mea
     head += label_blob
     assert len(head) == header_bytes
     head += b"\0" * (payload_offset - header_bytes)
+    # the checksum covers everything after the first 64 bytes (FORMAT.md)
+    h = hashlib.sha256(head[64:])
+    h.update(payload)
+    sha = h.digest()
+    head[32:64] = sha
     with open(path, "wb") as f:
         f.write(head)
         f.write(payload)
@@ -312,8 +315,8 @@ def parse_gcam(data):
         nin = of
 
     payload = data[payload_offset:]
-    if hashlib.sha256(payload).digest() != sha:
-        raise GcamFileError("payload SHA-256 mismatch: the file is corrupt")
+    if hashlib.sha256(data[64:]).digest() != sha:
+        raise GcamFileError("SHA-256 mismatch: the file is corrupt")
     arrays, end, dtypes = {}, 0, set()
     for k, (name, shape) in enumerate(shapes):
         raw = struct.unpack_from("<40sII4IQQ", data, pos)

@@ -46,7 +46,7 @@ STD = (0.229, 0.224, 0.225)
 class FashionVGG(nn.Module):
     """A narrow torchvision-style VGG: features (conv/ReLU/pool) then classifier."""
 
-    def __init__(self, cfg=CFG, hidden=HIDDEN, n_classes=10, size=cf.SIZE, dropout=0.3):
+    def __init__(self, cfg=CFG, hidden=HIDDEN, n_classes=10, size=cf.SIZE, dropout=0.1):
         super().__init__()
         layers, c, pools = [], 3, 0
         for v in cfg:
@@ -128,10 +128,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-train", type=int, default=30000)
     ap.add_argument("--n-val", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(ROOT, "build-small", "data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "weights", "small"))

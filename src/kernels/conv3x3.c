@@ -13,10 +13,20 @@
 /* Measured with bench_kernels, in wasm and natively: F(4,3) beats F(2,3) and direct on all 13
  * VGG16 layers, the first (C = 3) included, and test_kernels shows a whole VGG16 on F(4,3)
  * keeps its logits within a few 1e-6 of the reference, well inside the 1e-4 budget. Inputs
- * with fewer channels (unmeasured) stay direct. */
+ * with fewer channels (unmeasured) stay direct.
+ * The price is memory: F(4,3) weights take 36/9 = 4x the direct ones (VGG16: 236 MB instead
+ * of 59 MB; F(2,3): 105 MB). Build with -DGCAM_WINOGRAD_M=2 (or 0: direct only) to trade
+ * speed for memory. */
+#ifndef GCAM_WINOGRAD_M
+#define GCAM_WINOGRAD_M 4
+#endif
+#if GCAM_WINOGRAD_M != 0 && GCAM_WINOGRAD_M != 2 && GCAM_WINOGRAD_M != 4
+#error "GCAM_WINOGRAD_M must be 0 (direct only), 2 or 4"
+#endif
+
 int gcam__conv3x3_path(int32_t C, int32_t OC) {
   (void)OC;
-  return C >= 3 ? 4 : 0;
+  return C >= 3 ? GCAM_WINOGRAD_M : 0;
 }
 
 int32_t gcam__conv3x3_oc_block(int32_t K, int32_t OC) {
@@ -74,7 +84,7 @@ void gcam__conv3x3_direct_forward(float *out, const float *in, const float *pack
     for (size_t p0 = 0; p0 < P; p0 += MR) {
       const size_t mr = P - p0 < MR ? P - p0 : MR;
       gcam__conv3x3_indirection(a, in, zero, H, W, C, p0, mr);
-      gcam_f32_igemm_relu_ukernel_6x8__vec(mr, nc, (size_t)C, 9, a, w, out + p0 * OC + oc0,
+      gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, (size_t)C, 9, a, w, out + p0 * OC + oc0,
                                            (size_t)OC);
     }
   }

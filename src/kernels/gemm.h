@@ -8,31 +8,27 @@
  *     (k = s*kc + c order), columns past nc zero-padded. Blocks follow each other.
  *   - C row m starts at c + m*cm_stride; columns are contiguous.
  * The accumulators start from the packed bias; one input value is splatted and multiplied
- * by a vector of packed weights; ReLU, when fused, is applied once at the end. k is unrolled
- * by GCAM_GEMM_KU with a remainder loop. The scalar twins are the tests' oracle. */
+ * by a vector of packed weights; ReLU, when fused, is applied once at the end. k is not
+ * unrolled (see gemm.c: unrolling measured slower under V8). The scalar twins are the tests'
+ * oracle. */
 #ifndef GCAM_KERNELS_GEMM_H
 #define GCAM_KERNELS_GEMM_H
 
 #include <stddef.h>
 
-#define GCAM_GEMM_MR 6
+#define GCAM_GEMM_MR 4
 #define GCAM_GEMM_NR 8
-#define GCAM_GEMM_KU 4
 
-typedef void (*gcam_f32_igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, size_t ks,
+void gcam_f32_igemm_relu_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
                                           const float *const *a, const float *w, float *c,
                                           size_t cm_stride);
-
-void gcam_f32_igemm_relu_ukernel_6x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
-                                          const float *const *a, const float *w, float *c,
-                                          size_t cm_stride);
-void gcam_f32_igemm_ukernel_6x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
+void gcam_f32_igemm_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
                                      const float *const *a, const float *w, float *c,
                                      size_t cm_stride);
-void gcam_f32_igemm_relu_ukernel_6x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
+void gcam_f32_igemm_relu_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                              const float *const *a, const float *w, float *c,
                                              size_t cm_stride);
-void gcam_f32_igemm_ukernel_6x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
+void gcam_f32_igemm_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                         const float *const *a, const float *w, float *c,
                                         size_t cm_stride);
 

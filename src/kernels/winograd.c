@@ -78,7 +78,7 @@ int32_t gcam__conv3x3_wino_tiles(int m, int32_t H, int32_t W, int32_t C, int32_t
      * cache-sized, small blocks win (V and M of a block stay in L2); once U is tens of MB it
      * is streamed from memory once per block, and large blocks amortize that. */
     const size_t u_bytes = a * a * (size_t)C * (size_t)OC * sizeof(float);
-    t = u_bytes <= ((size_t)12 << 20) ? 2 * MR : 16 * MR;
+    t = u_bytes <= ((size_t)12 << 20) ? 12 : 96; /* multiples of MR */
   }
   return (int32_t)(t < all ? t : all);
 }
@@ -208,68 +208,94 @@ static inline void gcam__wino4_output(float *const *y, const float *mm, size_t x
   }
 }
 
+/* The geometry of one convolution by F(m,3), shared by the three steps of a tile block. */
+typedef struct {
+  int m, a;            /* output tile m x m, input tile a x a, a = m + 2 */
+  int32_t H, W, C, OC; /* the layer */
+  int32_t TW;          /* tiles per row */
+  size_t v_xi, m_xi;   /* floats of one xi's rows in V (T x C) and in M (T x OC) */
+} gcam__wino_geom;
+
+/* V[xi][t] = B^T d B for tiles t0 .. t0+tb-1 */
+static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const float *in,
+                                   const float *zero, size_t t0, size_t tb) {
+  for (size_t t = 0; t < tb; t++) {
+    const int32_t ty = (int32_t)((t0 + t) / (size_t)g->TW);
+    const int32_t tx = (int32_t)((t0 + t) % (size_t)g->TW);
+    const float *d[36];
+    for (int r = 0; r < g->a; r++)
+      for (int q = 0; q < g->a; q++) {
+        const int32_t iy = g->m * ty - 1 + r, ix = g->m * tx - 1 + q;
+        d[r * g->a + q] = (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W)
+                              ? zero
+                              : in + ((size_t)iy * g->W + ix) * g->C;
+      }
+    for (size_t c = 0; c < (size_t)g->C; c += 4) {
+      if (g->m == 4)
+        gcam__wino4_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c);
+      else
+        gcam__wino2_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c);
+    }
+  }
+}
+
+/* M[xi] (tb x OC) = V[xi] (tb x C) . U[xi] (C x OC), for each xi, oc_block columns at a time */
+static void gcam__wino_gemm_block(const gcam__wino_geom *g, float *M, const float *V,
+                                  const float *packed, size_t tb, int32_t ocb) {
+  const size_t xi_floats = gcam__wino_xi_floats(g->C, g->OC);
+  const size_t blk = gcam__gemm_block_floats((size_t)g->C);
+  for (int xi = 0; xi < g->a * g->a; xi++) {
+    const float *u = packed + (size_t)xi * xi_floats, *vx = V + xi * g->v_xi;
+    float *mx = M + xi * g->m_xi;
+    for (int32_t oc0 = 0; oc0 < g->OC; oc0 += ocb) {
+      const size_t nc = (size_t)(g->OC - oc0 < ocb ? g->OC - oc0 : ocb);
+      const float *w = u + (size_t)(oc0 / NR) * blk;
+      for (size_t r0 = 0; r0 < tb; r0 += MR) {
+        const size_t mr = tb - r0 < MR ? tb - r0 : MR;
+        const float *ap[MR];
+        for (size_t k = 0; k < MR; k++) ap[k] = vx + (r0 + (k < mr ? k : mr - 1)) * g->C;
+        gcam_f32_igemm_ukernel_4x8__vec(mr, nc, (size_t)g->C, 1, ap, w,
+                                        mx + r0 * g->OC + oc0, (size_t)g->OC);
+      }
+    }
+  }
+}
+
+/* out = ReLU(A^T M A + bias) for tiles t0 .. t0+tb-1, cropped to the image */
+static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const float *M,
+                                    const float *bias, size_t t0, size_t tb) {
+  for (size_t t = 0; t < tb; t++) {
+    const int32_t ty = (int32_t)((t0 + t) / (size_t)g->TW);
+    const int32_t tx = (int32_t)((t0 + t) % (size_t)g->TW);
+    float *y[16];
+    for (int i = 0; i < g->m * g->m; i++) {
+      const int32_t oy = g->m * ty + i / g->m, ox = g->m * tx + i % g->m;
+      y[i] = (oy < g->H && ox < g->W) ? out + ((size_t)oy * g->W + ox) * g->OC : NULL;
+    }
+    for (size_t o = 0; o < (size_t)g->OC; o += 4) {
+      if (g->m == 4)
+        gcam__wino4_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o);
+      else
+        gcam__wino2_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o);
+    }
+  }
+}
+
 void gcam__conv3x3_wino_forward(int m, float *out, const float *in, const float *packed,
                                 int32_t H, int32_t W, int32_t C, int32_t OC, float *scratch,
                                 int32_t tiles, int32_t oc_block) {
-  const int a = m + 2, n_xi = a * a;
   const size_t T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
-  const int32_t TW = (W + m - 1) / m;
-  const size_t n_tiles = (size_t)((H + m - 1) / m) * (size_t)TW;
-  const size_t xi_floats = gcam__wino_xi_floats(C, OC), blk = gcam__gemm_block_floats(C);
-  const float *bias = packed + (size_t)n_xi * xi_floats;
+  const gcam__wino_geom g = {m, m + 2, H, W, C, OC, (W + m - 1) / m, T * (size_t)C,
+                             T * (size_t)OC};
+  const size_t n_tiles = (size_t)((H + m - 1) / m) * (size_t)g.TW;
+  const float *bias = packed + (size_t)g.a * g.a * gcam__wino_xi_floats(C, OC);
   const int32_t ocb = oc_block > 0 ? oc_block : gcam__conv3x3_oc_block(C, OC);
-  float *zero = scratch, *V = scratch + C, *M = V + (size_t)n_xi * T * (size_t)C;
-  const size_t v_xi = T * (size_t)C, m_xi = T * (size_t)OC; /* one xi's block of rows */
+  float *zero = scratch, *V = scratch + C, *M = V + (size_t)g.a * g.a * g.v_xi;
   memset(zero, 0, (size_t)C * sizeof *zero);
-
   for (size_t t0 = 0; t0 < n_tiles; t0 += T) {
     const size_t tb = n_tiles - t0 < T ? n_tiles - t0 : T;
-    for (size_t t = 0; t < tb; t++) {
-      const int32_t ty = (int32_t)((t0 + t) / (size_t)TW), tx = (int32_t)((t0 + t) % (size_t)TW);
-      const float *d[36];
-      for (int r = 0; r < a; r++)
-        for (int q = 0; q < a; q++) {
-          const int32_t iy = m * ty - 1 + r, ix = m * tx - 1 + q;
-          d[r * a + q] = (iy < 0 || iy >= H || ix < 0 || ix >= W)
-                             ? zero
-                             : in + ((size_t)iy * W + ix) * C;
-        }
-      for (size_t c = 0; c < (size_t)C; c += 4) {
-        if (m == 4)
-          gcam__wino4_input(V + t * C, v_xi, d, c, (size_t)C - c);
-        else
-          gcam__wino2_input(V + t * C, v_xi, d, c, (size_t)C - c);
-      }
-    }
-    for (int xi = 0; xi < n_xi; xi++) {
-      const float *u = packed + (size_t)xi * xi_floats;
-      const float *vx = V + xi * v_xi;
-      float *mx = M + xi * m_xi;
-      for (int32_t oc0 = 0; oc0 < OC; oc0 += ocb) {
-        const size_t nc = (size_t)(OC - oc0 < ocb ? OC - oc0 : ocb);
-        const float *w = u + (size_t)(oc0 / NR) * blk;
-        for (size_t r0 = 0; r0 < tb; r0 += MR) {
-          const size_t mr = tb - r0 < MR ? tb - r0 : MR;
-          const float *ap[MR];
-          for (size_t k = 0; k < MR; k++) ap[k] = vx + (r0 + (k < mr ? k : mr - 1)) * C;
-          gcam_f32_igemm_ukernel_6x8__vec(mr, nc, (size_t)C, 1, ap, w, mx + r0 * OC + oc0,
-                                          (size_t)OC);
-        }
-      }
-    }
-    for (size_t t = 0; t < tb; t++) {
-      const int32_t ty = (int32_t)((t0 + t) / (size_t)TW), tx = (int32_t)((t0 + t) % (size_t)TW);
-      float *y[16];
-      for (int i = 0; i < m * m; i++) {
-        const int32_t oy = m * ty + i / m, ox = m * tx + i % m;
-        y[i] = (oy < H && ox < W) ? out + ((size_t)oy * W + ox) * OC : NULL;
-      }
-      for (size_t o = 0; o < (size_t)OC; o += 4) {
-        if (m == 4)
-          gcam__wino4_output(y, M + t * OC, m_xi, bias, o, (size_t)OC - o);
-        else
-          gcam__wino2_output(y, M + t * OC, m_xi, bias, o, (size_t)OC - o);
-      }
-    }
+    gcam__wino_input_block(&g, V, in, zero, t0, tb);
+    gcam__wino_gemm_block(&g, M, V, packed, tb, ocb);
+    gcam__wino_output_block(&g, out, M, bias, t0, tb);
   }
 }

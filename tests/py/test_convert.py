@@ -34,6 +34,13 @@ def run_convert(capsys, *args):
     return rc, out, err
 
 
+def convert_ok(capsys, src, out, *args):
+    """Convert, insist on success, and read the result back: (GcamModel, stdout)."""
+    rc, so, se = run_convert(capsys, src, out, *args)
+    assert rc == 0, se
+    return gcamfile.read_gcam(out), so
+
+
 def write_png(path, img):
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
@@ -86,9 +93,7 @@ def test_keras_small(layout, tmp_path, capsys, image_file):
     KERAS_WRITERS[layout](src, layers)
     lab, names = labels_file(tmp_path, 10, keras_dict=(layout == "keras2"))
     out = tmp_path / "m.gcam"
-    rc, so, se = run_convert(capsys, src, out, "--labels", lab)
-    assert rc == 0, se
-    m = gcamfile.read_gcam(out)
+    m, so = convert_ok(capsys, src, out, "--labels", lab)
     assert m.labels == names and m.preprocess == "caffe" and m.flatten == "hwc"
     assert [p for _, _, p in m.convs] == [False, True, False, True, False, False, True,
                                           False, False, True, False, False, True]
@@ -121,15 +126,32 @@ def test_torch_small(arch, bn, tmp_path, capsys, image_file):
     src = tmp_path / "src.pth"
     sources.save_state_dict(model, src)
     out = tmp_path / "m.gcam"
-    rc, so, se = run_convert(capsys, src, out)
-    assert rc == 0, se
-    m = gcamfile.read_gcam(out)
+    m, so = convert_ok(capsys, src, out)
     assert m.preprocess == "torch" and m.flatten == "hwc" and m.labels is None
     assert sum(p for _, _, p in m.convs) == 5
     x = sources.torch_input(img)
     figs = check_both_ways(out, img, img_path,
                            sources.torch_reference(model, x), 10)
     print(arch, bn, figs)
+
+
+def test_torch_legacy_container_and_wrapped_state_dict(tmp_path, capsys, image_file):
+    """torch.save's pre-1.6 pickle container, and a checkpoint {'state_dict': ...} whose
+    keys carry DataParallel's 'module.' prefix, convert to the same file as the plain one."""
+    model = sources.torchvision_vgg("vgg11", True, seed=9, width_div=32, hidden=16, classes=4)
+    plain, legacy, wrapped = tmp_path / "a.pth", tmp_path / "b.pth", tmp_path / "c.pth"
+    torch.save(model.state_dict(), plain)
+    torch.save(model.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    assert legacy.read_bytes()[:2] == b"\x80\x02" and plain.read_bytes()[:2] == b"PK"
+    torch.save({"state_dict": {"module." + k: v for k, v in model.state_dict().items()}},
+               wrapped)
+    outs = []
+    for src in (plain, legacy, wrapped):
+        rc, so, se = run_convert(capsys, src, tmp_path / "o.gcam")
+        assert rc == 0, se
+        assert "file sha256" in so
+        outs.append((tmp_path / "o.gcam").read_bytes())
+    assert outs[0] == outs[1] == outs[2]
 
 
 def test_torch_narrow_112_with_labels(tmp_path, capsys, image_file):
@@ -144,9 +166,7 @@ def test_torch_narrow_112_with_labels(tmp_path, capsys, image_file):
     rc, so, se = run_convert(capsys, src, out, "--labels", lab)       # forgot --input-size
     assert rc == 2 and se.count("\n") == 1
     assert "288 inputs" in se and "32 x 7 x 7 = 1568" in se and "--input-size" in se
-    rc, so, se = run_convert(capsys, src, out, "--labels", lab, "--input-size", "112")
-    assert rc == 0, se
-    m = gcamfile.read_gcam(out)
+    m, so = convert_ok(capsys, src, out, "--labels", lab, "--input-size", "112")
     assert m.input_hw == (112, 112) and m.labels == names and m.cam_hwc == (7, 7, 32)
     x = sources.torch_input(img, 112)
     res = check_both_ways(out, img, img_path,
@@ -159,9 +179,7 @@ def test_default_imagenet_labels(tmp_path, capsys):
     src = tmp_path / "w.h5"
     sources.write_keras_legacy(src, layers)
     out = tmp_path / "m.gcam"
-    rc, so, se = run_convert(capsys, src, out)
-    assert rc == 0, se
-    m = gcamfile.read_gcam(out)
+    m, so = convert_ok(capsys, src, out)
     assert len(m.labels) == 1000 and m.labels[281] == "tabby" and m.labels[0] == "tench"
 
 
@@ -276,6 +294,14 @@ def test_refusals(tmp_path, capsys):
         f["data"] = np.zeros(3)
     refused(capsys, other, out, match="without Keras weights")
 
+    # a whole Keras 3 model archive (.keras is a zip, like torch's files)
+    import zipfile
+    ka = tmp_path / "model.keras"
+    with zipfile.ZipFile(ka, "w") as z:
+        z.writestr("config.json", "{}")
+        z.writestr("model.weights.h5", good_bytes(tmp_path, layers))
+    refused(capsys, ka, out, match="extract its model.weights.h5")
+
     # not a weights file at all
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"GIF89a" + bytes(100))
@@ -284,8 +310,9 @@ def test_refusals(tmp_path, capsys):
     # torch: another architecture, a pickle that would run code, NaN, wrong gap
     import torchvision
     rn = tmp_path / "resnet.pth"
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), rn)
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), rn)
     refused(capsys, rn, out, match="not a torchvision VGG state dict")
+    os.remove(rn)
 
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as f:
@@ -322,6 +349,12 @@ def test_refusals(tmp_path, capsys):
     badlab = tmp_path / "bad.json"
     badlab.write_text('{"a": 1}')
     refused(capsys, good, out, "--labels", badlab, match="--labels")
+
+
+def good_bytes(tmp_path, layers):
+    p = tmp_path / "k3.weights.h5"
+    sources.write_keras3(p, layers)
+    return p.read_bytes()
 
 
 class _Evil:

@@ -16,7 +16,7 @@ import make_random
 FIX = os.path.join(ROOT, "tests", "fixtures", "vgg_small")
 
 
-def small_net(seed=3, flatten="hwc"):
+def small_net(seed=3):
     convs, denses = make_random.random_vgg("vgg11", seed, width_div=16, input_size=64,
                                            dense=(24,), classes=5)
     return convs, denses
@@ -39,7 +39,7 @@ def test_round_trip_f32(tmp_path):
     assert data[:8] == b"GCAMVGG\n" and struct.unpack_from("<I", data, 8)[0] == 1
     payload_offset = struct.unpack_from("<Q", data, 16)[0]
     assert payload_offset % 64 == 0
-    assert hashlib.sha256(data[payload_offset:]).hexdigest() == sha
+    assert hashlib.sha256(data[64:]).hexdigest() == sha  # FORMAT.md: bytes 64..end
 
 
 def test_round_trip_f16_and_chw(tmp_path):
@@ -93,6 +93,11 @@ def test_reader_refuses_damaged_files(tmp_path):
         with pytest.raises(gcamfile.GcamFileError, match=match):
             gcamfile.parse_gcam(data)
 
+    def resigned(data):
+        """the checksum made valid again, so that another check must catch the damage"""
+        data[32:64] = hashlib.sha256(bytes(data[64:])).digest()
+        return bytes(data)
+
     refused(b"", "magic")
     refused(b"PK\x03\x04" + good[4:], "magic")
     v2 = bytearray(good)
@@ -106,18 +111,20 @@ def test_reader_refuses_damaged_files(tmp_path):
     dims = bytearray(good)      # conv1.weight's C_out dim (tensor entry 2) 4 -> 5
     ent = 128 + 8 * (len(convs) + len(denses)) + 2 * 80
     struct.pack_into("<I", dims, ent + 40 + 8 + 12, 5)
-    refused(bytes(dims), "dims")
+    refused(resigned(dims), "dims")
     lab = bytearray(good)       # a label's NUL replaced: 4 strings instead of 5
     hb = struct.unpack_from("<I", good, 12)[0]
     lab[hb - 3] = ord("x")
-    refused(bytes(lab), "labels")
+    refused(resigned(lab), "labels")
     pre = bytearray(good)
     struct.pack_into("<I", pre, 88, 7)
-    refused(bytes(pre), "preprocess")
+    refused(resigned(pre), "preprocess")
     nan = bytearray(good)       # NaN in the payload with a matching hash
     struct.pack_into("<f", nan, po, float("nan"))
-    nan[32:64] = hashlib.sha256(bytes(nan[po:])).digest()
-    refused(bytes(nan), "NaN")
+    refused(resigned(nan), "NaN")
+    size = bytearray(good)      # input height 64 -> 65: consistent, but no longer the same file
+    struct.pack_into("<I", size, 64, 65)
+    refused(bytes(size), "SHA-256")
 
 
 def test_make_random_deterministic_and_scaled(tmp_path):

@@ -17,7 +17,7 @@ gcam_status gcam_wasm_loader_create(double expected_size, gcam_model_loader **ou
 /* The model's description as integers, in this order (GCAM_WASM_INFO_* in web/core.js):
  * input_width, input_height, n_conv, n_dense, n_classes, cam_width, cam_height,
  * cam_channels, has_labels, preprocess, backend, weight_bytes (saturated to INT32_MAX);
- * and the payload's SHA-256 as 64 hex characters plus a NUL in `sha256`. */
+ * and the file's SHA-256 (of its bytes 64..end) as 64 hex characters plus a NUL in `sha256`. */
 gcam_status gcam_wasm_model_info(const gcam_model *model, int32_t *ints, char *sha256) {
   gcam_model_info info;
   gcam_status st = gcam_model_get_info(model, &info);
