@@ -33,6 +33,7 @@ asan() {
 
 suite "C tests" bash -c "cd build && ctest --output-on-failure"
 suite "C tests under ASan+UBSan" asan
+suite "C tests as wasm in Node" bash scripts/test_wasm_c.sh
 suite "Python: converter and oracles" /usr/bin/python3 -m pytest -q tests/py
 suite "Localization of the small model" /usr/bin/python3 tests/eval_localization.py --check
 suite "wasm and JS in Node" env GCAM_CLI=build/gcam node --test tests/js/
