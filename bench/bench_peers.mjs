@@ -1,0 +1,450 @@
+#!/usr/bin/env node
+// bench_peers.mjs: our WebAssembly VGG16 forward + Grad-CAM next to TensorFlow.js
+// (tfjs-backend-wasm, XNNPACK inside) and onnxruntime-web (wasm), timed in the same run on
+// the same weights and input, plus a check that all of them compute the same thing.
+//
+//   node bench/bench_peers.mjs [--runs N] [--weights VGG.gcam] [--cache DIR]
+//                              [--threads 1,2] [--no-tfjs] [--no-ort] [--no-torch]
+//
+// See bench/peers/README.md. Peers live in bench/peers/package.json (installed here on first
+// use), never in the project's dependencies. Default weights: a seeded random VGG16
+// (weights/make_random.py --arch vgg16 --seed 1), made in DIR (default $TMPDIR/gcam-peers)
+// together with the peers' copies of it (bench/peers/make_models.py).
+//
+// Timing: one warm-up round, then N rounds (median reported); each round runs every engine
+// once in turn, so a busy machine slows all of them alike. Times are wall clock around one
+// call: ours = explain() of the top class on a fresh image (the forward is not reused), its
+// forward = the explainer's own forward timing, one explainer per thread count (--threads;
+// counts above 1 need the threaded build, web/dist/gcam-simd-threads.*); tfjs = tensor in ->
+// logits / map out (dataSync), one thread; ORT = session.run() in a child process per thread
+// count (ORT fixes its thread count once per process), timed inside the child. Ratios are
+// peer / ours at the same thread count.
+import { execFileSync, fork } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PEERS = path.join(ROOT, 'bench/peers');
+const PY = '/usr/bin/python3';
+const LOGIT_TOL = 1e-3; // max |l - l_ref| / max |l_ref|: same network or not
+const CAM_TOL = 1e-3;   // max abs diff of two normalized 14x14 maps
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i < 0 ? dflt : args[i + 1];
+};
+const runs = Number(opt('--runs', 5));
+const cache = path.resolve(opt('--cache', path.join(os.tmpdir(), 'gcam-peers')));
+const weightsArg = opt('--weights', null);
+const threadCounts = [...new Set([1, ...String(opt('--threads', '1,2')).split(',').filter(Boolean).map(Number)])];
+if (!threadCounts.every((n) => Number.isInteger(n) && n >= 1)) throw new Error('--threads: a list of positive integers');
+const withTfjs = !args.includes('--no-tfjs');
+const withOrt = !args.includes('--no-ort');
+const withTorch = !args.includes('--no-torch');
+if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs: a positive integer');
+
+const log = (...a) => console.log(...a);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length & 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const f = (v, d = 0) => (v == null ? '-' : v.toFixed(d));
+const e = (v) => (v == null ? '-' : v.toExponential(1));
+
+// ---- setup: peers' packages, weights, the peers' copies of them ----------------------------
+function ensurePeers() {
+  const pins = JSON.parse(fs.readFileSync(path.join(PEERS, 'package.json'), 'utf8')).dependencies;
+  const installed = (p) => {
+    const f = path.join(PEERS, 'node_modules', p, 'package.json');
+    return fs.existsSync(f) && JSON.parse(fs.readFileSync(f, 'utf8')).version === pins[p];
+  };
+  if (Object.keys(pins).every(installed)) return;
+  log('installing the peers into bench/peers/node_modules (npm install --prefix bench/peers) ...');
+  execFileSync('npm', ['install', '--prefix', PEERS, '--no-audit', '--no-fund'], { stdio: 'inherit' });
+  for (const p of Object.keys(pins)) if (!installed(p)) throw new Error(`npm did not install ${p}@${pins[p]}`);
+}
+
+function ensureModels() {
+  fs.mkdirSync(cache, { recursive: true });
+  const gcam = weightsArg ? path.resolve(weightsArg) : path.join(cache, 'vgg16-seed1.gcam');
+  if (!fs.existsSync(gcam)) {
+    if (weightsArg) throw new Error(`${gcam}: no such file`);
+    log('making the random VGG16 (weights/make_random.py --arch vgg16 --seed 1) ...');
+    execFileSync(PY, [path.join(ROOT, 'weights/make_random.py'), '--arch', 'vgg16', '--seed', '1', gcam], { stdio: 'inherit' });
+  }
+  // the exports are keyed by the file's SHA-256 (bytes 32..63 of the header)
+  const head = Buffer.alloc(64);
+  const fd = fs.openSync(gcam, 'r');
+  fs.readSync(fd, head, 0, 64, 0);
+  fs.closeSync(fd);
+  const sha = head.subarray(32, 64).toString('hex');
+  const dir = path.join(cache, `peers-${sha.slice(0, 16)}`);
+  if (!fs.existsSync(path.join(dir, 'manifest.json'))) {
+    log('exporting the peers\' models (bench/peers/make_models.py: raw f32 for tfjs, ONNX) ...');
+    execFileSync(PY, [path.join(PEERS, 'make_models.py'), 'export', gcam, dir], { stdio: 'inherit' });
+  }
+  return { gcam, dir, sha };
+}
+
+// ---- inputs --------------------------------------------------------------------------------
+/** Deterministic RGBA images at the network's input size (so resizing is the identity). */
+function makeImages(w, h) {
+  const textured = new Uint8ClampedArray(w * h * 4);
+  let s = 12345;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 16) / 65536;
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 4;
+      const d = Math.hypot(x - w * 0.6, y - h * 0.4) < w * 0.2 ? 60 : 0;
+      textured[i] = 128 + 90 * Math.sin(x / 9) * Math.cos(y / 13) + d + 20 * (rnd() - 0.5);
+      textured[i + 1] = 110 + 80 * Math.sin((x + y) / 17) - d + 20 * (rnd() - 0.5);
+      textured[i + 2] = 100 + 70 * Math.cos(x / 23 - y / 7) + 20 * (rnd() - 0.5);
+      textured[i + 3] = 255;
+    }
+  const flat = new Uint8ClampedArray(w * h * 4).fill(128);
+  for (let i = 3; i < flat.length; i += 4) flat[i] = 255;
+  return [
+    { name: 'textured', data: textured, width: w, height: h },
+    { name: 'flat gray', data: flat, width: w, height: h },
+  ];
+}
+
+/** The (H, W, 3) tensor our core makes from RGBA pixels (weights/FORMAT.md), in float32. */
+function preprocess(img, man) {
+  const { data, width, height } = img;
+  const x = new Float32Array(width * height * 3);
+  const fr = Math.fround;
+  const mean = man.mean.map(fr);
+  const std = man.std.map(fr);
+  for (let i = 0; i < width * height; i++) {
+    const r = data[4 * i], g = data[4 * i + 1], b = data[4 * i + 2];
+    if (man.preprocess === 'caffe') {
+      x[3 * i] = fr(b - mean[0]);
+      x[3 * i + 1] = fr(g - mean[1]);
+      x[3 * i + 2] = fr(r - mean[2]);
+    } else {
+      [r, g, b].forEach((p, c) => { x[3 * i + c] = fr(fr(fr(p / 255) - mean[c]) / std[c]); });
+    }
+  }
+  return x;
+}
+
+// ---- comparisons ---------------------------------------------------------------------------
+function logitsRel(a, ref) {
+  let d = 0, m = 0;
+  for (let i = 0; i < ref.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - ref[i]));
+    m = Math.max(m, Math.abs(ref[i]));
+  }
+  return d / m;
+}
+function maxAbs(a, b) {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+const argmax = (a) => a.reduce((bi, v, i) => (v > a[bi] ? i : bi), 0);
+function nchwToHwc(g, c, h, w) {
+  const out = new Float32Array(g.length);
+  for (let k = 0; k < c; k++) for (let i = 0; i < h * w; i++) out[i * c + k] = g[k * h * w + i];
+  return out;
+}
+/** gradient (H, W, C) vs reference: elements that differ, and the 2x2 window sums' diff */
+function gradCompare(g, ref, h, w, c) {
+  let scale = 0;
+  for (const v of ref) scale = Math.max(scale, Math.abs(v));
+  const tol = 1e-4 * scale;
+  let differ = 0, winDiff = 0;
+  for (let i = 0; i < g.length; i++) if (Math.abs(g[i] - ref[i]) > tol) differ++;
+  for (let y = 0; y + 1 < h; y += 2)
+    for (let x = 0; x + 1 < w; x += 2)
+      for (let k = 0; k < c; k++) {
+        let s1 = 0, s2 = 0;
+        for (const [dy, dx] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
+          const i = ((y + dy) * w + x + dx) * c + k;
+          s1 += g[i];
+          s2 += ref[i];
+        }
+        winDiff = Math.max(winDiff, Math.abs(s1 - s2));
+      }
+  return { differ, total: g.length, winRel: winDiff / scale, maxRel: maxAbs(g, ref) / scale };
+}
+
+// ---- ORT children --------------------------------------------------------------------------
+class OrtChild {
+  static async start(dir, threads) {
+    const c = new OrtChild();
+    c.threads = threads;
+    c.proc = fork(path.join(PEERS, 'ort_child.mjs'), [dir, String(threads)], { serialization: 'advanced' });
+    c.queue = [];
+    c.proc.on('message', (m) => {
+      const p = c.queue.shift();
+      if (!p) return;
+      if (m.op === 'error') p.reject(new Error(`ORT child (${threads} threads): ${m.message}`));
+      else p.resolve(m);
+    });
+    c.proc.on('exit', (code) => {
+      for (const p of c.queue.splice(0)) p.reject(new Error(`ORT child exited (${code})`));
+    });
+    c.ready = await c._wait();
+    return c;
+  }
+  _wait() { return new Promise((resolve, reject) => this.queue.push({ resolve, reject })); }
+  call(msg) { const p = this._wait(); this.proc.send(msg); return p; }
+  async stop() {
+    if (this.proc.exitCode !== null) return;
+    const done = new Promise((r) => this.proc.once('exit', r));
+    this.proc.send({ op: 'exit' });
+    await done;
+  }
+}
+
+// ---- main ----------------------------------------------------------------------------------
+ensurePeers();
+const { gcam, dir, sha } = ensureModels();
+const man = JSON.parse(fs.readFileSync(path.join(dir, 'tfjs/manifest.json'), 'utf8'));
+const [camH, camW, camC] = man.cam_hwc;
+
+log(`bench_peers: node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0].model}), ` +
+    `load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+log(`weights ${gcam} (sha256 ${sha.slice(0, 12)}), median of ${runs} runs after 1 warm-up, ms`);
+
+const { createExplainer } = await import('../web/index.js');
+let t0;
+const oursAll = []; // one explainer per thread count, [0] = 1 thread: the reference
+for (const n of threadCounts) {
+  t0 = performance.now();
+  const ex = await createExplainer({ weights: gcam, simd: true, threads: n, worker: false });
+  const loadMs = performance.now() - t0;
+  const got = ex.info.threads || 1;
+  if (got !== n) {
+    log(`ours: asked for ${n} threads, the explainer runs ${got} (no threaded build?): no ${n}-thread row`);
+    ex.dispose();
+    continue;
+  }
+  oursAll.push({ threads: n, ex, loadMs });
+}
+const ours = oursAll[0].ex;
+if (ours.info.inputWidth !== man.input_hw[1] || ours.info.inputHeight !== man.input_hw[0])
+  throw new Error('bench: our explainer and the peers\' manifest disagree on the input size');
+const images = makeImages(ours.info.inputWidth, ours.info.inputHeight);
+const tensors = images.map((img) => preprocess(img, man));
+
+let tfenv = null, tfvgg = null, tfLoad = null;
+if (withTfjs) {
+  t0 = performance.now();
+  const { loadTfjs, TfjsVgg } = await import('./peers/tfjs_vgg.mjs');
+  tfenv = await loadTfjs();
+  tfvgg = new TfjsVgg(tfenv, path.join(dir, 'tfjs'));
+  tfLoad = performance.now() - t0;
+}
+const orts = [];
+if (withOrt) {
+  for (const n of threadCounts) {
+    t0 = performance.now();
+    const c = await OrtChild.start(dir, n);
+    c.loadMs = performance.now() - t0;
+    orts.push(c);
+  }
+}
+for (const o of oursAll)
+  log(`ours: gradcam-wasm ${o.threads > 1 ? 'threaded SIMD build (web/dist/gcam-simd-threads.wasm)' : 'SIMD build (web/dist/gcam-simd.wasm)'}, ` +
+      `${o.threads} thread${o.threads > 1 ? 's' : ''} (info.threads ${o.ex.info.threads}), load ${f(o.loadMs)} ms`);
+if (tfenv)
+  log(`tfjs: @tensorflow/tfjs ${tfenv.version}, tfjs-backend-wasm ${tfenv.wasmVersion}, backend ${tfenv.tf.getBackend()}, ` +
+      `SIMD ${tfenv.simd}, threads ${tfenv.threads} (WASM_HAS_MULTITHREAD_SUPPORT=false), load ${f(tfLoad)} ms`);
+for (const c of orts)
+  log(`ORT:  onnxruntime-web ${c.ready.versions.web} (wasm EP, ort-wasm-simd-threaded), numThreads ${c.ready.numThreads}, ` +
+      `2 sessions load ${f(c.loadMs)} ms (child process ${c.proc.pid})`);
+
+// ---- agreement: the same logits and maps, on each input ------------------------------------
+let failed = false;
+const agree = [];
+const jobs = [];
+for (let k = 0; k < images.length; k++) {
+  const img = images[k];
+  const first = await ours.explain(img, { topK: 2 });
+  const classes = first.predictions.map((p) => p.index);
+  const mine = await ours.explain(img, { classIndex: classes });
+  const row = { name: img.name, classes, ours: { logits: mine.logits, cams: mine.explanations.map((x) => x.heatmap) } };
+  row.oursN = [];
+  for (const o of oursAll.slice(1)) {
+    const r = await o.ex.explain(img, { classIndex: classes });
+    row.oursN.push({ threads: o.threads, logits: r.logits, cams: r.explanations.map((x) => x.heatmap) });
+  }
+  if (tfvgg) {
+    row.tfjs = { logits: tfvgg.forward(tensors[k]), cams: [], grads: [] };
+    for (const c of classes) {
+      const r = tfvgg.gradcam(tensors[k], c, true);
+      row.tfjs.cams.push(r.cam);
+      row.tfjs.grads.push(r.grad);
+      row.tfjs.gradLogits = r.logits;
+    }
+  }
+  row.ort = [];
+  for (const c of orts) {
+    await c.call({ op: 'input', x: tensors[k], h: img.height, w: img.width });
+    const fwd = await c.call({ op: 'run', kind: 'forward', outputs: true });
+    const o = { threads: c.threads, logits: fwd.logits, cams: [], grads: [] };
+    for (const cls of classes) {
+      const r = await c.call({ op: 'run', kind: 'gradcam', classIndex: cls, outputs: true });
+      o.cams.push(r.cam);
+      o.grads.push(nchwToHwc(r.grad, camC, camH, camW));
+      o.gradLogits = r.logits;
+    }
+    const top = await c.call({ op: 'run', kind: 'gradcam', classIndex: -1, outputs: true });
+    o.topCamDiff = maxAbs(top.cam, o.cams[0]);
+    row.ort.push(o);
+  }
+  const file = path.join(cache, `input-${k}.f32`);
+  fs.writeFileSync(file, Buffer.from(tensors[k].buffer));
+  jobs.push({ file, classes });
+  agree.push(row);
+}
+let torch = null;
+if (withTorch) {
+  const job = path.join(cache, 'torchref-job.json');
+  const out = path.join(cache, 'torchref-out.json');
+  fs.writeFileSync(job, JSON.stringify({ inputs: jobs }));
+  t0 = performance.now();
+  execFileSync(PY, [path.join(PEERS, 'make_models.py'), 'torchref', gcam, job, out], { stdio: 'inherit' });
+  torch = JSON.parse(fs.readFileSync(out, 'utf8'));
+  log(`torch ${torch.torch} reference (autograd, CPU, 1 thread): ${f((performance.now() - t0) / 1000, 1)} s`);
+}
+
+// ---- timing --------------------------------------------------------------------------------
+const T = { tfFwd: [], tfCam: [], tfCpu: [] };
+for (const c of [...oursAll, ...orts]) { c.fwd = []; c.cam = []; c.cpu = []; }
+const img = images[0];
+const img2 = { data: new Uint8ClampedArray(img.data), width: img.width, height: img.height };
+img2.data[0] ^= 1; // a one-pixel change forces our explainer's forward on every run
+for (const c of orts) await c.call({ op: 'input', x: tensors[0], h: img.height, w: img.width });
+const cpuMs = (c0) => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1000; };
+for (let r = 0; r <= runs; r++) {
+  const oursMs = [];
+  for (const o of oursAll) {
+    const c0 = process.cpuUsage();
+    t0 = performance.now();
+    const res = await o.ex.explain(r & 1 ? img2 : img, { topK: 1 });
+    const ms = performance.now() - t0;
+    if (res.forwardReused) throw new Error('bench: our forward was reused');
+    oursMs.push([res.timings.forwardMs, ms, cpuMs(c0) / ms]);
+  }
+  let tf1 = null, tf2 = null, tfCpu = null;
+  if (tfvgg) {
+    t0 = performance.now();
+    tfvgg.forward(tensors[0]);
+    tf1 = performance.now() - t0;
+    const c0 = process.cpuUsage();
+    t0 = performance.now();
+    tfvgg.gradcam(tensors[0], null, false);
+    tf2 = performance.now() - t0;
+    tfCpu = cpuMs(c0) / tf2;
+  }
+  const ortMs = [];
+  for (const c of orts) {
+    const a = await c.call({ op: 'run', kind: 'forward', outputs: false });
+    const b = await c.call({ op: 'run', kind: 'gradcam', classIndex: -1, outputs: false });
+    ortMs.push([a.ms, b.ms, b.cpuMs / b.ms]);
+  }
+  if (r === 0) continue; // warm-up
+  const push = (c, [fw, gc, cpu]) => { c.fwd.push(fw); c.cam.push(gc); c.cpu.push(cpu); };
+  oursAll.forEach((o, i) => push(o, oursMs[i]));
+  if (tfvgg) { T.tfFwd.push(tf1); T.tfCam.push(tf2); T.tfCpu.push(tfCpu); }
+  orts.forEach((c, i) => push(c, ortMs[i]));
+}
+const loadEnd = os.loadavg();
+
+// ratio: against ours at the same thread count (or at 1 thread when we have no such row)
+const oursAt = (n) => oursAll.find((o) => o.threads === n) || oursAll[0];
+const rows = oursAll.map((o) => [`ours (gradcam-wasm SIMD)`, o.threads, o.fwd, o.cam, o.cpu, o]);
+if (tfvgg) rows.push([`tfjs-backend-wasm ${tfenv.wasmVersion}`, tfenv.threads, T.tfFwd, T.tfCam, T.tfCpu, oursAt(tfenv.threads)]);
+for (const c of orts) rows.push([`onnxruntime-web ${c.ready.versions.web}`, c.threads, c.fwd, c.cam, c.cpu, oursAt(c.threads)]);
+log(`\nVGG16 224x224, batch 1, input '${img.name}' (${img.width}x${img.height} RGBA; peers get the preprocessed tensor)`);
+log(`  ${'engine'.padEnd(30)}${'threads'.padStart(8)}${'forward'.padStart(10)}${'ratio'.padStart(7)}` +
+    `${'fwd+Grad-CAM'.padStart(14)}${'ratio'.padStart(7)}${'CPU/wall'.padStart(10)}${'vs ours at'.padStart(12)}`);
+for (const [name, th, fw, gc, cpu, ref] of rows) {
+  const [mf, mg] = [median(fw), median(gc)];
+  log(`  ${name.padEnd(30)}${String(th).padStart(8)}${f(mf).padStart(10)}${(mf / median(ref.fwd)).toFixed(2).padStart(7)}` +
+      `${f(mg).padStart(14)}${(mg / median(ref.cam)).toFixed(2).padStart(7)}${median(cpu).toFixed(2).padStart(10)}` +
+      `${(`${ref.threads} thr`).padStart(12)}`);
+}
+log('  ratio = peer ms / our ms at the same thread count (above 1: we are faster); CPU/wall = process CPU time / wall time of ' +
+    'the fwd+Grad-CAM call (about 1 for one busy thread, up to 2 when two threads work).');
+log('  ORT\'s Grad-CAM is a hand-written backward exported as an ONNX graph (ORT has no autograd).');
+const samples = oursAll.map((o) => [`ours${o.threads}`, o.fwd, o.cam]);
+if (tfvgg) samples.push(['tfjs', T.tfFwd, T.tfCam]);
+for (const c of orts) samples.push([`ORT${c.threads}`, c.fwd, c.cam]);
+log('  every run (forward | fwd+Grad-CAM): ' + samples.map(([n, a, b]) =>
+  `${n} ${a.map((v) => f(v)).join(' ')} | ${b.map((v) => f(v)).join(' ')}`).join('; '));
+log(`  load average at the end: ${loadEnd.map((v) => v.toFixed(2)).join(' ')}`);
+
+// ---- agreement report ----------------------------------------------------------------------
+log(`\nagreement (tolerances: logits ${LOGIT_TOL} relative to max |logit|, maps ${CAM_TOL} max abs on the normalized ${camW}x${camH} map)`);
+const check = (what, v, tol, fatal) => {
+  const ok = v <= tol;
+  if (!ok && fatal) failed = true;
+  return `${what} ${e(v)}${ok ? '' : fatal ? ' FAIL' : ' DIFFERS'}`;
+};
+agree.forEach((row, k) => {
+  const tr = torch && torch.inputs[k];
+  log(`  input '${row.name}': classes ${row.classes.join(', ')} (top 2 by our logits)` +
+      (tr ? `; pool5 windows: ${tr.pool5.windows}, all-zero ${tr.pool5.allZero}, tie at a positive max ` +
+            `${tr.pool5.positiveTies}, 0 < max <= FLT_MIN ${tr.pool5.maxBelowFltMin}` : ''));
+  const parts = [];
+  if (tr) parts.push(check('ours/torch', logitsRel(row.ours.logits, tr.logits), LOGIT_TOL, true));
+  if (row.tfjs) parts.push(check('tfjs/ours', logitsRel(row.tfjs.logits, row.ours.logits), LOGIT_TOL, true));
+  for (const o of row.ort) parts.push(check(`ORT${o.threads}/ours`, logitsRel(o.logits, row.ours.logits), LOGIT_TOL, true));
+  for (const o of row.oursN) parts.push(check(`ours${o.threads}/ours1`, logitsRel(o.logits, row.ours.logits), LOGIT_TOL, true));
+  log(`    logits: ${parts.join(', ')}`);
+  row.classes.forEach((c, j) => {
+    const p = [];
+    const tcam = tr && tr.cams[String(c)];
+    if (tcam) p.push(check('ours/torch', maxAbs(row.ours.cams[j], tcam), CAM_TOL, true));
+    if (row.tfjs) {
+      p.push(check('tfjs/ours', maxAbs(row.tfjs.cams[j], row.ours.cams[j]), CAM_TOL, false));
+      if (tcam) p.push(check('tfjs/torch', maxAbs(row.tfjs.cams[j], tcam), CAM_TOL, false));
+      if (tcam) p.push(check('tfjs/(torch with the gradient of windows of max <= FLT_MIN dropped)',
+                             maxAbs(row.tfjs.cams[j], tr.camsDropped[String(c)]), CAM_TOL, false));
+    }
+    for (const o of row.ort) p.push(check(`ORT${o.threads}/ours`, maxAbs(o.cams[j], row.ours.cams[j]), CAM_TOL, true));
+    for (const o of row.oursN) p.push(check(`ours${o.threads}/ours1`, maxAbs(o.cams[j], row.ours.cams[j]), CAM_TOL, true));
+    if (tr) p.push(check('ONNX graph/torch autograd', tr.handMaxAbsDiff[String(c)], CAM_TOL, true));
+    log(`    map of class ${c}: ${p.join(', ')}`);
+    if (tr) {
+      const tg = new Float32Array(fs.readFileSync(tr.grads[String(c)]).buffer.slice(0));
+      const g = [];
+      if (row.tfjs) g.push(['tfjs', gradCompare(row.tfjs.grads[j], tg, camH, camW, camC)]);
+      for (const o of row.ort) g.push([`ORT${o.threads}`, gradCompare(o.grads[j], tg, camH, camW, camC)]);
+      log(`      d logit / d block5_conv3 vs torch: ` + g.map(([n, s]) =>
+        `${n} ${s.differ}/${s.total} elements differ (max ${e(s.maxRel)} of max|g|), 2x2 window sums ${e(s.winRel)}`).join('; '));
+    }
+  });
+  for (const o of row.ort)
+    if (o.topCamDiff > 0) { log(`    ORT${o.threads}: class_index -1 (in-graph argmax) map differs from class ${row.classes[0]}'s by ${e(o.topCamDiff)} FAIL`); failed = true; }
+});
+
+if (tfenv) {
+  const { maxPoolGradProbe } = await import('./peers/tfjs_vgg.mjs');
+  log('\ntfjs MaxPoolGrad, d(sum of maxPool(x))/dx, x 4x4 = 3 windows with a positive max + the window below');
+  log('(torch and our core: all of dy to the first max; total = sum of the whole gradient, 4 when nothing is lost):');
+  const wasmRows = await maxPoolGradProbe(tfenv.tf, 'wasm');
+  const cpuRows = await maxPoolGradProbe(tfenv.tf, 'cpu');
+  const show = (r) => `${JSON.stringify(r.got)} total ${r.total}${r.same ? '' : ' (differs)'}`;
+  wasmRows.forEach((w, i) => {
+    log(`  window ${JSON.stringify(w.window).padEnd(17)} torch ${JSON.stringify(w.want)}  tfjs wasm ${show(w)}  tfjs cpu ${show(cpuRows[i])}`);
+  });
+}
+
+for (const o of oursAll) o.ex.dispose();
+if (tfvgg) tfvgg.dispose();
+for (const c of orts) await c.stop();
+if (failed) {
+  log('\nbench_peers: FAILED: an engine computes something else (see FAIL above)');
+  process.exit(1);
+}
+log('\nbench_peers: all logits and maps checked');
