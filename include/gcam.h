@@ -163,6 +163,27 @@ typedef struct gcam_state gcam_state;
 gcam_status gcam_state_create(const gcam_model *model, gcam_state **out);
 void gcam_state_free(gcam_state *state);
 
+/* Threads. The library never creates threads: the host may lend it a pool through this hook,
+ * and a state that has one splits its convolutions and dense layers into independent tasks
+ * (blocks of output channels, pixels or Winograd tiles). Each output value is computed by the
+ * same arithmetic as without a pool, so results are bit-identical whatever the thread count.
+ * tools/threadpool.c implements the hook over pthreads. */
+typedef void (*gcam_task_fn)(void *context, int32_t task);
+
+typedef struct gcam_threadpool {
+  /* Run fn(context, t) for every t in [0, n_tasks), in any order and on any threads, and
+   * return when all are done. Tasks are independent. NULL run = serial. */
+  void (*run)(void *pool, gcam_task_fn fn, void *context, int32_t n_tasks);
+  void *pool;        /* passed back to run() */
+  int32_t n_threads; /* how many tasks the pool runs at once: a hint for splitting */
+} gcam_threadpool;
+
+/* Lend the state a pool (copied; the pool itself must outlive its use by the state), or
+ * NULL to go back to serial. Sizes per-task scratch for pool->n_threads at this call, so it
+ * may return GCAM_STATUS_OUT_OF_MEMORY (the state then keeps its previous pool). Not during
+ * a forward or explain on the same state. */
+gcam_status gcam_state_set_threadpool(gcam_state *state, const gcam_threadpool *pool);
+
 /* Resize the RGBA image to the model's input (bicubic, as cv2.INTER_CUBIC on uint8),
  * preprocess it as the weights file says, and run the network forward. */
 gcam_status gcam_state_forward_rgba(gcam_state *state, const uint8_t *rgba, int32_t width,

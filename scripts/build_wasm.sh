@@ -6,11 +6,17 @@
 # --if-needed: do nothing when every output is newer than every C source, header, the glue
 # and this script (npm's prepack uses it).
 #
-# Writes two ES-module builds of the same sources and the same exports:
+# Writes three ES-module builds of the same sources and the same exports:
 #   OUT_DIR/gcam-simd.mjs   + gcam-simd.wasm     -O3 -msimd128 (our kernels' vector code)
 #   OUT_DIR/gcam-scalar.mjs + gcam-scalar.wasm   -O3 (clang lowers the vector extensions
 #                                                 to scalar code), for engines without SIMD
-# web/core.js picks one at run time by feature detection. The loaders never fetch or read
+#   OUT_DIR/gcam-simd-threads.mjs + .wasm + .worker.js   SIMD + pthreads (shared memory,
+#                                                 Web Workers / worker_threads), plus
+#                                                 _gcam_wasm_state_set_threads
+# web/core.js picks one at run time by feature detection (threads: SharedArrayBuffer and
+# crossOriginIsolated in a browser, or Node). OUT_DIR/package.json marks the directory as
+# CommonJS so that Node loads Emscripten's classic-script .worker.js (the .mjs files are ES
+# modules whatever it says). The loaders never fetch or read
 # the .wasm themselves: web/core.js hands them the bytes (Debian's loader breaks on Node
 # 20's global fetch). No Emscripten file system: weights are streamed into the heap.
 set -eu
@@ -23,9 +29,11 @@ mkdir -p "$OUT"
 
 if [ "$IF_NEEDED" = 1 ]; then
   stale=0
-  for o in gcam-simd.mjs gcam-simd.wasm gcam-scalar.mjs gcam-scalar.wasm; do
+  for o in gcam-simd.mjs gcam-simd.wasm gcam-scalar.mjs gcam-scalar.wasm \
+           gcam-simd-threads.mjs gcam-simd-threads.wasm gcam-simd-threads.worker.js package.json; do
     [ -e "$OUT/$o" ] || { stale=1; break; }
-    if [ -n "$(find "$ROOT/src" "$ROOT/include" "$ROOT/web/wasm" "$0" -newer "$OUT/$o" \
+    if [ -n "$(find "$ROOT/src" "$ROOT/include" "$ROOT/web/wasm" "$ROOT/tools/threadpool.c" \
+                 "$ROOT/tools/threadpool.h" "$0" -newer "$OUT/$o" \
                  \( -name '*.c' -o -name '*.h' -o -name '*.js' -o -name '*.sh' \) 2>/dev/null | head -n 1)" ]; then
       stale=1; break
     fi
@@ -48,6 +56,8 @@ for f in "$ROOT"/src/*.c "$ROOT"/src/kernels/*.c "$ROOT"/src/image/*.c; do
 done
 [ -n "${GCAM_WASM_CORE_SOURCES:-}" ] && SOURCES=$GCAM_WASM_CORE_SOURCES
 SOURCES="$SOURCES $ROOT/web/wasm/gcam_wasm.c ${GCAM_WASM_EXTRA_SOURCES:-}"
+# the threaded build's pool: tools/threadpool.c, the native CLI's, over Emscripten's pthreads
+THREAD_SOURCES="$ROOT/web/wasm/gcam_wasm_threads.c $ROOT/tools/threadpool.c"
 
 # The C functions web/core.js calls, and nothing else.
 EXPORTS='_malloc,_free,_gcam_status_string,_gcam_last_error'
@@ -59,21 +69,28 @@ EXPORTS="$EXPORTS,_gcam_state_explain,_gcam_wasm_overlay,_gcam_heatmap_rgba"
 EXPORTS="$EXPORTS,_gcam_wasm_image_decode,_gcam_image_free"
 
 COMMON="-std=c11 -O3 -Wall -Wextra -Wshadow -Wno-unused-parameter
-  -I$ROOT/include -I$ROOT/src -I/usr/include/stb
+  -I$ROOT/include -I$ROOT/src -I$ROOT/tools -I/usr/include/stb
   -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createGcamModule
   -sENVIRONMENT=web,worker,node
   -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB -sTOTAL_STACK=8MB
   -sFILESYSTEM=0 -sEXIT_RUNTIME=0 -sNODEJS_CATCH_EXIT=0 -sNODEJS_CATCH_REJECTION=0
   --extern-pre-js $ROOT/web/wasm/node_shim.js
-  -sEXPORTED_FUNCTIONS=[$EXPORTS]
   -sEXPORTED_RUNTIME_METHODS=[UTF8ToString]"
 
-build() { # name extra-flags
+build() { # name extra-flags extra-exports extra-sources
   echo "build_wasm: $1"
   # shellcheck disable=SC2086
-  $EMCC $COMMON $2 $SOURCES -o "$OUT/$1.mjs"
+  $EMCC $COMMON $2 "-sEXPORTED_FUNCTIONS=[$EXPORTS$3]" $SOURCES $4 -o "$OUT/$1.mjs"
 }
 
-build gcam-simd "-msimd128"
-build gcam-scalar ""
-echo "build_wasm: wrote $OUT/gcam-simd.{mjs,wasm} and $OUT/gcam-scalar.{mjs,wasm}"
+build gcam-simd "-msimd128" "" ""
+build gcam-scalar "" "" ""
+# Threads: the workers are preloaded before the module resolves (a pthread cannot start while
+# its creator blocks); their number is the JS expression Module.gcamWorkers, set by
+# web/core.js. Memory growth with threads makes JS re-check the heap's views (the warning);
+# only JS outside the hot loops touches them.
+build gcam-simd-threads "-msimd128 -pthread -sUSE_PTHREADS=1 -sPTHREAD_POOL_SIZE=Module.gcamWorkers
+  -Wno-pthreads-mem-growth" ",_gcam_wasm_state_set_threads" "$THREAD_SOURCES"
+echo '{ "type": "commonjs" }' > "$OUT/package.json"
+echo "build_wasm: wrote $OUT/gcam-simd.{mjs,wasm}, $OUT/gcam-scalar.{mjs,wasm}," \
+  "$OUT/gcam-simd-threads.{mjs,wasm,worker.js} and $OUT/package.json"

@@ -6,6 +6,7 @@
 #include "error.h"
 #include "image/image.h"
 #include "ops.h"
+#include "parallel.h"
 #include "state.h"
 #ifdef GCAM_HAVE_XNNPACK
 #include "xnn_backend.h"
@@ -17,7 +18,8 @@ static gcam_status gcam__conv(gcam_state *s, int32_t i, float *out, const float 
   if (s->model->backend == GCAM_BACKEND_XNNPACK)
     return gcam_xnn_conv3x3_relu_run(s->xnn_conv[i], out, in, l->H, l->W);
 #endif
-  gcam_conv3x3_relu_forward(out, in, l->packed, l->H, l->W, l->C, l->OC, s->scratch);
+  gcam__conv3x3_relu_forward_pool(out, in, l->packed, l->H, l->W, l->C, l->OC, s->scratch,
+                                  &s->pool);
   return GCAM_STATUS_OK;
 }
 
@@ -50,7 +52,7 @@ gcam_status gcam_state_forward_tensor(gcam_state *s, const float *input) {
   for (int32_t j = 0; j < m->n_dense; j++) {
     const gcam_dense_layer *l = &m->dense[j];
     float *y = gcam__dense_output(s, j);
-    gcam_dense_forward(y, x, l->w, l->bias, l->IN, l->OUT, j < m->n_dense - 1);
+    gcam__dense_forward_pool(y, x, l->w, l->bias, l->IN, l->OUT, j < m->n_dense - 1, &s->pool);
     x = y;
   }
   gcam_softmax_forward(s->probs, x, m->n_classes);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "parallel.h"
 #include "state.h"
 #ifdef GCAM_HAVE_XNNPACK
 #include "xnn_backend.h"
@@ -35,6 +36,43 @@ void gcam_state_free(gcam_state *s) {
   free(s);
 }
 
+/* floats of conv scratch the model's layers need on n_threads task slots */
+static size_t gcam__state_scratch_floats(const gcam_model *m, int32_t n_threads) {
+  size_t scratch = 1;
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    const gcam_conv_layer *l = &m->conv[i];
+    size_t f = l->scratch_floats;
+    if (m->backend != GCAM_BACKEND_XNNPACK) {
+      const size_t p = gcam__conv3x3_scratch_floats_pool(l->H, l->W, l->C, l->OC, n_threads);
+      if (p > f) f = p;
+    }
+    if (f > scratch) scratch = f;
+  }
+  return scratch;
+}
+
+gcam_status gcam_state_set_threadpool(gcam_state *s, const gcam_threadpool *pool) {
+  if (!s) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "state is NULL");
+  if (!pool || !pool->run) {
+    memset(&s->pool, 0, sizeof s->pool);
+    return GCAM_STATUS_OK;
+  }
+  if (pool->n_threads < 1 || pool->n_threads > 1024)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "pool n_threads is %d, not 1..1024",
+                       (int)pool->n_threads);
+  const size_t need = gcam__state_scratch_floats(s->model, pool->n_threads);
+  if (need > s->scratch_floats) {
+    float *scratch = malloc(need * sizeof(float));
+    if (!scratch)
+      return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %d threads' scratch",
+                         (int)pool->n_threads);
+    free(s->scratch);
+    s->scratch = scratch, s->scratch_floats = need;
+  }
+  s->pool = *pool;
+  return GCAM_STATUS_OK;
+}
+
 static gcam_status gcam__state_create_xnn(gcam_state *s) {
 #ifdef GCAM_HAVE_XNNPACK
   const gcam_model *m = s->model;
@@ -58,12 +96,11 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
   if (!s) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
   s->model = m;
 
-  size_t act = 0, scratch = 0, dense = 0, d = (size_t)m->dense[0].IN;
+  size_t act = 0, dense = 0, d = (size_t)m->dense[0].IN;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
     size_t o = (size_t)l->H * (size_t)l->W * (size_t)l->OC;
     if (o > act) act = o;
-    if (l->scratch_floats > scratch) scratch = l->scratch_floats;
   }
   for (int32_t j = 0; j < m->n_dense; j++) {
     dense += (size_t)m->dense[j].OUT;
@@ -77,7 +114,8 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
   s->input = malloc(in * 3 * sizeof(float) + 16);
   s->act[0] = malloc(act * sizeof(float) + 16);
   s->act[1] = malloc(act * sizeof(float) + 16);
-  s->scratch = malloc((scratch ? scratch : 1) * sizeof(float));
+  s->scratch_floats = gcam__state_scratch_floats(m, 1);
+  s->scratch = malloc(s->scratch_floats * sizeof(float));
   s->argmax = malloc(head * sizeof(int32_t));
   s->dense_out = malloc(dense * sizeof(float));
   s->probs = malloc((size_t)m->n_classes * sizeof(float));

@@ -19,7 +19,9 @@ struct gcam_state {
   uint8_t *resized;       /* (in_h, in_w, 4) the image at the model's input size */
   float *input;           /* (in_h, in_w, 3) preprocessed */
   float *act[2];          /* ping-pong conv/pool activations */
-  float *scratch;         /* conv kernel scratch */
+  float *scratch;         /* conv kernel scratch, for pool.n_threads task slots */
+  size_t scratch_floats;  /* its size */
+  gcam_threadpool pool;   /* the host's threads (run == NULL: serial) */
   const float *cam_act;   /* (cam_h, cam_w, cam_c): the last conv's output, inside act[] */
   int32_t *argmax;        /* (head_h, head_w, cam_c) of the last pool */
   float *dense_out;       /* every dense layer's output, back to back */

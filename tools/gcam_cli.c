@@ -2,6 +2,7 @@
  *
  *   gcam explain [--weights W] --image I [--class N | --top-k K] [--score logit|softmax]
  *                [--overlay OUT.png] [--heatmap OUT.png] [--json] [--backend portable|xnnpack]
+ *                [--threads N]
  *   gcam info [--weights W]
  *
  * Without --weights the built-in default model is used (the small Fashion-MNIST VGG the
@@ -18,6 +19,7 @@
 #include "stb_image_write.h"
 
 #include "default_model.h"
+#include "threadpool.h" /* the pthread pool behind the library's thread hook */
 
 #define GCAM_CLI_MAX_FILE ((size_t)1 << 30)
 
@@ -29,6 +31,7 @@ typedef struct cli_args {
   gcam_score score;
   gcam_backend backend;
   int json;
+  int32_t threads;     /* tasks at once: the library's pool size (1: serial) */
 } cli_args;
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -49,7 +52,7 @@ static void print_help(void) {
       "usage:\n"
       "  gcam explain [--weights W] --image I [--class N | --top-k K]\n"
       "               [--score logit|softmax] [--overlay OUT.png] [--heatmap OUT.png]\n"
-      "               [--json] [--backend portable|xnnpack]\n"
+      "               [--json] [--backend portable|xnnpack] [--threads N]\n"
       "  gcam info [--weights W]\n\n"
       "  --weights W    a gcam weights file (weights/convert.py makes one from Keras .h5 or\n"
       "                 torchvision .pth); default: the built-in small Fashion-MNIST VGG\n"
@@ -59,7 +62,8 @@ static void print_help(void) {
       "  --score S      logit (default, as the Grad-CAM paper) or softmax (as Keras' recipe)\n"
       "  --overlay F    write the heatmap blended over the image (0.4 heat + 0.9 image) as PNG\n"
       "  --heatmap F    write the colored heatmap alone, at the image's size, as PNG\n"
-      "  --json         print one JSON object: predictions and explanations\n",
+      "  --json         print one JSON object: predictions and explanations\n"
+      "  --threads N    threads for the network (default: the number of online CPUs)\n",
       GCAM_VERSION_STRING);
 }
 
@@ -78,6 +82,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
   a->top_k = 0;
   a->score = GCAM_SCORE_LOGIT;
   a->backend = GCAM_BACKEND_PORTABLE;
+  a->threads = gcam_pthreadpool_online_cpus();
   if (argc < 2) return usage_error("%s", "missing command: explain or info");
   a->command = argv[1];
   if (strcmp(a->command, "explain") && strcmp(a->command, "info"))
@@ -108,6 +113,9 @@ static int parse_args(int argc, char **argv, cli_args *a) {
       if (!strcmp(val, "portable")) a->backend = GCAM_BACKEND_PORTABLE;
       else if (!strcmp(val, "xnnpack")) a->backend = GCAM_BACKEND_XNNPACK;
       else return usage_error("--backend is portable or xnnpack, not '%s'", val);
+    } else if (!strcmp(opt, "--threads")) {
+      if (!parse_int(val, 1, 1024, &a->threads))
+        return usage_error("--threads takes a whole number from 1 to 1024, not '%s'", val);
     } else
       return usage_error("unknown option '%s'", opt);
   }
@@ -289,7 +297,14 @@ static int cmd_explain(const cli_args *a) {
   explanation *ex = NULL;
   int32_t *top = NULL, n_ex = 0;
   int rc = 1;
+  gcam_pthreadpool *pool = a->threads > 1 ? gcam_pthreadpool_create(a->threads) : NULL;
+  if (a->threads > 1 && !pool) {
+    fprintf(stderr, "gcam: cannot start %d threads\n", a->threads);
+    goto done;
+  }
+  gcam_threadpool hook = gcam_pthreadpool_hook(pool);
   if ((st = load_model(a, &model)) || (st = gcam_state_create(model, &state)) ||
+      (st = gcam_state_set_threadpool(state, &hook)) ||
       (st = gcam_state_forward_rgba(state, rgba, w, h, w * 4))) {
     rc = fail(st);
     goto done;
@@ -344,6 +359,7 @@ done:
   free(ex);
   free(top);
   gcam_state_free(state);
+  gcam_pthreadpool_destroy(pool);
   gcam_model_free(model);
   gcam_image_free(rgba);
   return rc;

@@ -21,14 +21,50 @@ export function simdSupported() {
   }
 }
 
-const DIST = new URL('./dist/', import.meta.url);
+/**
+ * true when this engine can run the threaded build: shared memory and workers, i.e. Node, or
+ * a browser page (or worker) that is cross-origin isolated (served with COOP: same-origin and
+ * COEP: require-corp, see web/serve.mjs), which is what makes SharedArrayBuffer available.
+ */
+export function threadsSupported() {
+  if (typeof SharedArrayBuffer === 'undefined' || typeof Atomics === 'undefined') return false;
+  if (isNode) return true;
+  return globalThis.crossOriginIsolated === true && typeof Worker !== 'undefined';
+}
 
-/** The URL of a build's .wasm: `wasmUrl` is the folder holding both builds, or one per build. */
-function wasmLocation(wasmUrl, simd) {
-  const name = simd ? 'gcam-simd.wasm' : 'gcam-scalar.wasm';
+const MAX_THREADS = 16;
+
+/** How many threads to run: `threads` is undefined or 'auto' (the cores, at most 8), or 1..16. */
+export async function resolveThreads(threads, simd) {
+  if (threads !== undefined && threads !== 'auto' && !(isInt(threads) && threads >= 1 && threads <= MAX_THREADS))
+    throw new GcamArgumentError(`threads must be 'auto' or an integer in [1, ${MAX_THREADS}], got ${threads}`);
+  // the threaded build is a SIMD build; without shared memory there is only one thread
+  if (!simd || !threadsSupported()) return 1;
+  if (isInt(threads)) return threads;
+  let cores = 1;
+  if (isNode) {
+    const os = await import('node:os');
+    cores = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  } else if (globalThis.navigator && navigator.hardwareConcurrency) {
+    cores = navigator.hardwareConcurrency;
+  }
+  return Math.max(1, Math.min(8, cores));
+}
+
+const DIST = new URL('./dist/', import.meta.url);
+const BUILDS = {
+  simd: { wasm: 'gcam-simd.wasm', load: () => import('./dist/gcam-simd.mjs') },
+  scalar: { wasm: 'gcam-scalar.wasm', load: () => import('./dist/gcam-scalar.mjs') },
+  threads: { wasm: 'gcam-simd-threads.wasm', load: () => import('./dist/gcam-simd-threads.mjs') },
+};
+
+/** The URL of a build's .wasm: `wasmUrl` is the folder holding the builds, or one per build
+ * ({ simd, scalar, threads }). `build` is 'simd', 'scalar' or 'threads'. */
+function wasmLocation(wasmUrl, build) {
+  const name = BUILDS[build].wasm;
   if (wasmUrl == null) return new URL(name, DIST);
   if (typeof wasmUrl === 'object' && !(wasmUrl instanceof URL)) {
-    const one = simd ? wasmUrl.simd : wasmUrl.scalar;
+    const one = wasmUrl[build];
     if (one == null) return new URL(name, DIST);
     return new URL(String(one), globalThis.location ? globalThis.location.href : DIST);
   }
@@ -48,15 +84,37 @@ async function wasmBytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-/** Instantiate one build. `simd`: true, false, or undefined to detect. */
-export async function loadWasm({ wasmUrl, simd } = {}) {
+/**
+ * Instantiate one build. `simd`: true, false, or undefined to detect. `threads`: see
+ * resolveThreads(); more than one picks the threaded SIMD build, whose module resolves once
+ * its threads - 1 workers are loaded (M.gcamThreads says how many threads it runs).
+ */
+export async function loadWasm({ wasmUrl, simd, threads } = {}) {
   const useSimd = simd === undefined ? simdSupported() : !!simd;
-  const factory = useSimd ? (await import('./dist/gcam-simd.mjs')).default
-                          : (await import('./dist/gcam-scalar.mjs')).default;
-  // Hand the bytes in ourselves: the generated loader's own fetch breaks on Node 20.
-  const wasmBinary = await wasmBytes(wasmLocation(wasmUrl, useSimd));
-  const M = await factory({ wasmBinary, print: () => {}, printErr: () => {} });
+  let nThreads = await resolveThreads(threads, useSimd);
+  let factory, wasmBinary;
+  if (nThreads > 1) {
+    try {
+      factory = (await BUILDS.threads.load()).default;
+      wasmBinary = await wasmBytes(wasmLocation(wasmUrl, 'threads'));
+    } catch {
+      factory = undefined; // a package or server without the threaded build: one thread
+      nThreads = 1;
+    }
+  }
+  if (!factory) {
+    const build = useSimd ? 'simd' : 'scalar';
+    factory = (await BUILDS[build].load()).default;
+    // Hand the bytes in ourselves: the generated loader's own fetch breaks on Node 20.
+    wasmBinary = await wasmBytes(wasmLocation(wasmUrl, build));
+  }
+  const M = await factory({ wasmBinary, gcamWorkers: nThreads - 1, print: () => {}, printErr: () => {} });
+  if (isNode && M.PThread) {
+    // Emscripten 3.1.6 keeps its worker_threads referenced: they would keep Node alive
+    for (const w of [...M.PThread.unusedWorkers, ...M.PThread.runningWorkers]) if (w.unref) w.unref();
+  }
   M.gcamSimd = useSimd;
+  M.gcamThreads = nThreads;
   return M;
 }
 
@@ -89,10 +147,11 @@ export function makeImageData(data, width, height) {
 
 export class Engine {
   /** Load the wasm and stream the weights into it. */
-  static async create({ weights, wasmUrl, simd, onProgress, base } = {}) {
+  static async create({ weights, wasmUrl, simd, threads, onProgress, base } = {}) {
+    await resolveThreads(threads, false); // argument check before any download
     // the worker passes an already open { total, chunks } stream
     const stream = weights && weights.chunks ? weights : await weightsStream(weights, base);
-    const M = await loadWasm({ wasmUrl, simd });
+    const M = await loadWasm({ wasmUrl, simd, threads });
     const engine = new Engine(M);
     try {
       await engine._load(stream, onProgress);
@@ -174,6 +233,7 @@ export class Engine {
     this._readInfo();
     this._check(M._gcam_state_create(this.model, this.slots), 'creating the state');
     this.state = M.HEAPU32[this.slots >> 2];
+    if (M.gcamThreads > 1) this._check(M._gcam_wasm_state_set_threads(this.state, M.gcamThreads), 'starting threads');
   }
 
   _readInfo() {
@@ -190,7 +250,7 @@ export class Engine {
       inputWidth: v[0], inputHeight: v[1], nConv: v[2], nDense: v[3], nClasses: v[4],
       camWidth: v[5], camHeight: v[6], camChannels: v[7], hasLabels: !!v[8],
       preprocess: v[9] === 1 ? 'torch' : 'caffe', backend: v[10], weightBytes: v[11],
-      sha256: M.UTF8ToString(ints + 48), simd: !!M.gcamSimd,
+      sha256: M.UTF8ToString(ints + 48), simd: !!M.gcamSimd, threads: M.gcamThreads || 1,
     };
     this.labels = labels;
   }
@@ -340,6 +400,7 @@ export class Engine {
     if (this.model) M._gcam_model_free(this.model);
     for (const b of Object.values(this.buffers)) M._free(b.ptr);
     M._free(this.slots);
+    if (M.PThread) M.PThread.terminateAllThreads(); // the threaded build's workers
     this.state = this.model = 0;
     this.buffers = {};
     this.M = null; // the instance and its memory go with the last reference

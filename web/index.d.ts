@@ -35,7 +35,7 @@ export interface ExplainerOptions {
   weights: WeightsSource;
   /** the folder holding gcam-simd.wasm and gcam-scalar.wasm, a .wasm URL, or one URL per
    * build; default: the package's own dist/ folder */
-  wasmUrl?: string | URL | { simd?: string | URL; scalar?: string | URL };
+  wasmUrl?: string | URL | { simd?: string | URL; scalar?: string | URL; threads?: string | URL };
   /** called as the weights arrive (at most every MiB, and at the start and the end) */
   onProgress?: (progress: Progress) => void;
   /** run in a Web Worker: default true in browsers, false in Node */
@@ -44,6 +44,10 @@ export interface ExplainerOptions {
   workerUrl?: string | URL;
   /** force the SIMD (true) or scalar (false) build; default: detect */
   simd?: boolean;
+  /** threads for the forward and backward passes: 'auto' (default: the cores, at most 8) or
+   * 1..16. More than 1 needs SharedArrayBuffer: Node, or a cross-origin isolated page
+   * (served with COOP: same-origin and COEP: require-corp); otherwise 1 is used. */
+  threads?: number | 'auto';
 }
 
 export interface Prediction {
@@ -109,8 +113,10 @@ export interface ModelInfo {
   preprocess: 'caffe' | 'torch';
   backend: number;
   weightBytes: number;
-  /** hex SHA-256 of the weights file's payload */
+  /** hex SHA-256 the weights file carries (of its bytes 64..end) */
   sha256: string;
+  /** threads actually in use */
+  threads: number;
   /** whether the SIMD build is running */
   simd: boolean;
 }

@@ -125,7 +125,7 @@ class WorkerExplainer {
     const base = location.href;
     const wasmUrl = resolveWasmUrl(options.wasmUrl, base);
     let source = options.weights;
-    const common = { wasmUrl, simd: options.simd, base };
+    const common = { wasmUrl, simd: options.simd, threads: options.threads, base };
     if (typeof source === 'string' || source instanceof URL) {
       ({ info: this.info, labels: this.labels } =
         await this._call('init', { ...common, source: { kind: 'url', url: new URL(String(source), base).href } }));
@@ -230,7 +230,7 @@ function resolveWasmUrl(wasmUrl, base) {
   if (wasmUrl == null) return undefined;
   if (typeof wasmUrl === 'object' && !(wasmUrl instanceof URL)) {
     const out = {};
-    for (const k of ['simd', 'scalar']) if (wasmUrl[k] != null) out[k] = new URL(String(wasmUrl[k]), base).href;
+    for (const k of ['simd', 'scalar', 'threads']) if (wasmUrl[k] != null) out[k] = new URL(String(wasmUrl[k]), base).href;
     return out;
   }
   return new URL(String(wasmUrl), base).href;

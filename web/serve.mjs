@@ -6,6 +6,11 @@
 // Serves the repository root (the demo fetches /weights/... and /web/dist/...), with the
 // MIME types the browser insists on (application/wasm for streaming compilation,
 // text/javascript for modules). Nothing outside the root is served.
+//
+// Every response carries the cross-origin isolation headers (COOP: same-origin, COEP:
+// require-corp, CORP: same-origin): they make the page `crossOriginIsolated`, which is what
+// gives it SharedArrayBuffer and so the threaded WebAssembly build (web/core.js). A host that
+// cannot send them still works, on one thread. `isolated: false` turns them off.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,9 +37,16 @@ const DEFAULT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
 
 /** Start serving `root` on 127.0.0.1:`port` (0 = any free port). Resolves to the server.
  * `files` maps extra URL paths to files outside the root (tests serve a generated model). */
-export function serve({ root = DEFAULT_ROOT, port = 8080, host = '127.0.0.1', log = false, files = {} } = {}) {
+export function serve({ root = DEFAULT_ROOT, port = 8080, host = '127.0.0.1', log = false, files = {},
+                        isolated = true } = {}) {
   const rootDir = path.resolve(root);
+  const ISOLATION = isolated ? {
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-embedder-policy': 'require-corp',
+    'cross-origin-resource-policy': 'same-origin',
+  } : {};
   const server = http.createServer((req, res) => {
+    for (const [k, v] of Object.entries(ISOLATION)) res.setHeader(k, v);
     const send = (status, body, type = 'text/plain; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-cache' });
       res.end(body);

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Train the small VGG the project ships as its default model, on cluttered Fashion-MNIST.
 
-The network has VGG16's layer kinds only (3x3 conv + ReLU, 2x2 max-pool, a dense head of
-Linear+ReLU, Linear+ReLU, Linear; no batch-norm, no adaptive pooling), laid out as
+The exported network has VGG16's layer kinds only (3x3 conv + ReLU, 2x2 max-pool, a dense
+head of Linear+ReLU, Linear+ReLU, Linear; no batch-norm, no adaptive pooling), laid out as
 torchvision's `vgg` module so that the state dict keys are `features.N.*` and
 `classifier.{0,3,6}.*` and weights/convert.py reads it like a torchvision VGG:
 
@@ -126,12 +126,12 @@ def cached(path, split, n, seed, start, log):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-train", type=int, default=30000)
+    ap.add_argument("--n-train", type=int, default=40000)
     ap.add_argument("--n-val", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=9)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cache", default=os.path.join(ROOT, "build-small", "data"))
     ap.add_argument("--out", default=os.path.join(ROOT, "weights", "small"))

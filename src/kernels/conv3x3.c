@@ -6,6 +6,7 @@
 
 #include "gemm.h"
 #include "ops.h"
+#include "parallel.h"
 
 #define MR GCAM_GEMM_MR
 #define NR GCAM_GEMM_NR
@@ -70,24 +71,48 @@ static void gcam__conv3x3_indirection(const float **a, const float *in, const fl
   }
 }
 
+typedef struct {
+  float *out;
+  const float *in, *packed, *zero;
+  int32_t H, W, C, OC, ocb, n_tasks;
+} gcam__direct_job;
+
+/* output pixels [MR*g0, MR*g1) of every output channel, g = task's share of the MR groups */
+static void gcam__conv3x3_direct_task(void *context, int32_t task) {
+  const gcam__direct_job *j = context;
+  const size_t K = (size_t)9 * j->C, P = (size_t)j->H * j->W, block = gcam__gemm_block_floats(K);
+  size_t g0, g1;
+  gcam__split((P + MR - 1) / MR, j->n_tasks, task, &g0, &g1);
+  const float *a[9 * MR];
+  for (int32_t oc0 = 0; oc0 < j->OC; oc0 += j->ocb) {
+    const size_t nc = (size_t)(j->OC - oc0 < j->ocb ? j->OC - oc0 : j->ocb);
+    const float *w = j->packed + (size_t)(oc0 / NR) * block;
+    for (size_t p0 = g0 * MR; p0 < P && p0 < g1 * MR; p0 += MR) {
+      const size_t mr = P - p0 < MR ? P - p0 : MR;
+      gcam__conv3x3_indirection(a, j->in, j->zero, j->H, j->W, j->C, p0, mr);
+      gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, (size_t)j->C, 9, a, w,
+                                           j->out + p0 * j->OC + oc0, (size_t)j->OC);
+    }
+  }
+}
+
+void gcam__conv3x3_direct_forward_pool(float *out, const float *in, const float *packed,
+                                       int32_t H, int32_t W, int32_t C, int32_t OC,
+                                       float *scratch, int32_t oc_block,
+                                       const gcam_threadpool *pool) {
+  float *zero = scratch; /* shared, read-only once the tasks run */
+  memset(zero, 0, (size_t)C * sizeof *zero);
+  const size_t groups = ((size_t)H * W + MR - 1) / MR;
+  gcam__direct_job j = {out, in, packed, zero, H, W, C, OC, oc_block, gcam__pool_threads(pool)};
+  if (j.ocb <= 0) j.ocb = gcam__conv3x3_oc_block(9 * C, OC);
+  if ((size_t)j.n_tasks > groups) j.n_tasks = (int32_t)groups;
+  gcam__parallel_for(pool, gcam__conv3x3_direct_task, &j, j.n_tasks);
+}
+
 void gcam__conv3x3_direct_forward(float *out, const float *in, const float *packed, int32_t H,
                                   int32_t W, int32_t C, int32_t OC, float *scratch,
                                   int32_t oc_block) {
-  float *zero = scratch;
-  memset(zero, 0, (size_t)C * sizeof *zero);
-  const size_t K = (size_t)9 * C, P = (size_t)H * W, block = gcam__gemm_block_floats(K);
-  const int32_t ocb = oc_block > 0 ? oc_block : gcam__conv3x3_oc_block((int32_t)K, OC);
-  const float *a[9 * MR];
-  for (int32_t oc0 = 0; oc0 < OC; oc0 += ocb) {
-    const size_t nc = (size_t)(OC - oc0 < ocb ? OC - oc0 : ocb);
-    const float *w = packed + (size_t)(oc0 / NR) * block;
-    for (size_t p0 = 0; p0 < P; p0 += MR) {
-      const size_t mr = P - p0 < MR ? P - p0 : MR;
-      gcam__conv3x3_indirection(a, in, zero, H, W, C, p0, mr);
-      gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, (size_t)C, 9, a, w, out + p0 * OC + oc0,
-                                           (size_t)OC);
-    }
-  }
+  gcam__conv3x3_direct_forward_pool(out, in, packed, H, W, C, OC, scratch, oc_block, NULL);
 }
 
 /* ---- ops.h ------------------------------------------------------------------------------ */
@@ -107,17 +132,28 @@ void gcam_conv3x3_pack(float *packed, const float *w_hwio, const float *bias, in
     gcam__conv3x3_direct_pack(packed, w_hwio, bias, C, OC);
 }
 
-size_t gcam_conv3x3_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC) {
+size_t gcam__conv3x3_scratch_floats_pool(int32_t H, int32_t W, int32_t C, int32_t OC,
+                                         int32_t n_threads) {
   const int m = gcam__conv3x3_path(C, OC);
-  return m ? gcam__conv3x3_wino_scratch_floats(m, H, W, C, OC, 0)
+  return m ? gcam__conv3x3_wino_scratch_floats_pool(m, H, W, C, OC, 0, n_threads)
            : gcam__conv3x3_direct_scratch_floats(H, W, C, OC);
+}
+
+size_t gcam_conv3x3_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC) {
+  return gcam__conv3x3_scratch_floats_pool(H, W, C, OC, 1);
+}
+
+void gcam__conv3x3_relu_forward_pool(float *out, const float *in, const float *packed,
+                                     int32_t H, int32_t W, int32_t C, int32_t OC,
+                                     float *scratch, const gcam_threadpool *pool) {
+  const int m = gcam__conv3x3_path(C, OC);
+  if (m)
+    gcam__conv3x3_wino_forward_pool(m, out, in, packed, H, W, C, OC, scratch, 0, 0, pool);
+  else
+    gcam__conv3x3_direct_forward_pool(out, in, packed, H, W, C, OC, scratch, 0, pool);
 }
 
 void gcam_conv3x3_relu_forward(float *out, const float *in, const float *packed, int32_t H,
                                int32_t W, int32_t C, int32_t OC, float *scratch) {
-  const int m = gcam__conv3x3_path(C, OC);
-  if (m)
-    gcam__conv3x3_wino_forward(m, out, in, packed, H, W, C, OC, scratch, 0, 0);
-  else
-    gcam__conv3x3_direct_forward(out, in, packed, H, W, C, OC, scratch, 0);
+  gcam__conv3x3_relu_forward_pool(out, in, packed, H, W, C, OC, scratch, NULL);
 }

@@ -18,11 +18,15 @@
  * scale values by up to 8 and 1/24, which costs accuracy: see tests/test_kernels.c.
  *
  * Tiles are processed in blocks (input transform -> a*a GEMMs -> output transform) so the
- * transformed data of a block stays in cache. */
+ * transformed data of a block stays in cache. On a pool, either whole blocks go to the
+ * threads, each with its own scratch (many blocks), or each step of a block is split
+ * across them: tiles for the transforms, (xi, column block) pairs for the GEMMs. Either
+ * way a value's arithmetic is that of the serial loop. */
 #include <string.h>
 
 #include "conv3x3.h"
 #include "gemm.h"
+#include "parallel.h"
 #include "simd.h"
 
 #define MR GCAM_GEMM_MR
@@ -83,11 +87,29 @@ int32_t gcam__conv3x3_wino_tiles(int m, int32_t H, int32_t W, int32_t C, int32_t
   return (int32_t)(t < all ? t : all);
 }
 
-size_t gcam__conv3x3_wino_scratch_floats(int m, int32_t H, int32_t W, int32_t C, int32_t OC,
-                                         int32_t tiles) {
+/* Task slots of a layer on n_threads: 1 = one block at a time, each block's three steps
+ * split across the pool (few large blocks: the deep layers); > 1 = each slot runs whole
+ * blocks with scratch of its own (many blocks: the early layers, one trip through the pool). */
+static int32_t gcam__wino_slots(size_t n_tiles, size_t T, int32_t n_threads) {
+  const size_t n_blocks = (n_tiles + T - 1) / T;
+  return n_threads > 1 && n_blocks >= (size_t)4 * (size_t)n_threads ? n_threads : 1;
+}
+
+static size_t gcam__wino_n_tiles(int m, int32_t H, int32_t W) {
+  return (size_t)((H + m - 1) / m) * (size_t)((W + m - 1) / m);
+}
+
+size_t gcam__conv3x3_wino_scratch_floats_pool(int m, int32_t H, int32_t W, int32_t C,
+                                              int32_t OC, int32_t tiles, int32_t n_threads) {
   const size_t a = (size_t)m + 2;
   const size_t T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
-  return (size_t)C + a * a * T * ((size_t)C + (size_t)OC);
+  const size_t slots = (size_t)gcam__wino_slots(gcam__wino_n_tiles(m, H, W), T, n_threads);
+  return (size_t)C + slots * a * a * T * ((size_t)C + (size_t)OC);
+}
+
+size_t gcam__conv3x3_wino_scratch_floats(int m, int32_t H, int32_t W, int32_t C, int32_t OC,
+                                         int32_t tiles) {
+  return gcam__conv3x3_wino_scratch_floats_pool(m, H, W, C, OC, tiles, 1);
 }
 
 static inline gcam_f32x4 gcam__load_n(const float *p, size_t n) {
@@ -239,24 +261,27 @@ static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const flo
   }
 }
 
-/* M[xi] (tb x OC) = V[xi] (tb x C) . U[xi] (C x OC), for each xi, oc_block columns at a time */
+/* M[xi] (tb x OC) = V[xi] (tb x C) . U[xi] (C x OC) for the units [u0, u1) of
+ * (xi, oc_block columns), xi-major: each unit writes its own columns of one M[xi] */
 static void gcam__wino_gemm_block(const gcam__wino_geom *g, float *M, const float *V,
-                                  const float *packed, size_t tb, int32_t ocb) {
+                                  const float *packed, size_t tb, int32_t ocb, size_t u0,
+                                  size_t u1) {
   const size_t xi_floats = gcam__wino_xi_floats(g->C, g->OC);
   const size_t blk = gcam__gemm_block_floats((size_t)g->C);
-  for (int xi = 0; xi < g->a * g->a; xi++) {
-    const float *u = packed + (size_t)xi * xi_floats, *vx = V + xi * g->v_xi;
+  const size_t n_ocb = ((size_t)g->OC + (size_t)ocb - 1) / (size_t)ocb;
+  for (size_t u = u0; u < u1; u++) {
+    const size_t xi = u / n_ocb;
+    const int32_t oc0 = (int32_t)(u % n_ocb) * ocb;
+    const float *vx = V + xi * g->v_xi;
     float *mx = M + xi * g->m_xi;
-    for (int32_t oc0 = 0; oc0 < g->OC; oc0 += ocb) {
-      const size_t nc = (size_t)(g->OC - oc0 < ocb ? g->OC - oc0 : ocb);
-      const float *w = u + (size_t)(oc0 / NR) * blk;
-      for (size_t r0 = 0; r0 < tb; r0 += MR) {
-        const size_t mr = tb - r0 < MR ? tb - r0 : MR;
-        const float *ap[MR];
-        for (size_t k = 0; k < MR; k++) ap[k] = vx + (r0 + (k < mr ? k : mr - 1)) * g->C;
-        gcam_f32_igemm_ukernel_4x8__vec(mr, nc, (size_t)g->C, 1, ap, w,
-                                        mx + r0 * g->OC + oc0, (size_t)g->OC);
-      }
+    const size_t nc = (size_t)(g->OC - oc0 < ocb ? g->OC - oc0 : ocb);
+    const float *w = packed + xi * xi_floats + (size_t)(oc0 / NR) * blk;
+    for (size_t r0 = 0; r0 < tb; r0 += MR) {
+      const size_t mr = tb - r0 < MR ? tb - r0 : MR;
+      const float *ap[MR];
+      for (size_t k = 0; k < MR; k++) ap[k] = vx + (r0 + (k < mr ? k : mr - 1)) * g->C;
+      gcam_f32_igemm_ukernel_4x8__vec(mr, nc, (size_t)g->C, 1, ap, w, mx + r0 * g->OC + oc0,
+                                      (size_t)g->OC);
     }
   }
 }
@@ -281,21 +306,108 @@ static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const 
   }
 }
 
+/* One layer's work as pool tasks. In slot mode (n_slots > 1) task t runs whole blocks with
+ * scratch slot t; otherwise the blocks go one by one and each step is split into n_tasks. */
+typedef struct {
+  gcam__wino_geom g;
+  float *out, *scratch;
+  const float *in, *packed, *bias, *zero;
+  size_t T, n_tiles, n_units, slot_floats;
+  int32_t ocb, n_tasks;
+  size_t t0, tb; /* the current block (step mode) */
+} gcam__wino_job;
+
+static void gcam__wino_run_block(const gcam__wino_job *j, float *V, size_t t0, size_t tb) {
+  float *M = V + (size_t)j->g.a * j->g.a * j->g.v_xi;
+  gcam__wino_input_block(&j->g, V, j->in, j->zero, t0, tb);
+  gcam__wino_gemm_block(&j->g, M, V, j->packed, tb, j->ocb, 0, j->n_units);
+  gcam__wino_output_block(&j->g, j->out, M, j->bias, t0, tb);
+}
+
+static void gcam__wino_slot_task(void *context, int32_t task) {
+  const gcam__wino_job *j = context;
+  size_t b0, b1;
+  gcam__split((j->n_tiles + j->T - 1) / j->T, j->n_tasks, task, &b0, &b1);
+  float *V = j->scratch + (size_t)task * j->slot_floats;
+  for (size_t b = b0; b < b1; b++) {
+    const size_t t0 = b * j->T;
+    gcam__wino_run_block(j, V, t0, j->n_tiles - t0 < j->T ? j->n_tiles - t0 : j->T);
+  }
+}
+
+static void gcam__wino_input_task(void *context, int32_t task) {
+  const gcam__wino_job *j = context;
+  size_t s, e;
+  gcam__split(j->tb, j->n_tasks, task, &s, &e);
+  gcam__wino_input_block(&j->g, j->scratch + s * (size_t)j->g.C, j->in, j->zero, j->t0 + s,
+                         e - s);
+}
+
+static void gcam__wino_gemm_task(void *context, int32_t task) {
+  const gcam__wino_job *j = context;
+  size_t u0, u1;
+  gcam__split(j->n_units, j->n_tasks, task, &u0, &u1);
+  const float *V = j->scratch;
+  float *M = j->scratch + (size_t)j->g.a * j->g.a * j->g.v_xi;
+  gcam__wino_gemm_block(&j->g, M, V, j->packed, j->tb, j->ocb, u0, u1);
+}
+
+static void gcam__wino_output_task(void *context, int32_t task) {
+  const gcam__wino_job *j = context;
+  size_t s, e;
+  gcam__split(j->tb, j->n_tasks, task, &s, &e);
+  const float *M = j->scratch + (size_t)j->g.a * j->g.a * j->g.v_xi;
+  gcam__wino_output_block(&j->g, j->out, M + s * (size_t)j->g.OC, j->bias, j->t0 + s, e - s);
+}
+
+static int32_t gcam__min_tasks(int32_t n_threads, size_t units) {
+  return units < (size_t)n_threads ? (int32_t)(units > 0 ? units : 1) : n_threads;
+}
+
+void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const float *packed,
+                                     int32_t H, int32_t W, int32_t C, int32_t OC,
+                                     float *scratch, int32_t tiles, int32_t oc_block,
+                                     const gcam_threadpool *pool) {
+  gcam__wino_job j;
+  memset(&j, 0, sizeof j);
+  j.T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
+  j.g = (gcam__wino_geom){m, m + 2, H, W, C, OC, (W + m - 1) / m, j.T * (size_t)C,
+                          j.T * (size_t)OC};
+  j.n_tiles = gcam__wino_n_tiles(m, H, W);
+  j.out = out, j.in = in, j.packed = packed;
+  j.bias = packed + (size_t)j.g.a * j.g.a * gcam__wino_xi_floats(C, OC);
+  j.ocb = oc_block > 0 ? oc_block : gcam__conv3x3_oc_block(C, OC);
+  j.n_units = (size_t)j.g.a * j.g.a * (((size_t)OC + (size_t)j.ocb - 1) / (size_t)j.ocb);
+  j.slot_floats = (size_t)j.g.a * j.g.a * j.T * ((size_t)C + (size_t)OC);
+  float *zero = scratch;
+  memset(zero, 0, (size_t)C * sizeof *zero);
+  j.zero = zero, j.scratch = scratch + C;
+
+  const int32_t n_threads = gcam__pool_threads(pool);
+  const int32_t slots = gcam__wino_slots(j.n_tiles, j.T, n_threads);
+  if (slots > 1) {
+    j.n_tasks = slots;
+    gcam__parallel_for(pool, gcam__wino_slot_task, &j, j.n_tasks);
+    return;
+  }
+  for (j.t0 = 0; j.t0 < j.n_tiles; j.t0 += j.T) {
+    j.tb = j.n_tiles - j.t0 < j.T ? j.n_tiles - j.t0 : j.T;
+    if (n_threads == 1) {
+      gcam__wino_run_block(&j, j.scratch, j.t0, j.tb);
+      continue;
+    }
+    j.n_tasks = gcam__min_tasks(n_threads, j.tb);
+    gcam__parallel_for(pool, gcam__wino_input_task, &j, j.n_tasks);
+    j.n_tasks = gcam__min_tasks(n_threads, j.n_units);
+    gcam__parallel_for(pool, gcam__wino_gemm_task, &j, j.n_tasks);
+    j.n_tasks = gcam__min_tasks(n_threads, j.tb);
+    gcam__parallel_for(pool, gcam__wino_output_task, &j, j.n_tasks);
+  }
+}
+
 void gcam__conv3x3_wino_forward(int m, float *out, const float *in, const float *packed,
                                 int32_t H, int32_t W, int32_t C, int32_t OC, float *scratch,
                                 int32_t tiles, int32_t oc_block) {
-  const size_t T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
-  const gcam__wino_geom g = {m, m + 2, H, W, C, OC, (W + m - 1) / m, T * (size_t)C,
-                             T * (size_t)OC};
-  const size_t n_tiles = (size_t)((H + m - 1) / m) * (size_t)g.TW;
-  const float *bias = packed + (size_t)g.a * g.a * gcam__wino_xi_floats(C, OC);
-  const int32_t ocb = oc_block > 0 ? oc_block : gcam__conv3x3_oc_block(C, OC);
-  float *zero = scratch, *V = scratch + C, *M = V + (size_t)g.a * g.a * g.v_xi;
-  memset(zero, 0, (size_t)C * sizeof *zero);
-  for (size_t t0 = 0; t0 < n_tiles; t0 += T) {
-    const size_t tb = n_tiles - t0 < T ? n_tiles - t0 : T;
-    gcam__wino_input_block(&g, V, in, zero, t0, tb);
-    gcam__wino_gemm_block(&g, M, V, packed, tb, ocb);
-    gcam__wino_output_block(&g, out, M, bias, t0, tb);
-  }
+  gcam__conv3x3_wino_forward_pool(m, out, in, packed, H, W, C, OC, scratch, tiles, oc_block,
+                                  NULL);
 }
