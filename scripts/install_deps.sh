@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config
   libstb-dev libxnnpack-dev libpthreadpool-dev
-  emscripten binaryen nodejs npm
+  emscripten binaryen
   python3 python3-numpy python3-torch python3-torchvision python3-opencv python3-h5py
   python3-pytest dataset-fashion-mnist
   chromium
@@ -19,6 +19,9 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# Node.js 20 may come from elsewhere (its npm included): take Debian's only when there is none
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -22,10 +22,12 @@ test('npm pack -> install in a fresh project -> explain', { timeout: 180e3 }, as
     const [info] = JSON.parse(stdout);
     const files = info.files.map((f) => f.path).sort();
     for (const f of ['package.json', 'web/index.js', 'web/index.d.ts', 'web/worker.js', 'web/core.js',
-                     'web/dist/gcam-simd.wasm', 'web/dist/gcam-scalar.wasm', 'web/dist/gcam-simd.mjs'])
+                     'web/dist/gcam-simd.wasm', 'web/dist/gcam-scalar.wasm', 'web/dist/gcam-simd.mjs',
+                     'web/dist/gcam-simd-threads.mjs', 'web/dist/gcam-simd-threads.wasm',
+                     'web/dist/gcam-simd-threads.worker.js', 'web/dist/package.json'])
       assert.ok(files.includes(f), `${f} is in the tarball`);
     for (const f of files)
-      assert.ok(/^(package\.json|README\.md|LICENSE.*|web\/[a-z-]+\.(js|d\.ts)|web\/dist\/gcam-(simd|scalar)\.(mjs|wasm))$/.test(f),
+      assert.ok(/^(package\.json|README\.md|LICENSE.*|web\/[a-z-]+\.(js|d\.ts)|web\/dist\/gcam-(simd|scalar|simd-threads)\.(mjs|wasm)|web\/dist\/gcam-simd-threads\.worker\.js|web\/dist\/package\.json)$/.test(f),
         `${f} should not be in the tarball`);
 
     const project = path.join(tmp, 'consumer');
@@ -43,19 +45,20 @@ const img = await ex.decodeImage(fs.readFileSync(process.argv[3]));
 const r = await ex.explain(img, { topK: 5 });
 let argumentError = false;
 try { await ex.explain(img, { classIndex: 1e6 }); } catch (e) { argumentError = e instanceof GcamArgumentError; }
-const resolved = ['gradcam-wasm/gcam-simd.wasm', 'gradcam-wasm/gcam-scalar.wasm', 'gradcam-wasm/worker']
+const resolved = ['gradcam-wasm/gcam-simd.wasm', 'gradcam-wasm/gcam-scalar.wasm', 'gradcam-wasm/gcam-simd-threads.wasm', 'gradcam-wasm/worker']
   .map((s) => fs.existsSync(fileURLToPath(import.meta.resolve(s))));
 ex.dispose();
 console.log(JSON.stringify({ predictions: r.predictions, heatmap: Array.from(r.explanations[0].heatmap),
-                             simd: ex.info.simd, argumentError, resolved }));
+                             simd: ex.info.simd, threads: ex.info.threads, argumentError, resolved }));
 `);
     const weights = path.join(FIXTURES, 'model.gcam');
     const imagePath = path.join(FIXTURES, 'img1.png');
     const out = await run(process.execPath, ['main.mjs', weights, imagePath], { cwd: project });
     const got = JSON.parse(out.stdout);
     assert.ok(fs.existsSync(path.join(project, 'node_modules/gradcam-wasm/web/index.d.ts')));
-    assert.deepEqual(got.resolved, [true, true, true], 'wasm files and the worker resolve as subpaths');
+    assert.deepEqual(got.resolved, [true, true, true, true], 'wasm files and the worker resolve as subpaths');
     assert.equal(got.argumentError, true);
+    if (os.cpus().length > 1) assert.ok(got.threads > 1, `the installed package runs ${got.threads} thread(s)`);
 
     const ex = await createExplainer({ weights, worker: false });
     const img = await ex.decodeImage(fs.readFileSync(imagePath));
