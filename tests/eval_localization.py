@@ -18,8 +18,8 @@ printed too. Baselines, scored on the same images:
                with the area of the mean Grad-CAM box;
   random map   a uniform random map of the CAM's size (numpy seed 0), same pipeline.
 
-`--check` asserts the thresholds below (set from the measured numbers minus a margin of
-a few images out of 300) and exits 1 when one is missed.
+`--check` asserts the thresholds below (the measured numbers minus a margin of a few
+images) and exits 1 when one is missed.
 
 Usage:
   /usr/bin/python3 tests/eval_localization.py [--engine cli|torch] [--gcam build/gcam]
@@ -42,14 +42,18 @@ HELDOUT = os.path.join(ROOT, "tests", "fixtures", "heldout")
 WEIGHTS = {"cli": os.path.join(ROOT, "weights", "small", "fashion_vgg.gcam"),
            "torch": os.path.join(ROOT, "weights", "small", "fashion_vgg.pth")}
 
-# --check thresholds: see the report in weights/small/train_log.txt for the measured values.
+# --check thresholds. Measured with weights/small/fashion_vgg.gcam on the 300 committed
+# images, identical through the CLI and through torch: accuracy 0.7933 (238/300); on the
+# 238 correct ones, pointing 0.9706, box IoU>=0.5 0.4706; best baselines: centre point
+# 0.4664, centre box 0.0546. The margins allow a few images to flip (numerical noise of
+# another backend, a rebuilt model must still clear them).
 THRESHOLDS = {
-    "accuracy": 0.0,
-    "pointing": 0.0,
-    "box_iou50": 0.0,
+    "accuracy": 0.77,
+    "pointing": 0.95,
+    "box_iou50": 0.44,
     # Grad-CAM must beat the best baseline by this much (rates, on the same images).
-    "pointing_over_baseline": 0.0,
-    "box_over_baseline": 0.0,
+    "pointing_over_baseline": 0.40,
+    "box_over_baseline": 0.30,
 }
 
 
