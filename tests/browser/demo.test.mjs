@@ -88,7 +88,7 @@ test('demo: load, explain, the canvas equals the Node API\'s overlay, nothing le
   page.on('response', (r) => { if (r.status() === 404) missing.push(new URL(r.url()).pathname); });
   const OPTIONAL = ['/web/demo/samples/index.json', '/weights/small/fashion_vgg.gcam', '/favicon.ico'];
 
-  await page.goto(`${origin}/web/demo/`);
+  await page.goto(`${origin}/web/demo/?sample=none`);
   assert.equal(await waitState(page, ['ready', 'error']), 'ready',
     `weights did not load: ${await page.textContent('#weights-status')}`);
   const weightsUrl = new URL(await page.inputValue('#weights-url'), `${origin}/web/demo/`);
@@ -173,6 +173,28 @@ test('demo: load, explain, the canvas equals the Node API\'s overlay, nothing le
 
   assert.deepEqual(missing.filter((u) => !OPTIONAL.includes(u)), [], 'only optional files may be missing');
   assert.deepEqual(consoleErrors.filter((m) => !/status of 404/.test(m)), []);
+  await page.close();
+});
+
+test('demo: the first visit shows the first sample explained by the built-in model', { timeout: 300e3 }, async () => {
+  const page = await context.newPage();
+  await page.goto(`${origin}/web/demo/`);
+  assert.equal(await waitState(page, ['done', 'error']), 'done', await page.textContent('#explain-status'));
+  const samples = JSON.parse(fs.readFileSync(path.join(ROOT, 'web/demo/samples/index.json'), 'utf8'));
+  assert.equal(await page.evaluate(() => window.gcamDemo.imageName), samples[0].label || samples[0].file);
+  assert.equal(await page.inputValue('#weights-url'), '../../weights/small/fashion_vgg.gcam');
+
+  const ex = await createExplainer({ weights: path.join(ROOT, 'weights/small/fashion_vgg.gcam'), worker: false });
+  const img = await ex.decodeImage(fs.readFileSync(path.join(ROOT, 'web/demo/samples', samples[0].file)));
+  const want = await ex.explain(img, { topK: 5 });
+  const overlay = await ex.overlay(img, want.explanations[0], { alpha: 0.4 });
+  ex.dispose();
+  const rows = await page.$$eval('#top5 tbody tr', (trs) => trs.map((tr) => Number(tr.dataset.index)));
+  assert.deepEqual(rows, want.predictions.map((p) => p.index));
+  assert.equal(Buffer.compare(Buffer.from((await canvasPixels(page)).data), Buffer.from(overlay.data)), 0,
+    'the canvas shows the sample\'s overlay');
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'demo-first-visit.png'), fullPage: true });
   await page.close();
 });
 

@@ -290,29 +290,33 @@ function showTop5(result) {
 
 // ---- samples ------------------------------------------------------------------------------
 
+async function useSample(s) {
+  const r = await fetch(`samples/${s.file}`);
+  if (!r.ok) return status(ui.explainStatus, `sample ${s.file}: HTTP ${r.status}`, true);
+  await useImage(await r.blob(), s.label || s.file);
+}
+
+/** The samples' buttons; resolves to the list (empty when there is none). */
 async function listSamples() {
   // samples/index.json: [{ "file": "shirt.png", "label": "shirt" }, ...]
   let list;
   try {
     const r = await fetch('samples/index.json');
-    if (!r.ok) return;
+    if (!r.ok) return [];
     list = await r.json();
   } catch {
-    return;
+    return [];
   }
-  if (!Array.isArray(list) || !list.length) return;
+  if (!Array.isArray(list) || !list.length) return [];
   for (const s of list) {
     const b = document.createElement('button');
     b.type = 'button';
     b.textContent = s.label || s.file;
-    b.addEventListener('click', async () => {
-      const r = await fetch(`samples/${s.file}`);
-      if (!r.ok) return status(ui.explainStatus, `sample ${s.file}: HTTP ${r.status}`, true);
-      await useImage(await r.blob(), s.label || s.file);
-    });
+    b.addEventListener('click', () => useSample(s));
     ui.sampleList.append(b);
   }
   ui.samples.hidden = false;
+  return list;
 }
 
 // ---- wiring -------------------------------------------------------------------------------
@@ -349,8 +353,9 @@ ui.alpha.addEventListener('input', () => {
 });
 
 async function start() {
-  listSamples();
-  const asked = new URLSearchParams(location.search).get('weights');
+  const samples = listSamples();
+  const params = new URLSearchParams(location.search);
+  const asked = params.get('weights');
   let url = asked;
   if (!url) {
     // the first default that exists (a HEAD request: nothing is downloaded twice)
@@ -365,6 +370,11 @@ async function start() {
   }
   ui.url.value = url;
   await loadWeights(url, url);
+  // the first visit shows an explanation at once: the first sample, on the default model
+  // (?sample=none turns this off; an image picked meanwhile wins)
+  const list = await samples;
+  if (!asked && params.get('sample') !== 'none' && list.length && demo.explainer && !demo.image)
+    await useSample(list[0]);
 }
 
 demo.started = start();
