@@ -6,16 +6,17 @@ head of Linear+ReLU, Linear+ReLU, Linear; no batch-norm, no adaptive pooling), l
 torchvision's `vgg` module so that the state dict keys are `features.N.*` and
 `classifier.{0,3,6}.*` and weights/convert.py reads it like a torchvision VGG:
 
-    112x112x3 -> conv8 p -> conv16 p -> conv32 conv32 p -> conv64 conv64 p -> 7x7x64
-              -> 3136 -> 128 -> 128 -> 10          (Grad-CAM map: the last conv, 14x14)
+    112x112x3 -> conv16 p -> conv32 p -> conv64 conv64 p -> conv128 conv128 p -> 7x7x128
+              -> 6272 -> 128 -> 128 -> 10          (Grad-CAM map: the last conv, 14x14)
 
 Input preprocessing is torchvision's (RGB / 255, minus mean, divided by std), the one the
-converter records for torch sources. Training is seeded and single-process
-(one thread by default: on this shared 2-core machine, 2 threads ran 2.5x slower than
-1 when other jobs were busy, 58 vs 161 images/s); the data is made by data/cluttered_fashion.py and cached under
-the build folder (not committed).
+converter records for torch sources. Training is seeded and single-process, two torch
+threads by default (measured on this 2-core machine when it was otherwise idle, 32-image
+batches: this network 168 images/s with 2 threads, 75 with 1; when other jobs keep the
+cores busy, 2 threads can be slower than 1: pass --threads 1 then). The data is made by
+data/cluttered_fashion.py and cached under the build folder (not committed).
 
-Usage (about 15 minutes on 2 cores):
+Usage (about 21 minutes on 2 otherwise idle cores, 20.7 min measured; the time is logged):
   /usr/bin/python3 weights/train_small.py
 then, once weights/convert.py exists (the script runs it itself when it does):
   /usr/bin/python3 weights/convert.py weights/small/fashion_vgg.pth \
@@ -37,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "data"))
 import cluttered_fashion as cf  # noqa: E402
 
-CFG = [8, "M", 16, "M", 32, 32, "M", 64, 64, "M"]
+CFG = [16, "M", 32, "M", 64, 64, "M", 128, 128, "M"]
 HIDDEN = 128
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -128,8 +129,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-train", type=int, default=40000)
     ap.add_argument("--n-val", type=int, default=1000)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
