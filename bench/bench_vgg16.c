@@ -216,6 +216,17 @@ static void print_ms_gflops(double ms, double flops) {
     printf(" %9.3f %8s", ms, "-");
 }
 
+/* a summary row; xnn_ms < 0 when XNNPACK did not run every layer */
+static void print_total(const char *name, const char *what, double flops, double ours_ms,
+                        double xnn_ms) {
+  printf("%-8s %-18s %7.3f |", name, what, flops * 1e-9);
+  print_ms_gflops(ours_ms, flops);
+  printf(" |");
+  print_ms_gflops(xnn_ms, flops);
+  if (xnn_ms >= 0) printf(" | %7.2fx\n", ours_ms / xnn_ms);
+  else printf(" |\n");
+}
+
 static int bench_layers(int reps) {
   layer_result res[N_LAYERS];
   double sum_ours = 0, sum_xnn = 0, sum_flops = 0, conv_ours = 0, conv_xnn = 0, conv_flops = 0;
@@ -251,18 +262,8 @@ static int bench_layers(int reps) {
       if (r->xnn_ms >= 0) conv_xnn += r->xnn_ms;
     }
   }
-  printf("%-8s %-18s %7.3f |", "convs", "13 layers", conv_flops * 1e-9);
-  print_ms_gflops(conv_ours, conv_flops);
-  printf(" |");
-  print_ms_gflops(xnn_all ? conv_xnn : -1.0, conv_flops);
-  if (xnn_all) printf(" | %7.2fx\n", conv_ours / conv_xnn);
-  else printf(" |\n");
-  printf("%-8s %-18s %7.3f |", "total", "21 layers", sum_flops * 1e-9);
-  print_ms_gflops(sum_ours, sum_flops);
-  printf(" |");
-  print_ms_gflops(xnn_all ? sum_xnn : -1.0, sum_flops);
-  if (xnn_all) printf(" | %7.2fx\n", sum_ours / sum_xnn);
-  else printf(" |\n");
+  print_total("convs", "13 layers", conv_flops, conv_ours, xnn_all ? conv_xnn : -1.0);
+  print_total("total", "21 layers", sum_flops, sum_ours, xnn_all ? sum_xnn : -1.0);
   printf("(ours/xnn = our time / XNNPACK's time: > 1 means XNNPACK is faster; diff = max "
          "|ours-xnn|/max(|xnn|,1);\n GFLOP/s = direct-conv flops / time, an effective rate "
          "for a Winograd kernel)\n");

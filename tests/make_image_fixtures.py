@@ -25,28 +25,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures", "image")
 
 
-def xorshift_bytes(seed, n):
-    """n bytes: the top byte of each xorshift32 state (13, 17, 5), as test_image.c does."""
+def xorshift_states(seed, n):
+    """n successive xorshift32 states (13, 17, 5), as test_image.c and tests/test.h step them."""
     s = seed & 0xFFFFFFFF
-    out = np.empty(n, dtype=np.uint8)
+    out = np.empty(n, dtype=np.uint64)
     for i in range(n):
         s ^= (s << 13) & 0xFFFFFFFF
         s ^= s >> 17
         s ^= (s << 5) & 0xFFFFFFFF
-        out[i] = s >> 24
+        out[i] = s
     return out
+
+
+def xorshift_bytes(seed, n):
+    """n bytes: the top byte of each state, as test_image.c does."""
+    return (xorshift_states(seed, n) >> np.uint64(24)).astype(np.uint8)
 
 
 def xorshift_floats(seed, n):
     """n floats in [0, 1): (state >> 8) / 2^24, as test_fill_uniform in tests/test.h."""
-    s = seed & 0xFFFFFFFF
-    out = np.empty(n, dtype=np.float32)
-    for i in range(n):
-        s ^= (s << 13) & 0xFFFFFFFF
-        s ^= s >> 17
-        s ^= (s << 5) & 0xFFFFFFFF
-        out[i] = np.float32((s >> 8) * (1.0 / 16777216.0))
-    return out
+    s = xorshift_states(seed, n) >> np.uint64(8)
+    return (s.astype(np.float64) * (1.0 / 16777216.0)).astype(np.float32)
 
 
 def test_image(seed, w, h, ch):
