@@ -29,7 +29,7 @@
 #include "kernels/conv3x3.h"
 #include "ops.h"
 #ifdef GCAM_HAVE_XNNPACK
-#include "xnn_backend.h" /* the native peer (CMake builds only) */
+#include "xnn_peer.h" /* the native peer (CMake builds only) */
 #endif
 
 static double now_s(void) {
@@ -180,19 +180,19 @@ static void bench_convs(void) {
     snprintf(name, sizeof name, "%dx%dx%d->%d", (int)s[0], (int)s[1], (int)s[2], (int)s[3]);
 #ifdef GCAM_HAVE_XNNPACK
     gcam_xnn_conv *xc = NULL;
-    if (gcam_xnn_conv3x3_relu_create(&xc, b.w, b.bias, s[2], s[3]) == GCAM_STATUS_OK) {
+    if (gcam__xnn_conv3x3_relu_create(&xc, b.w, b.bias, s[2], s[3]) == GCAM_STATUS_OK) {
       double tx[32];
-      gcam_xnn_conv3x3_relu_run(xc, b.out, b.in, s[0], s[1]);
+      gcam__xnn_conv3x3_relu_run(xc, b.out, b.in, s[0], s[1]);
       for (int r = 0; r < runs; r++) {
         double t0 = cpu_s();
-        gcam_xnn_conv3x3_relu_run(xc, b.out, b.in, s[0], s[1]);
+        gcam__xnn_conv3x3_relu_run(xc, b.out, b.in, s[0], s[1]);
         tx[r] = cpu_s() - t0;
       }
       qsort(tx, (size_t)runs, sizeof *tx, cmp_double);
       snprintf(peer, sizeof peer, " | XNNPACK %7.2f %6.1f", 1e3 * tx[runs / 2],
                gflop / tx[runs / 2]);
       sum_xnn += tx[runs / 2];
-      gcam_xnn_conv_delete(xc);
+      gcam__xnn_conv_delete(xc);
     }
 #endif
     printf("%-2d %-17s %7.2f %6.1f | %7.2f %6.1f | %7.2f %6.1f | %-6s %7.2f %7.2f%s\n", l + 1,
@@ -240,14 +240,14 @@ static void bench_dense(void) {
     fill(bias, (size_t)OUT, 6, -0.1f, 0.1f);
     double tf[9], tb[9], tr[9];
     const int runs = l == 0 ? 5 : 9;
-    gcam_dense_forward(out, in, w, bias, IN, OUT, 1);
-    gcam_dense_backward_input(in, out, w, IN, OUT);
+    gcam__dense_forward(out, in, w, bias, IN, OUT, 1);
+    gcam__dense_backward_input(in, out, w, IN, OUT);
     for (int r = 0; r < runs; r++) {
       double t0 = cpu_s();
-      gcam_dense_forward(out, in, w, bias, IN, OUT, 1);
+      gcam__dense_forward(out, in, w, bias, IN, OUT, 1);
       tf[r] = cpu_s() - t0;
       t0 = cpu_s();
-      gcam_dense_backward_input(in, out, w, IN, OUT);
+      gcam__dense_backward_input(in, out, w, IN, OUT);
       tb[r] = cpu_s() - t0;
       t0 = cpu_s();
       bench_sink += read_all(w, nw);
@@ -261,18 +261,18 @@ static void bench_dense(void) {
     char peer[64] = "";
 #ifdef GCAM_HAVE_XNNPACK
     gcam_xnn_dense *xd = NULL;
-    if (gcam_xnn_dense_create(&xd, w, bias, IN, OUT, 1) == GCAM_STATUS_OK) {
+    if (gcam__xnn_dense_create(&xd, w, bias, IN, OUT, 1) == GCAM_STATUS_OK) {
       double tx[9];
-      gcam_xnn_dense_run(xd, out, in);
+      gcam__xnn_dense_run(xd, out, in);
       for (int r = 0; r < runs; r++) {
         double t0 = cpu_s();
-        gcam_xnn_dense_run(xd, out, in);
+        gcam__xnn_dense_run(xd, out, in);
         tx[r] = cpu_s() - t0;
       }
       qsort(tx, (size_t)runs, sizeof *tx, cmp_double);
       snprintf(peer, sizeof peer, " | XNNPACK forward %6.2f ms %5.1f GB/s", 1e3 * tx[runs / 2],
                gb / tx[runs / 2]);
-      gcam_xnn_dense_delete(xd);
+      gcam__xnn_dense_delete(xd);
     }
 #endif
     printf("fc%d %5dx%-5d forward %7.2f ms %5.1f GB/s | backward_input %7.2f ms %5.1f GB/s | "

@@ -30,7 +30,7 @@
 #include "gcam.h"
 #include "ops.h"
 #ifdef GCAM_HAVE_XNNPACK
-#include "xnn_backend.h"
+#include "xnn_peer.h"
 #endif
 
 enum { MAX_REPS = 101, EXTRA_FLOATS = 16 };
@@ -146,9 +146,9 @@ static int bench_layer(const layer *l, int reps, layer_result *r) {
   }
   fill_uniform(b, (size_t)l->OC, -0.1f, 0.1f);
   if (l->kind == CONV) {
-    packed = alloc_floats(gcam_conv3x3_packed_floats(l->C, l->OC));
-    scratch = alloc_floats(gcam_conv3x3_scratch_floats(l->H, l->W, l->C, l->OC));
-    gcam_conv3x3_pack(packed, w, b, l->C, l->OC);
+    packed = alloc_floats(gcam__conv3x3_packed_floats(l->C, l->OC));
+    scratch = alloc_floats(gcam__conv3x3_scratch_floats(l->H, l->W, l->C, l->OC));
+    gcam__conv3x3_pack(packed, w, b, l->C, l->OC);
   }
 
   int ok = 1;
@@ -158,9 +158,9 @@ static int bench_layer(const layer *l, int reps, layer_result *r) {
   gcam_xnn_maxpool *xpool = NULL;
   gcam_xnn_dense *xdense = NULL;
   gcam_status st = GCAM_STATUS_OK;
-  if (l->kind == CONV) st = gcam_xnn_conv3x3_relu_create(&xconv, w, b, l->C, l->OC);
-  if (l->kind == POOL) st = gcam_xnn_maxpool2x2_create(&xpool, l->C);
-  if (l->kind == DENSE) st = gcam_xnn_dense_create(&xdense, w, b, l->C, l->OC, l->relu);
+  if (l->kind == CONV) st = gcam__xnn_conv3x3_relu_create(&xconv, w, b, l->C, l->OC);
+  if (l->kind == POOL) st = gcam__xnn_maxpool2x2_create(&xpool, l->C);
+  if (l->kind == DENSE) st = gcam__xnn_dense_create(&xdense, w, b, l->C, l->OC, l->relu);
   if (st != GCAM_STATUS_OK)
     fprintf(stderr, "bench_vgg16: %s: XNNPACK create: %s\n", l->name, gcam_last_error());
   have_xnn = st == GCAM_STATUS_OK;
@@ -171,19 +171,19 @@ static int bench_layer(const layer *l, int reps, layer_result *r) {
     double t0 = now_ms();
     switch (l->kind) {
       case CONV:
-        gcam_conv3x3_relu_forward(out_ours, in, packed, l->H, l->W, l->C, l->OC, scratch);
+        gcam__conv3x3_relu_forward(out_ours, in, packed, l->H, l->W, l->C, l->OC, scratch);
         break;
-      case POOL: gcam_maxpool2x2_forward(out_ours, NULL, in, l->H, l->W, l->C); break;
-      case DENSE: gcam_dense_forward(out_ours, in, w, b, l->C, l->OC, l->relu); break;
+      case POOL: gcam__maxpool2x2_forward(out_ours, NULL, in, l->H, l->W, l->C); break;
+      case DENSE: gcam__dense_forward(out_ours, in, w, b, l->C, l->OC, l->relu); break;
     }
     double t1 = now_ms();
     if (rep >= 0) t_ours[rep] = t1 - t0;
 #ifdef GCAM_HAVE_XNNPACK
     if (have_xnn) {
       t0 = now_ms();
-      if (l->kind == CONV) st = gcam_xnn_conv3x3_relu_run(xconv, out_xnn, in, l->H, l->W);
-      if (l->kind == POOL) st = gcam_xnn_maxpool2x2_run(xpool, out_xnn, in, l->H, l->W);
-      if (l->kind == DENSE) st = gcam_xnn_dense_run(xdense, out_xnn, in);
+      if (l->kind == CONV) st = gcam__xnn_conv3x3_relu_run(xconv, out_xnn, in, l->H, l->W);
+      if (l->kind == POOL) st = gcam__xnn_maxpool2x2_run(xpool, out_xnn, in, l->H, l->W);
+      if (l->kind == DENSE) st = gcam__xnn_dense_run(xdense, out_xnn, in);
       t1 = now_ms();
       if (st != GCAM_STATUS_OK) {
         fprintf(stderr, "bench_vgg16: %s: XNNPACK run: %s\n", l->name, gcam_last_error());
@@ -199,9 +199,9 @@ static int bench_layer(const layer *l, int reps, layer_result *r) {
   r->diff = have_xnn ? max_rel_diff(out_ours, out_xnn, nout) : -1.0;
 
 #ifdef GCAM_HAVE_XNNPACK
-  gcam_xnn_conv_delete(xconv);
-  gcam_xnn_maxpool_delete(xpool);
-  gcam_xnn_dense_delete(xdense);
+  gcam__xnn_conv_delete(xconv);
+  gcam__xnn_maxpool_delete(xpool);
+  gcam__xnn_dense_delete(xdense);
 #endif
   free(in), free(out_ours), free(out_xnn), free(w), free(b), free(packed), free(scratch);
   return ok;

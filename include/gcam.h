@@ -96,7 +96,8 @@ typedef struct gcam_model gcam_model;
 typedef struct gcam_model_loader gcam_model_loader;
 
 typedef enum gcam_backend {
-  GCAM_BACKEND_AUTO = 0,     /* our kernels (XNNPACK is only used when asked for) */
+  GCAM_BACKEND_AUTO = 0,     /* the fastest built in: XNNPACK natively when the build has it
+                              * (1.3x our kernels on one AVX-512 core), else PORTABLE */
   GCAM_BACKEND_PORTABLE = 1, /* our own SIMD kernels: the only backend in WebAssembly */
   GCAM_BACKEND_XNNPACK = 2   /* Debian's XNNPACK for the convolutions (native builds only) */
 } gcam_backend;
@@ -121,7 +122,11 @@ typedef struct gcam_model_info {
   int32_t cam_channels;               /* its channels: 512 for VGG16 */
   int32_t has_labels;                 /* 1 if gcam_model_label() returns names */
   gcam_preprocess preprocess;
-  gcam_backend backend;               /* the backend actually in use */
+  gcam_backend backend;               /* the backend actually in use (never AUTO) */
+  int32_t winograd_tile;              /* the 3x3 convs' Winograd output tile this build runs:
+                                       * 4 = F(4,3), 2 = F(2,3), 0 = direct (CMake option
+                                       * GCAM_WINOGRAD_M); 0 with XNNPACK, which
+                                       * picks its own */
   size_t weight_bytes;                /* bytes of the weights allocation */
   char sha256[65];                    /* hex SHA-256 the file carries (of its bytes 64..end) */
 } gcam_model_info;

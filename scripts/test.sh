@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: installs what is needed, builds, then runs the C tests (Release and under
-# AddressSanitizer+UBSan), the Python oracle/converter tests, the localization check of the
+# Every test: installs what is needed, builds, then runs the C tests (native Release, under
+# AddressSanitizer+UBSan, and compiled to wasm in Node, all through ctest), the Python
+# oracle/converter tests, the localization check of the
 # small model, the wasm/JS tests in Node and the browser test in headless Chromium.
 # Ends with one line "suites: N passed, N failed" and a non-zero exit if any suite failed.
 set -uo pipefail
@@ -26,14 +27,22 @@ suite() {
 }
 
 asan() {
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGCAM_SANITIZE=ON -DGCAM_WASM=OFF >/dev/null &&
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGCAM_SANITIZE=ON >/dev/null &&
     cmake --build build-asan -j2 >/dev/null &&
-    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure)
+    ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure
+}
+# An option given at configure time reaches the wasm build: F(2,3) instead of F(4,3), checked
+# by test_build_options and against torch by test_pipeline.
+wasm_option() {
+  emcmake cmake -S . -B build-wasm-m2 -DCMAKE_BUILD_TYPE=Release -DGCAM_WINOGRAD_M=2 >/dev/null &&
+    cmake --build build-wasm-m2 -j2 --target test_build_options test_pipeline >/dev/null &&
+    ctest --test-dir build-wasm-m2 --output-on-failure -R 'test_build_options|test_pipeline'
 }
 
-suite "C tests" bash -c "cd build && ctest --output-on-failure"
+suite "C tests" ctest --test-dir build --output-on-failure
 suite "C tests under ASan+UBSan" asan
-suite "C tests as wasm in Node" bash scripts/test_wasm_c.sh
+suite "C tests as wasm in Node" ctest --test-dir build-wasm --output-on-failure
+suite "C tests as wasm, Winograd F(2,3)" wasm_option
 suite "Python: converter and oracles" /usr/bin/python3 -m pytest -q tests/py
 suite "Localization of the small model" /usr/bin/python3 tests/eval_localization.py --check
 suite "wasm and JS in Node" env GCAM_CLI=build/gcam node --test tests/js/

@@ -18,7 +18,7 @@ static void gcam__head_backward(gcam_state *s, int32_t c, gcam_score score) {
   int32_t n = m->n_classes;
   float *d = s->d[0], *d_in = s->d[1];
   if (score == GCAM_SCORE_SOFTMAX) {
-    gcam_softmax_backward_onehot(d, s->probs, n, c);
+    gcam__softmax_backward_onehot(d, s->probs, n, c);
   } else {
     memset(d, 0, sizeof(float) * (size_t)n);
     d[c] = 1.0f;
@@ -26,13 +26,13 @@ static void gcam__head_backward(gcam_state *s, int32_t c, gcam_score score) {
   for (int32_t j = m->n_dense - 1; j >= 0; j--) {
     const gcam_dense_layer *l = &m->dense[j];
     gcam__dense_backward_input_pool(d_in, d, l->w, l->IN, l->OUT, &s->pool);
-    if (j > 0) gcam_relu_backward(d_in, gcam__dense_output(s, j - 1), (size_t)l->IN);
+    if (j > 0) gcam__relu_backward(d_in, gcam__dense_output(s, j - 1), (size_t)l->IN);
     float *t = d;
     d = d_in, d_in = t;
   }
   const gcam_conv_layer *last = &m->conv[m->n_conv - 1];
   if (last->pool)
-    gcam_maxpool2x2_backward(s->grad, d, s->argmax, m->cam_h, m->cam_w, m->cam_c);
+    gcam__maxpool2x2_backward(s->grad, d, s->argmax, m->cam_h, m->cam_w, m->cam_c);
   else
     memcpy(s->grad, d, sizeof(float) * (size_t)m->cam_h * m->cam_w * m->cam_c);
 }

@@ -16,7 +16,7 @@ static gcam_status gcam__conv(gcam_state *s, int32_t i, float *out, const float 
   const gcam_conv_layer *l = &s->model->conv[i];
 #ifdef GCAM_HAVE_XNNPACK
   if (s->model->backend == GCAM_BACKEND_XNNPACK)
-    return gcam_xnn_conv3x3_relu_run(s->xnn_conv[i], out, in, l->H, l->W);
+    return gcam__xnn_conv3x3_relu_run(s->xnn_conv[i], out, in, l->H, l->W);
 #endif
   gcam__conv3x3_relu_forward_pool(out, in, l->packed, l->H, l->W, l->C, l->OC, s->scratch,
                                   &s->pool);
@@ -43,7 +43,7 @@ gcam_status gcam_state_forward_tensor(gcam_state *s, const float *input) {
     if (last) s->cam_act = y;
     if (l->pool) {
       float *p = s->act[which];
-      gcam_maxpool2x2_forward(p, last ? s->argmax : NULL, x, l->H, l->W, l->OC);
+      gcam__maxpool2x2_forward(p, last ? s->argmax : NULL, x, l->H, l->W, l->OC);
       x = p, which ^= 1;
     }
   }
@@ -55,7 +55,7 @@ gcam_status gcam_state_forward_tensor(gcam_state *s, const float *input) {
     gcam__dense_forward_pool(y, x, l->w, l->bias, l->IN, l->OUT, j < m->n_dense - 1, &s->pool);
     x = y;
   }
-  gcam_softmax_forward(s->probs, x, m->n_classes);
+  gcam__softmax_forward(s->probs, x, m->n_classes);
   s->has_forward = 1;
   return GCAM_STATUS_OK;
 }

@@ -16,7 +16,7 @@ typedef struct gcam_conv_layer {
   int32_t H, W;       /* input spatial size */
   int32_t C, OC;      /* input, output channels */
   int32_t pool;       /* 1: a 2x2 max-pool follows */
-  float *packed;      /* portable backend: gcam_conv3x3_pack() output */
+  float *packed;      /* portable backend: gcam__conv3x3_pack() output */
   float *w_hwio;      /* XNNPACK backend: (3,3,C,OC) canonical */
   float *bias;        /* XNNPACK backend: (OC) */
   size_t scratch_floats;

@@ -7,7 +7,7 @@
  *   conv:  w_hwio (3, 3, C, OC), bias (OC)
  *   dense: w (IN, OUT) row-major, bias (OUT)
  *
- * The fast conv takes weights packed once at load time by gcam_conv3x3_pack(); the packed
+ * The fast conv takes weights packed once at load time by gcam__conv3x3_pack(); the packed
  * blob's layout is private to src/kernels/ and may change with the kernel.
  * None of these functions allocates. */
 #ifndef GCAM_OPS_H
@@ -19,16 +19,16 @@
 /* ---- 3x3 convolution, stride 1, zero padding 1 ("same"), + bias + ReLU ---------------- */
 
 /* floats needed by the packed weights of a (C -> OC) conv */
-size_t gcam_conv3x3_packed_floats(int32_t C, int32_t OC);
-/* pack w_hwio (3,3,C,OC) + bias (OC) into `packed` (gcam_conv3x3_packed_floats floats) */
-void gcam_conv3x3_pack(float *packed, const float *w_hwio, const float *bias, int32_t C,
+size_t gcam__conv3x3_packed_floats(int32_t C, int32_t OC);
+/* pack w_hwio (3,3,C,OC) + bias (OC) into `packed` (gcam__conv3x3_packed_floats floats) */
+void gcam__conv3x3_pack(float *packed, const float *w_hwio, const float *bias, int32_t C,
                        int32_t OC);
-/* floats of scratch gcam_conv3x3_relu_forward needs for this shape (may be 0) */
-size_t gcam_conv3x3_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC);
+/* floats of scratch gcam__conv3x3_relu_forward needs for this shape (may be 0) */
+size_t gcam__conv3x3_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC);
 /* in (H,W,C) -> out (H,W,OC) = ReLU(conv3x3(in) + bias). `out` must not alias `in`. */
-void gcam_conv3x3_relu_forward(float *out, const float *in, const float *packed, int32_t H,
+void gcam__conv3x3_relu_forward(float *out, const float *in, const float *packed, int32_t H,
                                int32_t W, int32_t C, int32_t OC, float *scratch);
-void gcam_conv3x3_relu_forward_ref(float *out, const float *in, const float *w_hwio,
+void gcam__conv3x3_relu_forward_ref(float *out, const float *in, const float *w_hwio,
                                    const float *bias, int32_t H, int32_t W, int32_t C,
                                    int32_t OC);
 
@@ -37,34 +37,34 @@ void gcam_conv3x3_relu_forward_ref(float *out, const float *in, const float *w_h
 /* in (H,W,C) -> out (H/2,W/2,C); argmax (H/2,W/2,C) = flat index into `in` of the max
  * (first max in window order (0,0),(0,1),(1,0),(1,1) on ties, as torch; a NaN wins).
  * argmax may be NULL when no backward will follow. */
-void gcam_maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int32_t H,
+void gcam__maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int32_t H,
                              int32_t W, int32_t C);
-void gcam_maxpool2x2_forward_ref(float *out, int32_t *argmax, const float *in, int32_t H,
+void gcam__maxpool2x2_forward_ref(float *out, int32_t *argmax, const float *in, int32_t H,
                                  int32_t W, int32_t C);
 /* d_in (H,W,C) = 0 everywhere, then d_in[argmax[i]] += d_out[i] */
-void gcam_maxpool2x2_backward(float *d_in, const float *d_out, const int32_t *argmax, int32_t H,
+void gcam__maxpool2x2_backward(float *d_in, const float *d_out, const int32_t *argmax, int32_t H,
                               int32_t W, int32_t C);
 
 /* ---- dense (fully connected), batch 1 ---------------------------------------------------- */
 
 /* in (IN) -> out (OUT) = in . w + bias, then ReLU if relu != 0. w (IN, OUT). */
-void gcam_dense_forward(float *out, const float *in, const float *w, const float *bias,
+void gcam__dense_forward(float *out, const float *in, const float *w, const float *bias,
                         int32_t IN, int32_t OUT, int relu);
-void gcam_dense_forward_ref(float *out, const float *in, const float *w, const float *bias,
+void gcam__dense_forward_ref(float *out, const float *in, const float *w, const float *bias,
                             int32_t IN, int32_t OUT, int relu);
 /* d_in (IN) = w . d_out, i.e. d_in[i] = sum_o w[i,o] * d_out[o]. w (IN, OUT). */
-void gcam_dense_backward_input(float *d_in, const float *d_out, const float *w, int32_t IN,
+void gcam__dense_backward_input(float *d_in, const float *d_out, const float *w, int32_t IN,
                                int32_t OUT);
-void gcam_dense_backward_input_ref(float *d_in, const float *d_out, const float *w, int32_t IN,
+void gcam__dense_backward_input_ref(float *d_in, const float *d_out, const float *w, int32_t IN,
                                    int32_t OUT);
 
 /* ---- elementwise --------------------------------------------------------------------------- */
 
 /* d (N) *= (y > 0), where y is the ReLU's output */
-void gcam_relu_backward(float *d, const float *y, size_t N);
+void gcam__relu_backward(float *d, const float *y, size_t N);
 /* p (N) = softmax(z), computed stably in double */
-void gcam_softmax_forward(float *p, const float *z, int32_t N);
+void gcam__softmax_forward(float *p, const float *z, int32_t N);
 /* d(p_c)/dz (N) = p_c * (onehot_c - p) */
-void gcam_softmax_backward_onehot(float *dz, const float *p, int32_t N, int32_t c);
+void gcam__softmax_backward_onehot(float *dz, const float *p, int32_t N, int32_t c);
 
 #endif

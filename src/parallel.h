@@ -41,10 +41,10 @@ static inline void gcam__split(size_t n, int32_t n_tasks, int32_t task, size_t *
 /* ---- 3x3 conv + bias + ReLU (conv3x3.c, winograd.c) --------------------------------------- */
 
 /* floats of scratch for gcam__conv3x3_relu_forward_pool on a pool of n_threads (>= 1);
- * n_threads = 1 gives gcam_conv3x3_scratch_floats() */
+ * n_threads = 1 gives gcam__conv3x3_scratch_floats() */
 size_t gcam__conv3x3_scratch_floats_pool(int32_t H, int32_t W, int32_t C, int32_t OC,
                                          int32_t n_threads);
-/* gcam_conv3x3_relu_forward() on a pool (NULL: serial); scratch sized for the pool's
+/* gcam__conv3x3_relu_forward() on a pool (NULL: serial); scratch sized for the pool's
  * n_threads by gcam__conv3x3_scratch_floats_pool() */
 void gcam__conv3x3_relu_forward_pool(float *out, const float *in, const float *packed,
                                      int32_t H, int32_t W, int32_t C, int32_t OC,

@@ -18,7 +18,7 @@ float *gcam__dense_output(const gcam_state *s, int32_t j) {
 void gcam_state_free(gcam_state *s) {
   if (!s) return;
 #ifdef GCAM_HAVE_XNNPACK
-  for (int32_t i = 0; i < GCAM_MAX_CONV; i++) gcam_xnn_conv_delete(s->xnn_conv[i]);
+  for (int32_t i = 0; i < GCAM_MAX_CONV; i++) gcam__xnn_conv_delete(s->xnn_conv[i]);
 #endif
   free(s->resized);
   free(s->input);
@@ -76,11 +76,11 @@ gcam_status gcam_state_set_threadpool(gcam_state *s, const gcam_threadpool *pool
 static gcam_status gcam__state_create_xnn(gcam_state *s) {
 #ifdef GCAM_HAVE_XNNPACK
   const gcam_model *m = s->model;
-  gcam_status st = gcam_xnn_init();
+  gcam_status st = gcam__xnn_init();
   if (st) return st;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
-    st = gcam_xnn_conv3x3_relu_create(&s->xnn_conv[i], l->w_hwio, l->bias, l->C, l->OC);
+    st = gcam__xnn_conv3x3_relu_create(&s->xnn_conv[i], l->w_hwio, l->bias, l->C, l->OC);
     if (st) return st;
   }
   return GCAM_STATUS_OK;

@@ -17,16 +17,6 @@ struct gcam_xnn_conv {
   int32_t C, OC;
 };
 
-struct gcam_xnn_maxpool {
-  xnn_operator_t op;
-  int32_t C;
-};
-
-struct gcam_xnn_dense {
-  xnn_operator_t op;
-  int32_t IN, OUT;
-};
-
 static const char *gcam__xnn_status_name(enum xnn_status s) {
   switch (s) {
     case xnn_status_success: return "success";
@@ -40,8 +30,8 @@ static const char *gcam__xnn_status_name(enum xnn_status s) {
   return "unknown status";
 }
 
-/* Turn a failed XNNPACK call into our status and message. */
-static gcam_status gcam__xnn_fail(enum xnn_status s, const char *what) {
+gcam_status gcam__xnn_fail(int xnn_status, const char *what) {
+  const enum xnn_status s = (enum xnn_status)xnn_status;
   gcam_status st =
       s == xnn_status_out_of_memory ? GCAM_STATUS_OUT_OF_MEMORY : GCAM_STATUS_BACKEND;
   return gcam__error(st, "XNNPACK %s failed: %s (xnn_status %d)", what, gcam__xnn_status_name(s),
@@ -53,7 +43,7 @@ static enum xnn_status gcam__xnn_init_status = xnn_status_uninitialized;
 
 static void gcam__xnn_init_once(void) { gcam__xnn_init_status = xnn_initialize(NULL); }
 
-gcam_status gcam_xnn_init(void) {
+gcam_status gcam__xnn_init(void) {
   pthread_once(&gcam__xnn_once, gcam__xnn_init_once);
   if (gcam__xnn_init_status != xnn_status_success)
     return gcam__error(GCAM_STATUS_BACKEND, "XNNPACK initialisation failed: %s (xnn_status %d)",
@@ -63,7 +53,7 @@ gcam_status gcam_xnn_init(void) {
 
 /* ---- conv ------------------------------------------------------------------------------- */
 
-gcam_status gcam_xnn_conv3x3_relu_create(gcam_xnn_conv **op, const float *w_hwio,
+gcam_status gcam__xnn_conv3x3_relu_create(gcam_xnn_conv **op, const float *w_hwio,
                                          const float *bias, int32_t C, int32_t OC) {
   if (!op || !w_hwio)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn conv create: NULL argument");
@@ -71,7 +61,7 @@ gcam_status gcam_xnn_conv3x3_relu_create(gcam_xnn_conv **op, const float *w_hwio
   if (C <= 0 || OC <= 0 || (size_t)C * (size_t)OC > SIZE_MAX / (9 * sizeof(float)))
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT,
                        "xnn conv create: bad channel counts C=%d OC=%d", (int)C, (int)OC);
-  gcam_status st = gcam_xnn_init();
+  gcam_status st = gcam__xnn_init();
   if (st != GCAM_STATUS_OK) return st;
 
   /* XNNPACK wants the kernel as OHWI (OC,3,3,C); it packs it during create, so the
@@ -110,7 +100,7 @@ gcam_status gcam_xnn_conv3x3_relu_create(gcam_xnn_conv **op, const float *w_hwio
   return GCAM_STATUS_OK;
 }
 
-gcam_status gcam_xnn_conv3x3_relu_run(gcam_xnn_conv *op, float *out, const float *in, int32_t H,
+gcam_status gcam__xnn_conv3x3_relu_run(gcam_xnn_conv *op, float *out, const float *in, int32_t H,
                                       int32_t W) {
   if (!op || !out || !in)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn conv run: NULL argument");
@@ -125,103 +115,7 @@ gcam_status gcam_xnn_conv3x3_relu_run(gcam_xnn_conv *op, float *out, const float
   return GCAM_STATUS_OK;
 }
 
-void gcam_xnn_conv_delete(gcam_xnn_conv *op) {
-  if (!op) return;
-  xnn_delete_operator(op->op);
-  free(op);
-}
-
-/* ---- max-pool --------------------------------------------------------------------------- */
-
-gcam_status gcam_xnn_maxpool2x2_create(gcam_xnn_maxpool **op, int32_t C) {
-  if (!op) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn maxpool create: NULL argument");
-  *op = NULL;
-  if (C <= 0)
-    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn maxpool create: bad channels C=%d",
-                       (int)C);
-  gcam_status st = gcam_xnn_init();
-  if (st != GCAM_STATUS_OK) return st;
-  gcam_xnn_maxpool *p = calloc(1, sizeof *p);
-  if (!p) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "xnn maxpool create: out of memory");
-  enum xnn_status s = xnn_create_max_pooling2d_nhwc_f32(
-      0, 0, 0, 0, /* padding */
-      2, 2,       /* pooling window */
-      2, 2,       /* stride */
-      1, 1,       /* dilation */
-      (size_t)C, (size_t)C, (size_t)C, -INFINITY, INFINITY, 0, &p->op);
-  if (s != xnn_status_success) {
-    free(p);
-    return gcam__xnn_fail(s, "max-pooling create");
-  }
-  p->C = C;
-  *op = p;
-  return GCAM_STATUS_OK;
-}
-
-gcam_status gcam_xnn_maxpool2x2_run(gcam_xnn_maxpool *op, float *out, const float *in, int32_t H,
-                                    int32_t W) {
-  if (!op || !out || !in)
-    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn maxpool run: NULL argument");
-  if (H <= 0 || W <= 0)
-    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn maxpool run: bad size %dx%d", (int)H,
-                       (int)W);
-  /* XNNPACK would still produce one row/column from a 1-pixel input (its output size is
-   * (H - 2) / 2 + 1 in unsigned "difference or zero" arithmetic); ours is empty. */
-  if (H < 2 || W < 2) return GCAM_STATUS_OK;
-  enum xnn_status s =
-      xnn_setup_max_pooling2d_nhwc_f32(op->op, 1, (size_t)H, (size_t)W, in, out, NULL);
-  if (s != xnn_status_success) return gcam__xnn_fail(s, "max-pooling setup");
-  s = xnn_run_operator(op->op, NULL);
-  if (s != xnn_status_success) return gcam__xnn_fail(s, "max-pooling run");
-  return GCAM_STATUS_OK;
-}
-
-void gcam_xnn_maxpool_delete(gcam_xnn_maxpool *op) {
-  if (!op) return;
-  xnn_delete_operator(op->op);
-  free(op);
-}
-
-/* ---- dense ------------------------------------------------------------------------------ */
-
-gcam_status gcam_xnn_dense_create(gcam_xnn_dense **op, const float *w, const float *bias,
-                                  int32_t IN, int32_t OUT, int relu) {
-  if (!op || !w)
-    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn dense create: NULL argument");
-  *op = NULL;
-  if (IN <= 0 || OUT <= 0)
-    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn dense create: bad sizes IN=%d OUT=%d",
-                       (int)IN, (int)OUT);
-  gcam_status st = gcam_xnn_init();
-  if (st != GCAM_STATUS_OK) return st;
-  gcam_xnn_dense *d = calloc(1, sizeof *d);
-  if (!d) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "xnn dense create: out of memory");
-  /* Our w is (IN, OUT); XNNPACK's default is (OUT, IN), and XNN_FLAG_TRANSPOSE_WEIGHTS
-   * makes it read (IN, OUT), so no transposed copy of VGG16's 400 MB dense0 is needed. */
-  enum xnn_status s = xnn_create_fully_connected_nc_f32(
-      (size_t)IN, (size_t)OUT, (size_t)IN, (size_t)OUT, w, bias, relu ? 0.0f : -INFINITY,
-      INFINITY, XNN_FLAG_TRANSPOSE_WEIGHTS, &d->op);
-  if (s != xnn_status_success) {
-    free(d);
-    return gcam__xnn_fail(s, "fully-connected create");
-  }
-  d->IN = IN;
-  d->OUT = OUT;
-  *op = d;
-  return GCAM_STATUS_OK;
-}
-
-gcam_status gcam_xnn_dense_run(gcam_xnn_dense *op, float *out, const float *in) {
-  if (!op || !out || !in)
-    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "xnn dense run: NULL argument");
-  enum xnn_status s = xnn_setup_fully_connected_nc_f32(op->op, 1, in, out, NULL);
-  if (s != xnn_status_success) return gcam__xnn_fail(s, "fully-connected setup");
-  s = xnn_run_operator(op->op, NULL);
-  if (s != xnn_status_success) return gcam__xnn_fail(s, "fully-connected run");
-  return GCAM_STATUS_OK;
-}
-
-void gcam_xnn_dense_delete(gcam_xnn_dense *op) {
+void gcam__xnn_conv_delete(gcam_xnn_conv *op) {
   if (!op) return;
   xnn_delete_operator(op->op);
   free(op);

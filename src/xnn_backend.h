@@ -30,40 +30,21 @@
 
 /* Initialise XNNPACK (once per process; later calls return the first outcome). The create
  * functions call it themselves. */
-gcam_status gcam_xnn_init(void);
+gcam_status gcam__xnn_init(void);
+
+/* Turn a failed XNNPACK call (an enum xnn_status) into our status and message. */
+gcam_status gcam__xnn_fail(int xnn_status, const char *what);
 
 /* ---- 3x3 convolution, stride 1, zero padding 1, + bias + ReLU ---------------------------- */
 
 typedef struct gcam_xnn_conv gcam_xnn_conv;
 
 /* w_hwio (3,3,C,OC), bias (OC) or NULL for zero bias. */
-gcam_status gcam_xnn_conv3x3_relu_create(gcam_xnn_conv **op, const float *w_hwio,
+gcam_status gcam__xnn_conv3x3_relu_create(gcam_xnn_conv **op, const float *w_hwio,
                                          const float *bias, int32_t C, int32_t OC);
 /* in (H,W,C) -> out (H,W,OC) = ReLU(conv3x3(in) + bias). `out` must not alias `in`. */
-gcam_status gcam_xnn_conv3x3_relu_run(gcam_xnn_conv *op, float *out, const float *in, int32_t H,
+gcam_status gcam__xnn_conv3x3_relu_run(gcam_xnn_conv *op, float *out, const float *in, int32_t H,
                                       int32_t W);
-void gcam_xnn_conv_delete(gcam_xnn_conv *op);
-
-/* ---- 2x2 max-pool, stride 2, forward only (floor: an odd last row/column is dropped) ----- */
-
-typedef struct gcam_xnn_maxpool gcam_xnn_maxpool;
-
-gcam_status gcam_xnn_maxpool2x2_create(gcam_xnn_maxpool **op, int32_t C);
-/* in (H,W,C) -> out (H/2,W/2,C). H or W of 1 is valid and writes nothing. No argmax: the
- * backward uses our own gcam_maxpool2x2_forward. */
-gcam_status gcam_xnn_maxpool2x2_run(gcam_xnn_maxpool *op, float *out, const float *in, int32_t H,
-                                    int32_t W);
-void gcam_xnn_maxpool_delete(gcam_xnn_maxpool *op);
-
-/* ---- dense (fully connected), batch 1 ---------------------------------------------------- */
-
-typedef struct gcam_xnn_dense gcam_xnn_dense;
-
-/* w (IN,OUT), bias (OUT) or NULL; relu != 0 clamps the output at 0. */
-gcam_status gcam_xnn_dense_create(gcam_xnn_dense **op, const float *w, const float *bias,
-                                  int32_t IN, int32_t OUT, int relu);
-/* in (IN) -> out (OUT) = in . w + bias (then ReLU). `out` must not alias `in`. */
-gcam_status gcam_xnn_dense_run(gcam_xnn_dense *op, float *out, const float *in);
-void gcam_xnn_dense_delete(gcam_xnn_dense *op);
+void gcam__xnn_conv_delete(gcam_xnn_conv *op);
 
 #endif

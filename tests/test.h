@@ -2,6 +2,7 @@
  *
  *   CHECK(cond, fmt, ...)   counts a failure and prints where, never aborts
  *   TEST_MAIN_END()         prints "N passed, N failed" and returns non-zero on any failure
+ *   TEST_SKIP(fmt, ...)     prints why and returns TEST_SKIP_CODE: ctest reports "skipped"
  *
  * Each tests/test_*.c is one executable; ctest runs them all. */
 #ifndef GCAM_TEST_H
@@ -71,6 +72,16 @@ static inline void *test_read_file(const char *path, size_t *size) {
   if (size) *size = (size_t)n;
   return buf;
 }
+
+/* The exit status that CMakeLists.txt gives ctest as SKIP_RETURN_CODE (as automake's 77). */
+#define TEST_SKIP_CODE 77
+#define TEST_SKIP(...)                                                      \
+  do {                                                                      \
+    printf("skipped: ");                                                    \
+    printf(__VA_ARGS__);                                                    \
+    putchar('\n');                                                          \
+    return TEST_SKIP_CODE;                                                  \
+  } while (0)
 
 #define TEST_MAIN_END()                                                    \
   do {                                                                     \

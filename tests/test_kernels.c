@@ -102,11 +102,11 @@ static void test_igemm_ukernels(void) {
                     (s % 3 == 2 && m == 1) ? zero : rows[(s * GCAM_GEMM_MR + m) % (GCAM_GEMM_MR * 9)];
             for (size_t i = 0; i < GCAM_GEMM_MR * 24; i++) cv[i] = cs[i] = 1234.5f;
             if (relu) {
-              gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
-              gcam_f32_igemm_relu_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
+              gcam__f32_igemm_relu_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
+              gcam__f32_igemm_relu_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
             } else {
-              gcam_f32_igemm_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
-              gcam_f32_igemm_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
+              gcam__f32_igemm_ukernel_4x8__vec(mr, nc, kc, ks, a, packed, cv, ldc);
+              gcam__f32_igemm_ukernel_4x8__scalar(mr, nc, kc, ks, a, packed, cs, ldc);
             }
             /* the scalar twin against a plain triple loop (its own oracle) */
             double worst_s = 0.0;
@@ -161,7 +161,7 @@ static conv_errs conv_case(int H, int W, int C, int OC, float in_lo, float w_sca
   test_fill_uniform(in, n_in, &seed, in_lo, 1.0f);
   test_fill_uniform(w, n_w, &seed, -w_scale, w_scale);
   test_fill_uniform(bias, OC, &seed, -0.1f, 0.1f);
-  gcam_conv3x3_relu_forward_ref(ref, in, w, bias, H, W, C, OC);
+  gcam__conv3x3_relu_forward_ref(ref, in, w, bias, H, W, C, OC);
   double *mag = conv_magnitude(in, w, bias, H, W, C, OC), ref_ss = 0.0;
   for (size_t i = 0; i < n_out; i++) ref_ss += (double)ref[i] * ref[i];
   const double floor_ = ref_ss > 0.0 ? sqrt(ref_ss / (double)n_out) : 1e-30;
@@ -195,10 +195,10 @@ static conv_errs conv_case(int H, int W, int C, int OC, float in_lo, float w_sca
     free(sw), free(pw);
   }
 
-  float *pp = falloc(gcam_conv3x3_packed_floats(C, OC));
-  float *sp = falloc(gcam_conv3x3_scratch_floats(H, W, C, OC));
-  gcam_conv3x3_pack(pp, w, bias, C, OC);
-  gcam_conv3x3_relu_forward(out2, in, pp, H, W, C, OC, sp);
+  float *pp = falloc(gcam__conv3x3_packed_floats(C, OC));
+  float *sp = falloc(gcam__conv3x3_scratch_floats(H, W, C, OC));
+  gcam__conv3x3_pack(pp, w, bias, C, OC);
+  gcam__conv3x3_relu_forward(out2, in, pp, H, W, C, OC, sp);
   r.dispatch = conv_err(out2, ref, mag, n_out);
 
   free(in), free(w), free(bias), free(ref), free(out), free(out2);
@@ -270,7 +270,7 @@ static void vgg16_chain(float *logits, int path, const float *input, float *cons
   memcpy(x, input, sizeof(float) * H * W * C);
   for (int l = 0; l < 13; l++) {
     if (path < 0) {
-      gcam_conv3x3_relu_forward_ref(y, x, w[l], b[l], H, W, C, oc[l]);
+      gcam__conv3x3_relu_forward_ref(y, x, w[l], b[l], H, W, C, oc[l]);
     } else {
       const int m = path == 9 ? gcam__conv3x3_path(C, oc[l]) : path;
       float *pk, *sc;
@@ -289,7 +289,7 @@ static void vgg16_chain(float *logits, int path, const float *input, float *cons
     }
     C = oc[l];
     if (pool[l]) {
-      gcam_maxpool2x2_forward_ref(x, NULL, y, H, W, C);
+      gcam__maxpool2x2_forward_ref(x, NULL, y, H, W, C);
       H /= 2, W /= 2;
     } else {
       float *t = x;
@@ -297,9 +297,9 @@ static void vgg16_chain(float *logits, int path, const float *input, float *cons
     }
   }
   float h1[64], h2[64];
-  gcam_dense_forward_ref(h1, x, dw[0], db[0], 512, 64, 1);
-  gcam_dense_forward_ref(h2, h1, dw[1], db[1], 64, 64, 1);
-  gcam_dense_forward_ref(logits, h2, dw[2], db[2], 64, 10, 0);
+  gcam__dense_forward_ref(h1, x, dw[0], db[0], 512, 64, 1);
+  gcam__dense_forward_ref(h2, h1, dw[1], db[1], 64, 64, 1);
+  gcam__dense_forward_ref(logits, h2, dw[2], db[2], 64, 10, 0);
   free(x), free(y);
 }
 
@@ -366,9 +366,9 @@ static void test_maxpool_forward(void) {
           if (mode == 2)
             for (size_t i = 0; i < n; i++)
               if ((i * 7919) % 11 == 0) in[i] = NAN;
-          gcam_maxpool2x2_forward_ref(o1, a1, in, H, W, C);
-          gcam_maxpool2x2_forward(o2, a2, in, H, W, C);
-          gcam_maxpool2x2_forward(o3, NULL, in, H, W, C);
+          gcam__maxpool2x2_forward_ref(o1, a1, in, H, W, C);
+          gcam__maxpool2x2_forward(o2, a2, in, H, W, C);
+          gcam__maxpool2x2_forward(o3, NULL, in, H, W, C);
           int ok = 1;
           for (size_t i = 0; i < m; i++)
             if (!same_float(o1[i], o2[i]) || a1[i] != a2[i] || !same_float(o1[i], o3[i]) ||
@@ -392,9 +392,9 @@ static void test_maxpool_forward(void) {
       float o;
       int32_t a = -1;
       if (fast)
-        gcam_maxpool2x2_forward(&o, &a, cases4[k], 2, 2, 1);
+        gcam__maxpool2x2_forward(&o, &a, cases4[k], 2, 2, 1);
       else
-        gcam_maxpool2x2_forward_ref(&o, &a, cases4[k], 2, 2, 1);
+        gcam__maxpool2x2_forward_ref(&o, &a, cases4[k], 2, 2, 1);
       CHECK(a == expect[k], "maxpool rule case %d (%s): argmax %d, expected %d", k,
             fast ? "fast" : "ref", (int)a, (int)expect[k]);
     }
@@ -404,7 +404,7 @@ static void test_maxpool_forward(void) {
     for (int k = 0; k < 4; k++) in4[d * 4 + k] = k < 3 ? cases4[k][d] : (float)d;
   float o4[4];
   int32_t a4[4];
-  gcam_maxpool2x2_forward(o4, a4, in4, 2, 2, 4);
+  gcam__maxpool2x2_forward(o4, a4, in4, 2, 2, 4);
   CHECK(a4[0] == 0 && a4[1] == 9 && a4[2] == 14 && a4[3] == 15 && o4[3] == 3.0f,
         "maxpool vector rules: %d %d %d %d", (int)a4[0], (int)a4[1], (int)a4[2], (int)a4[3]);
 }
@@ -426,9 +426,9 @@ static void test_maxpool_backward(void) {
       x[i] = x[j], x[j] = tmp;
     }
     test_fill_uniform(g, m, &seed, -1.0f, 1.0f);
-    gcam_maxpool2x2_forward(y, am, x, H, W, C);
+    gcam__maxpool2x2_forward(y, am, x, H, W, C);
     for (size_t i = 0; i < n; i++) d[i] = 999.0f; /* must be overwritten */
-    gcam_maxpool2x2_backward(d, g, am, H, W, C);
+    gcam__maxpool2x2_backward(d, g, am, H, W, C);
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
       const float x0 = x[i];
@@ -436,7 +436,7 @@ static void test_maxpool_backward(void) {
       float hs[2];
       for (int s = 0; s < 2; s++) {
         x[i] = hs[s] = x0 + (s ? -1.0f : 1.0f) / 32.0f;
-        gcam_maxpool2x2_forward_ref(y, NULL, x, H, W, C);
+        gcam__maxpool2x2_forward_ref(y, NULL, x, H, W, C);
         L[s] = 0.0;
         for (size_t k = 0; k < m; k++) L[s] += (double)g[k] * y[k];
       }
@@ -485,8 +485,8 @@ static void test_dense(void) {
       test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
       test_fill_uniform(g, OUT, &seed, -1.0f, 1.0f);
       for (int relu = 0; relu < 2; relu++) {
-        gcam_dense_forward_ref(o1, in, w, bias, IN, OUT, relu);
-        gcam_dense_forward(o2, in, w, bias, IN, OUT, relu);
+        gcam__dense_forward_ref(o1, in, w, bias, IN, OUT, relu);
+        gcam__dense_forward(o2, in, w, bias, IN, OUT, relu);
         double e = dense_err(o2, o1, in, w, bias, IN, OUT, 0);
         int neg = 0;
         for (int o = 0; relu && o < OUT; o++) neg |= o2[o] < 0.0f;
@@ -498,8 +498,8 @@ static void test_dense(void) {
         }
         if (e > worst_f) worst_f = e;
       }
-      gcam_dense_backward_input_ref(d1, g, w, IN, OUT);
-      gcam_dense_backward_input(d2, g, w, IN, OUT);
+      gcam__dense_backward_input_ref(d1, g, w, IN, OUT);
+      gcam__dense_backward_input(d2, g, w, IN, OUT);
       double e = dense_err(d2, d1, g, w, NULL, IN, OUT, 1);
       cases++;
       if (!(e <= 1e-5)) {
@@ -523,14 +523,14 @@ static void test_dense_backward_fd(void) {
   test_fill_uniform(w, (size_t)IN * OUT, &seed, -1.0f, 1.0f);
   test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
   test_fill_uniform(g, OUT, &seed, -1.0f, 1.0f);
-  gcam_dense_backward_input(d, g, w, IN, OUT);
+  gcam__dense_backward_input(d, g, w, IN, OUT);
   double worst = 0.0;
   for (int i = 0; i < IN; i++) {
     const float x0 = in[i];
     double L[2];
     for (int s = 0; s < 2; s++) {
       in[i] = x0 + (s ? -0.5f : 0.5f);
-      gcam_dense_forward(y, in, w, bias, IN, OUT, 0);
+      gcam__dense_forward(y, in, w, bias, IN, OUT, 0);
       L[s] = 0.0;
       for (int o = 0; o < OUT; o++) L[s] += (double)g[o] * y[o];
     }
@@ -547,7 +547,7 @@ static void test_elementwise(void) {
   const float y[7] = {1.0f, 0.0f, -1.0f, 2.5f, -0.0f, 1e-30f, NAN};
   float d[7] = {1, 2, 3, 4, 5, 6, 7};
   const float expect[7] = {1, 0, 0, 4, 0, 6, 0};
-  gcam_relu_backward(d, y, 7);
+  gcam__relu_backward(d, y, 7);
   CHECK(memcmp(d, expect, sizeof d) == 0, "relu_backward: %g %g %g %g %g %g %g", d[0], d[1],
         d[2], d[3], d[4], d[5], d[6]);
 
@@ -557,7 +557,7 @@ static void test_elementwise(void) {
   test_fill_uniform(z, N, &seed, -5.0f, 5.0f);
   z[3] = 1000.0f;
   z[4] = 999.0f;
-  gcam_softmax_forward(p, z, N);
+  gcam__softmax_forward(p, z, N);
   double sum = 0.0, worst = 0.0, denom = 0.0;
   for (int i = 0; i < N; i++) denom += exp((double)z[i] - 1000.0);
   for (int i = 0; i < N; i++) {
@@ -571,18 +571,18 @@ static void test_elementwise(void) {
    * (h = 1e-2: the O(h^2) term and the outputs' rounding stay below 1e-4) */
   test_fill_uniform(z, N, &seed, -2.0f, 2.0f);
   z[5] = 3.0f;
-  gcam_softmax_forward(p, z, N);
+  gcam__softmax_forward(p, z, N);
   for (int c = 0; c < N; c += 5) {
-    gcam_softmax_backward_onehot(dz, p, N, c);
+    gcam__softmax_backward_onehot(dz, p, N, c);
     double wfd = 0.0;
     for (int i = 0; i < N; i++) {
       const float z0 = z[i];
       float hp, hm;
       z[i] = hp = z0 + 1e-2f;
-      gcam_softmax_forward(q, z, N);
+      gcam__softmax_forward(q, z, N);
       double pp = q[c];
       z[i] = hm = z0 - 1e-2f;
-      gcam_softmax_forward(q, z, N);
+      gcam__softmax_forward(q, z, N);
       z[i] = z0;
       double e = fabs((pp - q[c]) / ((double)hp - hm) - dz[i]);
       if (e > wfd) wfd = e;

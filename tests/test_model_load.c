@@ -256,8 +256,16 @@ static void test_arguments(void) {
   CHECK(gcam_model_loader_write(L, NULL, 5) == GCAM_STATUS_INVALID_ARGUMENT, "NULL chunk");
   uint8_t junk[200] = {0};
   CHECK(gcam_model_loader_write(L, junk, sizeof junk) == GCAM_STATUS_BAD_FILE, "junk");
+  char reason[512];
+  snprintf(reason, sizeof reason, "%s", gcam_last_error());
+  CHECK(strstr(reason, "magic") || strstr(reason, "not a gcam"), "junk's reason: %s", reason);
+  /* later calls keep saying why the loader failed, not just that it did */
   CHECK(gcam_model_loader_write(L, good, good_size) == GCAM_STATUS_BAD_FILE, "sticky failure");
+  CHECK(strcmp(gcam_last_error(), reason) == 0, "sticky write says '%s', first said '%s'",
+        gcam_last_error(), reason);
   CHECK(gcam_model_loader_finish(L, &m) == GCAM_STATUS_BAD_FILE && m == NULL, "finish failed");
+  CHECK(strcmp(gcam_last_error(), reason) == 0, "finish says '%s', the write said '%s'",
+        gcam_last_error(), reason);
   gcam_model_loader_free(NULL);
   gcam_model_free(NULL);
   gcam_state_free(NULL);

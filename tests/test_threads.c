@@ -91,7 +91,7 @@ static void check_conv(int path, int32_t H, int32_t W, int32_t C, int32_t OC, in
   const size_t n_out = (size_t)H * W * OC;
   float *ref = malloc(n_out * sizeof *ref), *serial = malloc(n_out * sizeof *serial);
   float *got = malloc(n_out * sizeof *got);
-  gcam_conv3x3_relu_forward_ref(ref, in, w, bias, H, W, C, OC);
+  gcam__conv3x3_relu_forward_ref(ref, in, w, bias, H, W, C, OC);
 
   for (int p = -1; p < n_pools; p++) {
     const gcam_threadpool *pool = p < 0 ? NULL : &pools[p].hook;
@@ -128,8 +128,8 @@ static void check_dense(int32_t IN, int32_t OUT) {
   float *d_out = random_floats((size_t)OUT, &seed, -1.0f, 1.0f);
   float *ref_y = malloc((size_t)OUT * 4), *y = malloc((size_t)OUT * 4), *y1 = malloc((size_t)OUT * 4);
   float *ref_d = malloc((size_t)IN * 4), *d = malloc((size_t)IN * 4), *d1 = malloc((size_t)IN * 4);
-  gcam_dense_forward_ref(ref_y, x, w, bias, IN, OUT, 1);
-  gcam_dense_backward_input_ref(ref_d, d_out, w, IN, OUT);
+  gcam__dense_forward_ref(ref_y, x, w, bias, IN, OUT, 1);
+  gcam__dense_backward_input_ref(ref_d, d_out, w, IN, OUT);
   gcam__dense_forward_pool(y, x, w, bias, IN, OUT, 1, NULL);
   gcam__dense_backward_input_pool(d, d_out, w, IN, OUT, NULL);
   CHECK(test_max_rel_err(y, ref_y, (size_t)OUT, 1.0) <= 1e-4, "dense %dx%d forward vs ref", IN,

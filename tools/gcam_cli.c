@@ -1,7 +1,7 @@
 /* gcam_cli.c: the native command-line tool.
  *
  *   gcam explain [--weights W] --image I [--class N | --top-k K] [--score logit|softmax]
- *                [--overlay OUT.png] [--heatmap OUT.png] [--json] [--backend portable|xnnpack]
+ *                [--overlay OUT.png] [--heatmap OUT.png] [--json] [--backend auto|portable|xnnpack]
  *                [--threads N]
  *   gcam info [--weights W]
  *
@@ -52,7 +52,7 @@ static void print_help(void) {
       "usage:\n"
       "  gcam explain [--weights W] --image I [--class N | --top-k K]\n"
       "               [--score logit|softmax] [--overlay OUT.png] [--heatmap OUT.png]\n"
-      "               [--json] [--backend portable|xnnpack] [--threads N]\n"
+      "               [--json] [--backend auto|portable|xnnpack] [--threads N]\n"
       "  gcam info [--weights W]\n\n"
       "  --weights W    a gcam weights file (weights/convert.py makes one from Keras .h5 or\n"
       "                 torchvision .pth); default: the built-in small Fashion-MNIST VGG\n"
@@ -81,7 +81,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
   a->class_index = -1;
   a->top_k = 0;
   a->score = GCAM_SCORE_LOGIT;
-  a->backend = GCAM_BACKEND_PORTABLE;
+  a->backend = GCAM_BACKEND_AUTO;
   a->threads = gcam_pthreadpool_online_cpus();
   if (argc < 2) return usage_error("%s", "missing command: explain or info");
   a->command = argv[1];
@@ -110,9 +110,10 @@ static int parse_args(int argc, char **argv, cli_args *a) {
       else if (!strcmp(val, "softmax")) a->score = GCAM_SCORE_SOFTMAX;
       else return usage_error("--score is logit or softmax, not '%s'", val);
     } else if (!strcmp(opt, "--backend")) {
-      if (!strcmp(val, "portable")) a->backend = GCAM_BACKEND_PORTABLE;
+      if (!strcmp(val, "auto")) a->backend = GCAM_BACKEND_AUTO;
+      else if (!strcmp(val, "portable")) a->backend = GCAM_BACKEND_PORTABLE;
       else if (!strcmp(val, "xnnpack")) a->backend = GCAM_BACKEND_XNNPACK;
-      else return usage_error("--backend is portable or xnnpack, not '%s'", val);
+      else return usage_error("--backend is auto, portable or xnnpack, not '%s'", val);
     } else if (!strcmp(opt, "--threads")) {
       if (!parse_int(val, 1, 1024, &a->threads))
         return usage_error("--threads takes a whole number from 1 to 1024, not '%s'", val);
@@ -159,10 +160,12 @@ static gcam_status read_file(const char *path, unsigned char **data, size_t *siz
   return GCAM_STATUS_OK;
 }
 
-/* Call only after no_model() said there is one to load. */
+/* Call only after no_model() said there is one to load. The library's XNNPACK backend runs on
+ * one thread, so `auto` with several threads asks for our kernels, which use them all. */
 static gcam_status load_model(const cli_args *a, gcam_model **model) {
   gcam_model_params mp = gcam_model_default_params();
-  mp.backend = a->backend;
+  mp.backend = a->backend == GCAM_BACKEND_AUTO && a->threads > 1 ? GCAM_BACKEND_PORTABLE
+                                                                 : a->backend;
   if (a->weights) return gcam_model_load_from_file(a->weights, &mp, model);
   size_t size;
   const unsigned char *bytes = gcam_default_model(&size);
@@ -201,6 +204,13 @@ static int cmd_info(const cli_args *a) {
   printf("preprocess %s, %zu bytes of weights, sha256 %s\n",
          info.preprocess == GCAM_PREPROCESS_CAFFE ? "caffe (BGR - mean)" : "torch (RGB, mean/std)",
          info.weight_bytes, info.sha256);
+  if (info.backend == GCAM_BACKEND_XNNPACK)
+    printf("backend xnnpack (Debian's XNNPACK for the convolutions, one thread)%s\n",
+           a->backend == GCAM_BACKEND_AUTO ? ", chosen by --backend auto" : "");
+  else
+    printf("backend portable (our kernels, Winograd tile %d, %d thread%s)%s\n",
+           info.winograd_tile, a->threads, a->threads > 1 ? "s" : "",
+           a->backend == GCAM_BACKEND_AUTO ? ", chosen by --backend auto" : "");
   gcam_model_free(model);
   return 0;
 }

@@ -90,7 +90,7 @@ static void gcam__conv3x3_direct_task(void *context, int32_t task) {
     for (size_t p0 = g0 * MR; p0 < P && p0 < g1 * MR; p0 += MR) {
       const size_t mr = P - p0 < MR ? P - p0 : MR;
       gcam__conv3x3_indirection(a, j->in, j->zero, j->H, j->W, j->C, p0, mr);
-      gcam_f32_igemm_relu_ukernel_4x8__vec(mr, nc, (size_t)j->C, 9, a, w,
+      gcam__f32_igemm_relu_ukernel_4x8__vec(mr, nc, (size_t)j->C, 9, a, w,
                                            j->out + p0 * j->OC + oc0, (size_t)j->OC);
     }
   }
@@ -117,13 +117,13 @@ void gcam__conv3x3_direct_forward(float *out, const float *in, const float *pack
 
 /* ---- ops.h ------------------------------------------------------------------------------ */
 
-size_t gcam_conv3x3_packed_floats(int32_t C, int32_t OC) {
+size_t gcam__conv3x3_packed_floats(int32_t C, int32_t OC) {
   const int m = gcam__conv3x3_path(C, OC);
   return m ? gcam__conv3x3_wino_packed_floats(m, C, OC)
            : gcam__conv3x3_direct_packed_floats(C, OC);
 }
 
-void gcam_conv3x3_pack(float *packed, const float *w_hwio, const float *bias, int32_t C,
+void gcam__conv3x3_pack(float *packed, const float *w_hwio, const float *bias, int32_t C,
                        int32_t OC) {
   const int m = gcam__conv3x3_path(C, OC);
   if (m)
@@ -139,7 +139,7 @@ size_t gcam__conv3x3_scratch_floats_pool(int32_t H, int32_t W, int32_t C, int32_
            : gcam__conv3x3_direct_scratch_floats(H, W, C, OC);
 }
 
-size_t gcam_conv3x3_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC) {
+size_t gcam__conv3x3_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC) {
   return gcam__conv3x3_scratch_floats_pool(H, W, C, OC, 1);
 }
 
@@ -153,7 +153,7 @@ void gcam__conv3x3_relu_forward_pool(float *out, const float *in, const float *p
     gcam__conv3x3_direct_forward_pool(out, in, packed, H, W, C, OC, scratch, 0, pool);
 }
 
-void gcam_conv3x3_relu_forward(float *out, const float *in, const float *packed, int32_t H,
+void gcam__conv3x3_relu_forward(float *out, const float *in, const float *packed, int32_t H,
                                int32_t W, int32_t C, int32_t OC, float *scratch) {
   gcam__conv3x3_relu_forward_pool(out, in, packed, H, W, C, OC, scratch, NULL);
 }

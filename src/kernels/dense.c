@@ -140,12 +140,12 @@ void gcam__dense_backward_input_pool(float *d_in, const float *d_out, const floa
   gcam__parallel_for(pool, gcam__dense_backward_task, &j, j.n_tasks);
 }
 
-void gcam_dense_forward(float *out, const float *in, const float *w, const float *bias,
+void gcam__dense_forward(float *out, const float *in, const float *w, const float *bias,
                         int32_t IN, int32_t OUT, int relu) {
   gcam__dense_forward_pool(out, in, w, bias, IN, OUT, relu, NULL);
 }
 
-void gcam_dense_backward_input(float *d_in, const float *d_out, const float *w, int32_t IN,
+void gcam__dense_backward_input(float *d_in, const float *d_out, const float *w, int32_t IN,
                                int32_t OUT) {
   gcam__dense_backward_input_pool(d_in, d_out, w, IN, OUT, NULL);
 }

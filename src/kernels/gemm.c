@@ -95,13 +95,13 @@ static inline __attribute__((always_inline)) void gcam__igemm_4x8_vec(
   }
 }
 
-void gcam_f32_igemm_relu_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
+void gcam__f32_igemm_relu_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
                                           const float *const *a, const float *w, float *c,
                                           size_t cm_stride) {
   gcam__igemm_4x8_vec(mr, nc, kc, ks, a, w, c, cm_stride, 1);
 }
 
-void gcam_f32_igemm_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
+void gcam__f32_igemm_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
                                      const float *const *a, const float *w, float *c,
                                      size_t cm_stride) {
   gcam__igemm_4x8_vec(mr, nc, kc, ks, a, w, c, cm_stride, 0);
@@ -133,13 +133,13 @@ static void gcam__igemm_4x8_scalar(size_t mr, size_t nc, size_t kc, size_t ks,
   }
 }
 
-void gcam_f32_igemm_relu_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
+void gcam__f32_igemm_relu_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                              const float *const *a, const float *w, float *c,
                                              size_t cm_stride) {
   gcam__igemm_4x8_scalar(mr, nc, kc, ks, a, w, c, cm_stride, 1);
 }
 
-void gcam_f32_igemm_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
+void gcam__f32_igemm_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                         const float *const *a, const float *w, float *c,
                                         size_t cm_stride) {
   gcam__igemm_4x8_scalar(mr, nc, kc, ks, a, w, c, cm_stride, 0);

@@ -20,7 +20,7 @@ static inline void gcam__pool4(float *out, int32_t *argmax, const float *in, int
   if (argmax) memcpy(argmax, &idx, sizeof idx);
 }
 
-void gcam_maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int32_t H,
+void gcam__maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int32_t H,
                              int32_t W, int32_t C) {
   const int32_t OH = H / 2, OW = W / 2, dx = C, dy = W * C;
   for (int32_t y = 0; y < OH; y++)
@@ -47,7 +47,7 @@ void gcam_maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int32
     }
 }
 
-void gcam_maxpool2x2_backward(float *d_in, const float *d_out, const int32_t *argmax, int32_t H,
+void gcam__maxpool2x2_backward(float *d_in, const float *d_out, const int32_t *argmax, int32_t H,
                               int32_t W, int32_t C) {
   const size_t n_in = (size_t)H * W * C, n_out = (size_t)(H / 2) * (W / 2) * C;
   memset(d_in, 0, n_in * sizeof *d_in);

@@ -2,7 +2,7 @@
  * accumulating in double. They are the tests' oracle and the ops' documentation. */
 #include "ops.h"
 
-void gcam_conv3x3_relu_forward_ref(float *out, const float *in, const float *w_hwio,
+void gcam__conv3x3_relu_forward_ref(float *out, const float *in, const float *w_hwio,
                                    const float *bias, int32_t H, int32_t W, int32_t C,
                                    int32_t OC) {
   for (int32_t y = 0; y < H; y++)
@@ -21,7 +21,7 @@ void gcam_conv3x3_relu_forward_ref(float *out, const float *in, const float *w_h
       }
 }
 
-void gcam_maxpool2x2_forward_ref(float *out, int32_t *argmax, const float *in, int32_t H,
+void gcam__maxpool2x2_forward_ref(float *out, int32_t *argmax, const float *in, int32_t H,
                                  int32_t W, int32_t C) {
   int32_t OH = H / 2, OW = W / 2;
   for (int32_t y = 0; y < OH; y++)
@@ -45,7 +45,7 @@ void gcam_maxpool2x2_forward_ref(float *out, int32_t *argmax, const float *in, i
       }
 }
 
-void gcam_dense_forward_ref(float *out, const float *in, const float *w, const float *bias,
+void gcam__dense_forward_ref(float *out, const float *in, const float *w, const float *bias,
                             int32_t IN, int32_t OUT, int relu) {
   for (int32_t o = 0; o < OUT; o++) {
     double acc = bias[o];
@@ -54,7 +54,7 @@ void gcam_dense_forward_ref(float *out, const float *in, const float *w, const f
   }
 }
 
-void gcam_dense_backward_input_ref(float *d_in, const float *d_out, const float *w, int32_t IN,
+void gcam__dense_backward_input_ref(float *d_in, const float *d_out, const float *w, int32_t IN,
                                    int32_t OUT) {
   for (int32_t i = 0; i < IN; i++) {
     double acc = 0.0;

@@ -280,7 +280,7 @@ static void gcam__wino_gemm_block(const gcam__wino_geom *g, float *M, const floa
       const size_t mr = tb - r0 < MR ? tb - r0 : MR;
       const float *ap[MR];
       for (size_t k = 0; k < MR; k++) ap[k] = vx + (r0 + (k < mr ? k : mr - 1)) * g->C;
-      gcam_f32_igemm_ukernel_4x8__vec(mr, nc, (size_t)g->C, 1, ap, w, mx + r0 * g->OC + oc0,
+      gcam__f32_igemm_ukernel_4x8__vec(mr, nc, (size_t)g->C, 1, ap, w, mx + r0 * g->OC + oc0,
                                       (size_t)g->OC);
     }
   }
