@@ -189,6 +189,8 @@ test('demo: the panels are the library\'s maps; the common scale makes a weak cl
   assert.ok(weak.rawMax < top, `the weakest class's peak ${weak.rawMax} is below the top ${top}`);
   assert.notEqual(Buffer.compare(Buffer.from(common.data), Buffer.from(own.data)), 0, 'the map changed');
   assert.match(await page.textContent('#legend'), /One scale for the five best guesses/);
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.locator('#result-panel').screenshot({ path: path.join(ARTIFACTS, 'demo-common-scale.png') });
   assert.equal(await page.$$eval('#top5 tbody td.peak', (tds) => tds.filter((td) => td.textContent).length), 5,
     'the table shows every guess\'s peak');
   await page.close();
@@ -225,4 +227,66 @@ test('demo: every control has a label and the keyboard reaches it', { timeout: 1
   // no camera is asked for until the visitor presses the button
   assert.equal(await page.evaluate(() => document.getElementById('camera').hidden), true);
   await page.close();
+});
+
+test('demo: paste a picture, download the overlay as PNG', { timeout: 120e3 }, async () => {
+  const page = await browserContext.newPage();
+  await page.goto(`${origin}/web/demo/`);
+  assert.equal(await waitState(page, ['done', 'error']), 'done');
+  // Ctrl+V: a paste event whose clipboard holds a PNG file
+  const second = SAMPLES[1];
+  const b64 = fs.readFileSync(path.join(ROOT, 'web/demo/samples', second.file)).toString('base64');
+  await page.evaluate((b64) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'clip.png', { type: 'image/png' }));
+    document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, b64);
+  await page.waitForFunction(() => window.gcamDemo.imageName === 'pasted picture' && document.body.dataset.state === 'done');
+  const img = await ex.decodeImage(fs.readFileSync(path.join(ROOT, 'web/demo/samples', second.file)));
+  const want = await ex.overlay(img, (await ex.explain(img)).explanations[0], { alpha: 0.4 });
+  assert.equal(Buffer.compare(Buffer.from((await pixels(page, 'overlay')).data), Buffer.from(want.data)), 0,
+    'the pasted picture is explained');
+  // the download is a PNG of the overlay, at the picture's size, with the same pixels
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+  assert.match(download.suggestedFilename(), /^pasted-picture-heatmap-.+\.png$/);
+  const png = fs.readFileSync(await download.path());
+  const decoded = await ex.decodeImage(png);
+  assert.equal(decoded.width, img.width);
+  assert.equal(decoded.height, img.height);
+  assert.equal(Buffer.compare(Buffer.from(decoded.data), Buffer.from(want.data)), 0, 'the PNG holds the overlay');
+  await page.close();
+});
+
+test('demo: the camera is opened only on request, and its photo is explained', { timeout: 120e3 }, async () => {
+  // Chromium's fake camera (a test pattern) and fake permission prompt, in their own profile
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcam-chromium-'));
+  const cam = await chromium.launchPersistentContext(dir, {
+    executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 390, height: 844 },
+    args: [...ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+  });
+  try {
+    await cam.grantPermissions(['camera'], { origin });
+    await cam.addInitScript(() => {
+      window.__cameraAsks = 0;
+      const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+      navigator.mediaDevices.getUserMedia = (c) => { window.__cameraAsks++; return real(c); };
+    });
+    const page = await cam.newPage();
+    await page.goto(`${origin}/web/demo/`);
+    assert.equal(await waitState(page, ['done', 'error']), 'done');
+    assert.equal(await page.evaluate(() => window.__cameraAsks), 0, 'no camera before the visitor asks');
+    await page.click('#camera-button');
+    await page.waitForFunction(() => document.getElementById('camera-video').videoWidth > 0);
+    assert.equal(await page.evaluate(() => window.__cameraAsks), 1);
+    await page.click('#camera-snap');
+    await page.waitForFunction(() => window.gcamDemo.imageName === 'camera photo' && document.body.dataset.state === 'done');
+    const size = await page.evaluate(() => [window.gcamDemo.image.width, window.gcamDemo.image.height]);
+    const canvas = await pixels(page, 'overlay');
+    assert.deepEqual([canvas.width, canvas.height], size, 'the photo is explained at its own size');
+    assert.equal(await page.evaluate(() => document.getElementById('camera').hidden), true, 'the camera is closed again');
+    await page.close();
+  } finally {
+    await cam.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
