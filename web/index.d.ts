@@ -7,12 +7,22 @@ export interface ImageDataLike {
   readonly height: number;
 }
 
-/** What `overlay` and `decodeImage` return: an ImageData in browsers, the same shape in Node. */
-export interface ImageDataResult {
+/** What `overlay` and `decodeImage` return in Node (no DOM): an ImageData's shape. */
+export interface PlainImageData {
   readonly data: Uint8ClampedArray;
   readonly width: number;
   readonly height: number;
+  readonly colorSpace: 'srgb';
 }
+
+/**
+ * What `overlay` and `decodeImage` return: a real `ImageData` in browsers and workers (so
+ * `ctx.putImageData(await explainer.overlay(...), 0, 0)` type-checks), `PlainImageData` in Node.
+ * The type follows the program's libraries: `ImageData` when `lib` has "dom" or "webworker"
+ * (then a Node run still gets the plain object, which has the same fields), else PlainImageData.
+ */
+export type ImageDataResult =
+  typeof globalThis extends { ImageData: { prototype: infer T } } ? T : PlainImageData;
 
 export interface Progress {
   /** bytes of the weights file read so far */
@@ -70,8 +80,8 @@ export interface Explanation {
 }
 
 export interface ExplainOptions {
-  /** the class(es) to explain; default: the top prediction */
-  classIndex?: number | number[];
+  /** the class(es) to explain; default (or null): the top prediction */
+  classIndex?: number | number[] | null;
   /** how many predictions to return; default 5 (or the number of classes if fewer) */
   topK?: number;
   /** differentiate the logit (default, Grad-CAM paper) or the softmax probability (Keras) */
@@ -146,11 +156,27 @@ export function createExplainer(options: ExplainerOptions): Promise<Explainer>;
 /** true when this JS engine runs WebAssembly SIMD (the SIMD build is then used). */
 export function simdSupported(): boolean;
 
+/** The C library's status names (include/gcam.h), which every GcamError's `code` is. */
+export type GcamStatusName =
+  | 'GCAM_STATUS_INVALID_ARGUMENT'
+  | 'GCAM_STATUS_OUT_OF_MEMORY'
+  | 'GCAM_STATUS_BAD_FILE'
+  | 'GCAM_STATUS_UNSUPPORTED_VERSION'
+  | 'GCAM_STATUS_TRUNCATED'
+  | 'GCAM_STATUS_CORRUPT'
+  | 'GCAM_STATUS_BAD_CONFIG'
+  | 'GCAM_STATUS_IMAGE_DECODE'
+  | 'GCAM_STATUS_IMAGE_TOO_LARGE'
+  | 'GCAM_STATUS_UNSUPPORTED_FORMAT'
+  | 'GCAM_STATUS_IO'
+  | 'GCAM_STATUS_BACKEND'
+  | 'GCAM_STATUS_BAD_STATE';
+
 /** Every error the package throws. `code` is the C status name ("GCAM_STATUS_CORRUPT") for
  * failures inside the library, with the library's message. */
 export class GcamError extends Error {
-  constructor(code: string, message: string);
-  code: string;
+  constructor(code: GcamStatusName | (string & {}), message: string);
+  code: GcamStatusName | (string & {});
 }
 /** A wrong argument, caught in JS before any WebAssembly call. code: GCAM_STATUS_INVALID_ARGUMENT */
 export class GcamArgumentError extends GcamError {

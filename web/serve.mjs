@@ -31,6 +31,7 @@ const MIME = {
   '.txt': 'text/plain; charset=utf-8',
   '.md': 'text/plain; charset=utf-8',
   '.gcam': 'application/octet-stream',
+  '.webmanifest': 'application/manifest+json',
 };
 
 const DEFAULT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -77,7 +78,10 @@ export function serve({ root = DEFAULT_ROOT, port = 8080, host = '127.0.0.1', lo
     });
     function sendFile(f, st) {
       const type = MIME[path.extname(f).toLowerCase()] || 'application/octet-stream';
-      res.writeHead(200, { 'content-type': type, 'content-length': st.size, 'cache-control': 'no-cache' });
+      const headers = { 'content-type': type, 'content-length': st.size, 'cache-control': 'no-cache' };
+      // the demo's service worker may serve all of web/ (its worker and wasm live there)
+      if (rel.endsWith('/demo/sw.js')) headers['service-worker-allowed'] = rel.slice(0, -'demo/sw.js'.length);
+      res.writeHead(200, headers);
       if (req.method === 'HEAD') return res.end();
       fs.createReadStream(f).pipe(res);
       if (log) console.log(`${req.method} ${req.url}`);

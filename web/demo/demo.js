@@ -1,38 +1,66 @@
-// demo.js: the demo page. Loads weights (URL or local file, cached by SHA-256 with the Cache
-// API), decodes the picked image, explains it in the worker and blends the heatmap over it.
+// demo.js: the demo page. Loads weights (the built-in model, a URL or a local file, kept with
+// the Cache API under their SHA-256), takes a picture (file, drop, paste, camera, sample),
+// explains it in the worker and draws the four panels of a Grad-CAM figure: the picture, the
+// map at the last conv layer's own size, the map resized to the picture, and the blend.
 // The page's state is mirrored in <body data-state> (idle, loading, ready, explaining, done,
-// error) for the browser test.
+// error) for the browser tests; sw.js makes the page work offline after one visit.
 import { createExplainer } from '../index.js';
 
 // The project's small model; until it is trained, the core's test model.
 const DEFAULT_WEIGHTS = ['../../weights/small/fashion_vgg.gcam', '../../tests/fixtures/vgg_small/model.gcam'];
 const CACHE_NAME = 'gradcam-wasm-weights-v1';
 const SOURCES_KEY = 'gradcam-wasm:sources'; // localStorage: weights source -> SHA-256
+const TOP_K = 5;
+const RAW_MAP_SIDE = 448; // the raw map's canvas: blocks of whole pixels, about this long
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   url: $('weights-url'), form: $('weights-form'), weightsFile: $('weights-file'),
-  progress: $('weights-progress'), weightsStatus: $('weights-status'),
+  progress: $('weights-progress'), weightsStatus: $('weights-status'), classes: $('classes'),
+  modelCard: $('model-card'), otherWeights: $('other-weights'),
   drop: $('drop-zone'), imageFile: $('image-file'), samples: $('samples'), sampleList: $('sample-list'),
+  imageStatus: $('image-status'), pasteButton: $('paste-button'), cameraButton: $('camera-button'),
+  camera: $('camera'), cameraVideo: $('camera-video'), cameraSnap: $('camera-snap'), cameraCancel: $('camera-cancel'),
   classPicker: $('class-picker'), scorePicker: $('score-picker'), alpha: $('alpha'), alphaValue: $('alpha-value'),
-  explainStatus: $('explain-status'), canvas: $('overlay'), top5: document.querySelector('#top5 tbody'),
+  commonScale: $('common-scale'), download: $('download'),
+  explainStatus: $('explain-status'), answer: $('answer'), meaning: $('meaning'),
+  panels: $('panels'), imageCanvas: $('image-canvas'), rawMap: $('raw-map'), heatmap: $('heatmap'),
+  canvas: $('overlay'), sizeImage: $('size-image'), sizeRaw: $('size-raw'),
+  legendBar: $('legend-bar'), legendMid: $('legend-mid'), legendMax: $('legend-max'), legendScale: $('legend-scale'),
+  top5Table: $('top5'), top5: document.querySelector('#top5 tbody'),
+  offlineStatus: $('offline-status'), clearCache: $('clear-cache'),
 };
 
-const demo = { explainer: null, image: null, result: null, explanation: null, generation: 0 };
-window.gcamDemo = demo; // for the browser test and the curious
+const demo = {
+  explainer: null, image: null, imageName: '', result: null, explanation: null, shown: null,
+  peaks: null, generation: 0, source: null,
+};
+window.gcamDemo = demo; // for the browser tests and the curious
 
 function setState(s) {
   document.body.dataset.state = s;
 }
 
-function status(el, text, isError = false) {
+/** A status line: plain words, and optionally the technical part folded in a <details>. */
+function status(el, text, { error = false, more = '' } = {}) {
   el.textContent = text;
-  el.classList.toggle('error', isError);
+  el.classList.toggle('error', error);
+  if (more) {
+    const d = document.createElement('details');
+    d.className = 'more';
+    const s = document.createElement('summary');
+    s.textContent = 'details';
+    d.append(s, document.createTextNode(more));
+    el.append(' ', d);
+  }
 }
 
 function mb(n) {
   return `${(n / 1e6).toFixed(1)} MB`;
 }
+
+const pct = (p) => `${(100 * p).toFixed(p >= 0.9995 || p < 0.0005 ? 0 : 1)} %`;
+const quoted = (s) => `“${s}”`;
 
 // ---- weights ------------------------------------------------------------------------------
 
@@ -44,10 +72,15 @@ function knownSources() {
   }
 }
 
-function rememberSource(source, sha) {
-  const all = knownSources();
-  all[source] = sha;
+function saveSources(all) {
   try { localStorage.setItem(SOURCES_KEY, JSON.stringify(all)); } catch { /* storage full: no cache */ }
+}
+
+function rememberSource(source, sha) {
+  // only the last weights are kept: forget the sources of any other file
+  const all = Object.fromEntries(Object.entries(knownSources()).filter(([, s]) => s === sha));
+  all[source] = sha;
+  saveSources(all);
 }
 
 const cacheKey = (sha) => new URL(`gcam-weights/${sha}`, location.href).href;
@@ -65,10 +98,18 @@ async function cachedWeights(source) {
   return hit ? { response: hit, sha } : null;
 }
 
-async function loadWeights(source, what) {
+/** What to call a weights source on the page. */
+function nameOf(source) {
+  if (typeof source !== 'string') return source.name;
+  return DEFAULT_WEIGHTS.includes(source) ? 'the built-in network' : source;
+}
+
+async function loadWeights(source) {
+  const what = nameOf(source);
   demo.generation++;
   if (demo.explainer) demo.explainer.dispose();
   demo.explainer = null;
+  demo.source = source;
   setState('loading');
   ui.classPicker.disabled = true;
   ui.progress.hidden = false;
@@ -114,21 +155,29 @@ async function loadWeights(source, what) {
     }
     const explainer = await createExplainer({ weights, onProgress });
     demo.explainer = explainer;
-    const sha = explainer.info.sha256;
+    const { info } = explainer;
+    const sha = info.sha256;
     await fileInCache(cache, pending, source, sha);
     rememberSource(key, sha);
+    await keepOnlyWeights(sha);
     ui.progress.hidden = true;
-    status(ui.weightsStatus,
-      `Loaded ${what}${fromCache ? ' from the offline cache' : ''}: ${explainer.info.nClasses} classes, ` +
-      `input ${explainer.info.inputWidth}×${explainer.info.inputHeight}, ` +
-      `${explainer.info.simd ? 'WebAssembly SIMD' : 'WebAssembly (no SIMD)'}, SHA-256 ${sha.slice(0, 12)}…`);
+    status(ui.weightsStatus, `Loaded ${what}${fromCache ? ' from the offline cache' : ''}.`, {
+      more: `SHA-256 ${sha.slice(0, 12)}…, ${info.nClasses} classes, input ${info.inputWidth}×${info.inputHeight}, ` +
+            `map ${info.camWidth}×${info.camHeight}, ${mb(info.weightBytes)} of weights, ` +
+            `${info.simd ? 'WebAssembly SIMD' : 'WebAssembly (no SIMD)'}, ${threadsText(info)}`,
+    });
+    ui.modelCard.hidden = !DEFAULT_WEIGHTS.includes(source);
+    describeClasses(explainer);
     fillClassPicker(explainer);
+    drawLegend(explainer);
+    showOffline();
     setState('ready');
     if (demo.image) await explainCurrent();
   } catch (e) {
     ui.progress.hidden = true;
     await dropPending(cache, pending);
-    status(ui.weightsStatus, weightsMessage(e, what), true);
+    const [text, more] = weightsMessage(e, what);
+    status(ui.weightsStatus, text, { error: true, more });
     setState('error');
   }
 }
@@ -150,6 +199,14 @@ async function fileInCache(cache, pending, source, sha) {
   }
 }
 
+/** The last weights are the only ones kept offline (a VGG16 is 553 MB). */
+async function keepOnlyWeights(sha) {
+  const cache = await openCache();
+  if (!cache) return;
+  for (const req of await cache.keys().catch(() => []))
+    if (req.url !== cacheKey(sha)) await cache.delete(req);
+}
+
 async function dropPending(cache, pending) {
   if (!cache) return;
   await pending;
@@ -158,26 +215,56 @@ async function dropPending(cache, pending) {
   }
 }
 
+/** [plain words, technical details] for a failed load. */
 function weightsMessage(e, what) {
   const code = e && e.code;
   if (code === 'GCAM_STATUS_IO' || /HTTP 404/.test(e.message))
-    return `The weights file ${what} is missing (${e.message}). Check the URL or pick a local .gcam file.`;
+    return [`The network file ${what} is missing. Check the address, or choose a .gcam file on this device.`,
+            `(${e.message})`];
   if (code && code.startsWith('GCAM_STATUS_'))
-    return `The weights file ${what} is not valid: ${e.message} (${code}).`;
-  return `Could not load the weights ${what}: ${e.message}`;
+    return [`The file ${what} is not valid network weights for this page.`, `(${code}: ${e.message})`];
+  return [`Could not load ${what}.`, `(${e.message})`];
 }
 
-function fillClassPicker(explainer) {
-  ui.classPicker.textContent = '';
-  const auto = new Option('top prediction', '');
-  ui.classPicker.add(auto);
-  for (let c = 0; c < explainer.info.nClasses; c++) ui.classPicker.add(new Option(labelOf(c), String(c)));
-  ui.classPicker.disabled = false;
+function threadsText(info) {
+  const n = info.threads || 1;
+  return `${n} thread${n === 1 ? '' : 's'}`;
 }
 
 function labelOf(c) {
   const label = demo.explainer && demo.explainer.labels[c];
-  return label ? `${c}: ${label}` : `class ${c}`;
+  return label || `class ${c}`;
+}
+
+/** What the loaded network knows: its class list, in words. */
+function describeClasses(explainer) {
+  const n = explainer.info.nClasses;
+  ui.classes.textContent = '';
+  if (n <= 20) {
+    const names = Array.from({ length: n }, (_, c) => labelOf(c));
+    ui.classes.textContent = `This network knows only these ${n} classes: ${names.join(', ')}. ` +
+      'Whatever picture it is shown, it answers with one of them' +
+      (DEFAULT_WEIGHTS.includes(demo.source) ? ', so a house or a face still gets a clothing name.' : '.');
+    if (!explainer.labels.length) ui.classes.textContent = `This network knows ${n} classes (its file names none of them). ` +
+      'Whatever picture it is shown, it answers with one of them.';
+    return;
+  }
+  // a long list (VGG16's 1000 ImageNet classes): folded
+  ui.classes.append(`This network knows ${n} classes; whatever picture it is shown, it answers with one of them. `);
+  const d = document.createElement('details');
+  const s = document.createElement('summary');
+  s.textContent = `Show the ${n} classes`;
+  const list = document.createElement('p');
+  list.textContent = Array.from({ length: n }, (_, c) => labelOf(c)).join(', ');
+  d.append(s, list);
+  ui.classes.append(d);
+}
+
+function fillClassPicker(explainer) {
+  ui.classPicker.textContent = '';
+  ui.classPicker.add(new Option('its best guess', ''));
+  for (let c = 0; c < explainer.info.nClasses; c++) ui.classPicker.add(new Option(`${c}: ${labelOf(c)}`, String(c)));
+  ui.classPicker.disabled = false;
 }
 
 // ---- images -------------------------------------------------------------------------------
@@ -197,18 +284,28 @@ async function decode(blob) {
 }
 
 async function useImage(blob, name) {
-  status(ui.explainStatus, `Decoding ${name}…`);
+  status(ui.imageStatus, `Reading ${name}…`);
+  let image;
   try {
-    demo.image = await decode(blob);
-    demo.imageName = name;
+    image = await decode(blob);
   } catch (e) {
-    status(ui.explainStatus, `Cannot read ${name} as an image: ${e.message}`, true);
+    status(ui.imageStatus, `${name} cannot be read as a picture.`, { error: true, more: `(${e.message})` });
     setState('error');
     return;
   }
+  await useImageData(image, name);
+}
+
+async function useImageData(image, name) {
+  demo.image = image;
+  demo.imageName = name;
+  status(ui.imageStatus, '');
+  for (const b of ui.sampleList.querySelectorAll('button'))
+    b.setAttribute('aria-pressed', String(b.dataset.name === name));
+  drawPicture(image);
   ui.classPicker.value = '';
   if (demo.explainer) await explainCurrent();
-  else status(ui.explainStatus, `${name} is ready: load weights to explain it.`);
+  else status(ui.imageStatus, `${name} is ready: load a network to explain it.`);
 }
 
 // ---- explaining ---------------------------------------------------------------------------
@@ -219,26 +316,122 @@ async function explainCurrent() {
   const generation = ++demo.generation;
   setState('explaining');
   const classIndex = ui.classPicker.value === '' ? undefined : Number(ui.classPicker.value);
-  status(ui.explainStatus, `Explaining ${demo.imageName}…`);
+  const score = ui.scorePicker.value;
+  status(ui.explainStatus, `Looking at ${demo.imageName}…`);
   try {
     const t0 = performance.now();
-    const result = await explainer.explain(image, { classIndex, topK: Math.min(5, explainer.info.nClasses),
-                                                     score: ui.scorePicker.value });
+    const topK = Math.min(TOP_K, explainer.info.nClasses);
+    const result = await explainer.explain(image, { classIndex, topK, score });
     if (generation !== demo.generation) return;
+    const explanation = result.explanations[0];
+    // the peaks of the top classes' maps, for the common scale (the forward is reused)
+    let peaks = null;
+    if (ui.commonScale.checked) {
+      const classes = [...new Set([...result.predictions.map((p) => p.index), explanation.classIndex])];
+      const all = await explainer.explain(image, { classIndex: classes, topK, score });
+      if (generation !== demo.generation) return;
+      peaks = new Map(all.explanations.map((e) => [e.classIndex, e.rawMax]));
+    }
     demo.result = result;
-    demo.explanation = result.explanations[0];
-    showTop5(result);
-    await drawOverlay();
+    demo.explanation = explanation;
+    demo.peaks = peaks;
+    demo.shown = scaled(explanation, peaks);
+    showTop5(result, peaks);
+    await drawMaps();
     if (generation !== demo.generation) return;
     const ms = (performance.now() - t0).toFixed(0);
-    status(ui.explainStatus,
-      `${labelOf(demo.explanation.classIndex)}: ${ms} ms ` +
-      (result.forwardReused ? '(forward pass reused: only the backward ran)' : '(forward + backward)'));
+    showAnswer(result, explanation);
+    const path = result.forwardReused ? 'forward pass reused: only the backward ran'
+                                      : 'forward + backward';
+    status(ui.explainStatus, `Done in ${ms} ms.`, {
+      more: `${path}; forward ${result.timings.forwardMs.toFixed(0)} ms, Grad-CAM ${result.timings.explainMs.toFixed(0)} ms; ` +
+            `${threadsText(explainer.info)}, ${explainer.info.simd ? 'SIMD' : 'no SIMD'}; ` +
+            `memory in use: ${memoryText(explainer.info, result)}; map peak ${explanation.rawMax.toPrecision(4)}`,
+    });
+    ui.download.disabled = false;
     setState('done');
   } catch (e) {
-    status(ui.explainStatus, `Explanation failed: ${e.message}${e.code ? ` (${e.code})` : ''}`, true);
+    status(ui.explainStatus, 'The explanation failed.', { error: true, more: `(${e.message}${e.code ? `, ${e.code}` : ''})` });
     setState('error');
   }
+}
+
+/** The wasm memory when the engine reports it, else what the weights take. */
+function memoryText(info, result) {
+  const bytes = result.memoryBytes ?? info.memoryBytes;
+  if (typeof bytes === 'number') return mb(bytes);
+  return `${mb(info.weightBytes)} of weights (the engine does not report the rest)`;
+}
+
+/** The explanation as drawn: its own scale (each map divided by its max, the recipe), or
+ * one scale for the top classes (divided by the largest of their maxima). */
+function scaled(explanation, peaks) {
+  if (!peaks) return explanation;
+  const top = Math.max(...peaks.values());
+  const factor = top > 0 ? explanation.rawMax / top : 0;
+  const heatmap = explanation.heatmap.map((v) => v * factor);
+  return { ...explanation, heatmap };
+}
+
+function showAnswer(result, explanation) {
+  const best = result.predictions[0];
+  const c = explanation.classIndex;
+  const name = quoted(labelOf(c));
+  const p = result.predictions.find((q) => q.index === c);
+  let answer = `The network says: ${quoted(labelOf(best.index))} (${pct(best.probability)} sure).`;
+  if (c !== best.index) answer += ` Showing the map of ${name}${p ? ` (${pct(p.probability)})` : ''}.`;
+  ui.answer.textContent = answer;
+  ui.meaning.textContent =
+    `The heatmap shows which parts of the picture made the network think ${name}: the red parts ` +
+    `counted the most, the blue parts not at all. It shows what the network used, not where the object is ` +
+    `or whether the answer is right.`;
+}
+
+// ---- drawing ------------------------------------------------------------------------------
+
+function blackImage(width, height) {
+  const data = new Uint8ClampedArray(width * height * 4);
+  for (let i = 3; i < data.length; i += 4) data[i] = 255;
+  return new ImageData(data, width, height);
+}
+
+function put(canvas, imageData) {
+  canvas.width = imageData.width;
+  canvas.height = imageData.height;
+  canvas.getContext('2d').putImageData(imageData, 0, 0);
+}
+
+function drawPicture(image) {
+  put(ui.imageCanvas, image instanceof ImageData ? image : new ImageData(image.data, image.width, image.height));
+  // every panel at the picture's proportions: the map covers the whole picture
+  ui.panels.style.setProperty('--ar', `${image.width} / ${image.height}`);
+  ui.sizeImage.textContent = `(${image.width} × ${image.height})`;
+}
+
+/** The JET colours of the library (its overlay of the map on black, at full strength). */
+async function jet(explanation, width, height) {
+  return demo.explainer.overlay(blackImage(width, height), explanation, { alpha: 1, imageWeight: 0 });
+}
+
+/** The raw map at the layer's size, its blocks drawn as whole pixels; the map resized to the
+ * picture (bilinear, as the blend uses it); then the blend. */
+async function drawMaps() {
+  const { image, shown } = demo;
+  const raw = await jet(shown, shown.width, shown.height);
+  const cells = new OffscreenCanvas(shown.width, shown.height);
+  cells.getContext('2d').putImageData(raw, 0, 0);
+  const long = Math.max(image.width, image.height);
+  const bx = Math.max(1, Math.round((RAW_MAP_SIDE * image.width) / long / shown.width));
+  const by = Math.max(1, Math.round((RAW_MAP_SIDE * image.height) / long / shown.height));
+  ui.rawMap.width = shown.width * bx;
+  ui.rawMap.height = shown.height * by;
+  const ctx = ui.rawMap.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(cells, 0, 0, ui.rawMap.width, ui.rawMap.height);
+  ui.sizeRaw.textContent = `(${shown.width} × ${shown.height})`;
+  put(ui.heatmap, await jet(shown, image.width, image.height));
+  await drawOverlay();
+  showScale();
 }
 
 let drawing = null;
@@ -253,12 +446,9 @@ async function drawOverlay() {
   drawing = (async () => {
     do {
       drawAgain = false;
-      const { explainer, image, explanation } = demo;
-      if (!explainer || !image || !explanation) break;
-      const out = await explainer.overlay(image, explanation, { alpha: Number(ui.alpha.value) });
-      ui.canvas.width = out.width;
-      ui.canvas.height = out.height;
-      ui.canvas.getContext('2d').putImageData(out, 0, 0);
+      const { explainer, image, shown } = demo;
+      if (!explainer || !image || !shown) break;
+      put(ui.canvas, await explainer.overlay(image, shown, { alpha: Number(ui.alpha.value) }));
     } while (drawAgain);
   })();
   try {
@@ -268,31 +458,156 @@ async function drawOverlay() {
   }
 }
 
-function showTop5(result) {
+/** The legend's colours: a 0..1 ramp through the library's own colour map. */
+async function drawLegend(explainer) {
+  const n = 256;
+  const heatmap = new Float32Array(n).map((_, i) => i / (n - 1));
+  try {
+    put(ui.legendBar, await explainer.overlay(blackImage(n, 1), { heatmap, width: n, height: 1, rawMax: 1 },
+                                              { alpha: 1, imageWeight: 0 }));
+  } catch { /* the explainer was replaced meanwhile */ }
+}
+
+function showScale() {
+  const { explanation, peaks } = demo;
+  const fmt = (v) => (v === 0 ? '0' : v.toPrecision(3));
+  const name = quoted(labelOf(explanation.classIndex));
+  if (peaks) {
+    const top = Math.max(...peaks.values());
+    const which = [...peaks.entries()].find(([, v]) => v === top);
+    ui.legendMid.textContent = fmt(top / 2);
+    ui.legendMax.textContent = fmt(top);
+    ui.legendScale.textContent = `One scale for the five best guesses: red is the strongest spot among all their ` +
+      `maps (${fmt(top)}, in the map of ${quoted(labelOf(which[0]))}); the strongest spot for ${name} is ` +
+      `${fmt(explanation.rawMax)}.`;
+  } else {
+    ui.legendMid.textContent = fmt(explanation.rawMax / 2);
+    ui.legendMax.textContent = fmt(explanation.rawMax);
+    ui.legendScale.textContent = `Each class on its own scale: red is the strongest spot of the map of ${name} ` +
+      `(${fmt(explanation.rawMax)}), whatever its probability. Tick "Same scale for every class" to compare classes.`;
+  }
+}
+
+function showTop5(result, peaks) {
   ui.top5.textContent = '';
+  ui.top5Table.classList.toggle('with-peaks', !!peaks);
   result.predictions.forEach((p, i) => {
     const tr = document.createElement('tr');
     tr.dataset.index = String(p.index);
-    if (p.index === result.explanations[0].classIndex) tr.classList.add('selected');
-    for (const text of [String(i + 1), p.label ? `${p.index}: ${p.label}` : `class ${p.index}`,
-                        `${(100 * p.probability).toFixed(2)} %`]) {
+    const selected = p.index === result.explanations[0].classIndex;
+    if (selected) tr.classList.add('selected');
+    const cells = [String(i + 1), null, pct(p.probability),
+                   peaks && peaks.has(p.index) ? peaks.get(p.index).toPrecision(3) : ''];
+    cells.forEach((text, k) => {
       const td = document.createElement('td');
-      td.textContent = text;
+      if (k === 3) td.className = 'peak';
+      if (text === null) {
+        // a real button: reachable with the keyboard
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.textContent = labelOf(p.index);
+        b.setAttribute('aria-label', `show the map of ${labelOf(p.index)}`);
+        if (selected) b.setAttribute('aria-current', 'true');
+        b.addEventListener('click', (ev) => {
+          ev.stopPropagation();
+          choose(p.index);
+        });
+        td.append(b);
+      } else {
+        td.textContent = text;
+      }
       tr.append(td);
-    }
-    tr.addEventListener('click', () => {
-      ui.classPicker.value = String(p.index);
-      explainCurrent();
     });
+    tr.addEventListener('click', () => choose(p.index));
     ui.top5.append(tr);
   });
+}
+
+function choose(index) {
+  ui.classPicker.value = String(index);
+  explainCurrent();
+}
+
+async function download() {
+  const blob = await new Promise((resolve) => ui.canvas.toBlob(resolve, 'image/png'));
+  if (!blob) return;
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  const base = demo.imageName.replace(/\.[a-z0-9]+$/i, '').replace(/[^\w-]+/g, '-') || 'picture';
+  a.download = `${base}-heatmap-${labelOf(demo.explanation.classIndex).replace(/[^\w-]+/g, '-')}.png`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10e3);
+}
+
+// ---- paste and camera ---------------------------------------------------------------------
+
+function imageFromClipboard(items) {
+  for (const item of items || []) if (item.kind === 'file' && item.type.startsWith('image/')) return item.getAsFile();
+  return null;
+}
+
+async function pasteButton() {
+  if (!navigator.clipboard || !navigator.clipboard.read) {
+    status(ui.imageStatus, 'This browser does not let the page read the clipboard: press Ctrl+V (⌘V on a Mac) instead.');
+    return;
+  }
+  try {
+    for (const item of await navigator.clipboard.read()) {
+      const type = item.types.find((t) => t.startsWith('image/'));
+      if (type) return useImage(await item.getType(type), 'pasted picture');
+    }
+    status(ui.imageStatus, 'The clipboard holds no picture.');
+  } catch (e) {
+    status(ui.imageStatus, 'The clipboard could not be read: press Ctrl+V (⌘V on a Mac) instead.', { more: `(${e.message})` });
+  }
+}
+
+let cameraStream = null;
+
+async function openCamera() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    status(ui.imageStatus, 'This browser offers no camera to this page (a camera needs https or localhost).', { error: true });
+    return;
+  }
+  try {
+    // asked only now, on the visitor's request
+    cameraStream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false });
+  } catch (e) {
+    status(ui.imageStatus, 'The camera could not be opened (permission refused, or no camera).', { error: true, more: `(${e.name}: ${e.message})` });
+    return;
+  }
+  ui.cameraVideo.srcObject = cameraStream;
+  ui.camera.hidden = false;
+  await ui.cameraVideo.play().catch(() => {});
+  ui.cameraSnap.focus();
+}
+
+function closeCamera() {
+  if (cameraStream) for (const t of cameraStream.getTracks()) t.stop();
+  cameraStream = null;
+  ui.cameraVideo.srcObject = null;
+  ui.camera.hidden = true;
+}
+
+async function snapPhoto() {
+  const v = ui.cameraVideo;
+  if (!v.videoWidth) return;
+  const c = new OffscreenCanvas(v.videoWidth, v.videoHeight);
+  const ctx = c.getContext('2d');
+  ctx.drawImage(v, 0, 0);
+  const image = ctx.getImageData(0, 0, c.width, c.height);
+  closeCamera();
+  ui.cameraButton.focus();
+  await useImageData(image, 'camera photo');
 }
 
 // ---- samples ------------------------------------------------------------------------------
 
 async function useSample(s) {
-  const r = await fetch(`samples/${s.file}`);
-  if (!r.ok) return status(ui.explainStatus, `sample ${s.file}: HTTP ${r.status}`, true);
+  const r = await fetch(`samples/${s.file}`).catch(() => null);
+  if (!r || !r.ok) return status(ui.imageStatus, `The sample ${s.file} could not be loaded.`, { error: true });
   await useImage(await r.blob(), s.label || s.file);
 }
 
@@ -311,7 +626,14 @@ async function listSamples() {
   for (const s of list) {
     const b = document.createElement('button');
     b.type = 'button';
-    b.textContent = s.label || s.file;
+    b.dataset.name = s.label || s.file;
+    b.setAttribute('aria-pressed', 'false');
+    const img = document.createElement('img');
+    img.src = `samples/${s.file}`;
+    img.alt = '';
+    img.width = 64;
+    img.height = 64;
+    b.append(img, s.label || s.file);
     b.addEventListener('click', () => useSample(s));
     ui.sampleList.append(b);
   }
@@ -319,16 +641,60 @@ async function listSamples() {
   return list;
 }
 
+// ---- offline ------------------------------------------------------------------------------
+
+async function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) return null;
+  // scope ../ (all of web/): the worker and the wasm are loaded from there, and a worker is
+  // served by the service worker whose scope holds the worker's own URL (serve.mjs sends
+  // Service-Worker-Allowed for it); a host that does not gets the demo folder only
+  try {
+    return await navigator.serviceWorker.register('sw.js', { scope: '../' });
+  } catch {
+    return navigator.serviceWorker.register('sw.js').catch(() => null);
+  }
+}
+
+async function showOffline() {
+  if (!('caches' in self)) {
+    ui.offlineStatus.textContent = 'This browser keeps nothing for offline use here.';
+    ui.clearCache.hidden = true;
+    return;
+  }
+  const sha = Object.values(knownSources())[0];
+  const cache = await openCache();
+  const weights = sha && cache ? await cache.match(cacheKey(sha)) : null;
+  const size = weights ? Number(weights.headers.get('content-length')) || 0 : 0;
+  const reg = 'serviceWorker' in navigator && (await navigator.serviceWorker.getRegistration('./').catch(() => null));
+  let text = !reg ? 'This browser does not keep the page itself for offline use.'
+    : reg.active ? 'This page is saved on this device: it also works without a network.'
+    : 'Saving this page on this device for offline use…';
+  if (weights) text += ` The last network you loaded${size ? ` (${mb(size)})` : ''} is saved too.`;
+  ui.offlineStatus.textContent = text;
+}
+
+async function clearSaved() {
+  ui.clearCache.disabled = true;
+  try {
+    for (const name of await caches.keys()) if (name.startsWith('gradcam-wasm')) await caches.delete(name);
+    saveSources({});
+    ui.offlineStatus.textContent = 'The saved copies are deleted. The page saves itself again on your next visit with a network; ' +
+      'the network is saved again when you next load it.';
+  } finally {
+    ui.clearCache.disabled = false;
+  }
+}
+
 // ---- wiring -------------------------------------------------------------------------------
 
 ui.form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const url = ui.url.value.trim();
-  if (url) loadWeights(url, url);
+  if (url) loadWeights(url);
 });
 ui.weightsFile.addEventListener('change', () => {
   const f = ui.weightsFile.files[0];
-  if (f) loadWeights(f, f.name);
+  if (f) loadWeights(f);
 });
 ui.imageFile.addEventListener('change', () => {
   const f = ui.imageFile.files[0];
@@ -345,20 +711,45 @@ ui.drop.addEventListener('drop', (ev) => {
   const f = ev.dataTransfer.files[0];
   if (f) useImage(f, f.name);
 });
+// Enter or Space on the drop zone opens the file picker
+ui.drop.addEventListener('keydown', (ev) => {
+  if (ev.target === ui.drop && (ev.key === 'Enter' || ev.key === ' ')) {
+    ev.preventDefault();
+    ui.imageFile.click();
+  }
+});
+document.addEventListener('paste', (ev) => {
+  const f = imageFromClipboard(ev.clipboardData && ev.clipboardData.items);
+  if (!f) return;
+  ev.preventDefault();
+  useImage(f, 'pasted picture');
+});
+ui.pasteButton.addEventListener('click', pasteButton);
+ui.cameraButton.addEventListener('click', openCamera);
+ui.cameraSnap.addEventListener('click', snapPhoto);
+ui.cameraCancel.addEventListener('click', () => {
+  closeCamera();
+  ui.cameraButton.focus();
+});
 ui.classPicker.addEventListener('change', () => explainCurrent());
 ui.scorePicker.addEventListener('change', () => explainCurrent());
+ui.commonScale.addEventListener('change', () => explainCurrent());
 ui.alpha.addEventListener('input', () => {
   ui.alphaValue.textContent = Number(ui.alpha.value).toFixed(2);
   drawOverlay();
 });
+ui.download.addEventListener('click', download);
+ui.clearCache.addEventListener('click', clearSaved);
 
 async function start() {
+  const sw = registerServiceWorker();
   const samples = listSamples();
   const params = new URLSearchParams(location.search);
   const asked = params.get('weights');
   let url = asked;
   if (!url) {
-    // the first default that exists (a HEAD request: nothing is downloaded twice)
+    // the first default that exists (a HEAD request: nothing is downloaded twice); offline,
+    // the first one, which the cache has if it was loaded before
     for (const candidate of DEFAULT_WEIGHTS) {
       const r = await fetch(candidate, { method: 'HEAD' }).catch(() => null);
       if (r && r.ok) {
@@ -369,12 +760,15 @@ async function start() {
     url = url || DEFAULT_WEIGHTS[0];
   }
   ui.url.value = url;
-  await loadWeights(url, url);
+  await loadWeights(url);
   // the first visit shows an explanation at once: the first sample, on the default model
   // (?sample=none turns this off; an image picked meanwhile wins)
   const list = await samples;
   if (!asked && params.get('sample') !== 'none' && list.length && demo.explainer && !demo.image)
     await useSample(list[0]);
+  demo.serviceWorker = await sw;
+  showOffline();
+  if (demo.serviceWorker) navigator.serviceWorker.ready.then(showOffline);
 }
 
 demo.started = start();
