@@ -12,7 +12,7 @@
 #                                                 to scalar code), for engines without SIMD
 #   OUT_DIR/gcam-simd-threads.mjs + .wasm + .worker.js   SIMD + pthreads (shared memory,
 #                                                 Web Workers / worker_threads), plus
-#                                                 _gcam_wasm_state_set_threads
+#                                                 _gcam_wasm_pool_create, _gcam_wasm_state_set_pool, _gcam_wasm_pool_free
 # web/core.js picks one at run time by feature detection (threads: SharedArrayBuffer and
 # crossOriginIsolated in a browser, or Node). OUT_DIR/package.json marks the directory as
 # CommonJS so that Node loads Emscripten's classic-script .worker.js (the .mjs files are ES
@@ -90,7 +90,7 @@ build gcam-scalar "" "" ""
 # web/core.js. Memory growth with threads makes JS re-check the heap's views (the warning);
 # only JS outside the hot loops touches them.
 build gcam-simd-threads "-msimd128 -pthread -sUSE_PTHREADS=1 -sPTHREAD_POOL_SIZE=Module.gcamWorkers
-  -Wno-pthreads-mem-growth" ",_gcam_wasm_state_set_threads" "$THREAD_SOURCES"
+  -Wno-pthreads-mem-growth" ",_gcam_wasm_pool_create,_gcam_wasm_state_set_pool,_gcam_wasm_pool_free" "$THREAD_SOURCES"
 echo '{ "type": "commonjs" }' > "$OUT/package.json"
 echo "build_wasm: wrote $OUT/gcam-simd.{mjs,wasm}, $OUT/gcam-scalar.{mjs,wasm}," \
   "$OUT/gcam-simd-threads.{mjs,wasm,worker.js} and $OUT/package.json"
