@@ -3,7 +3,9 @@
 // Every argument is checked here, in JS, before any C call; every C status other than OK
 // becomes a GcamError carrying the status name and gcam_last_error(). An allocation that
 // fails leaves the engine as it was; a WebAssembly trap breaks it for good (BROKEN_MESSAGE).
-import { BROKEN_MESSAGE, GcamArgumentError, GcamDisposedError, GcamError, toGcamError } from './errors.js';
+import {
+  BROKEN_MESSAGE, GcamArgumentError, GcamDisposedError, GcamError, GcamWeightsError, toGcamError,
+} from './errors.js';
 import { weightsStream, CHUNK_BYTES, isNode } from './weights.js';
 
 // The smallest module using a SIMD instruction: (func (result v128) i32.const 0 i32x4.splat)
@@ -219,8 +221,11 @@ export class Engine {
   /** Load the wasm and stream the weights into it. */
   static async create({ weights, wasmUrl, simd, threads, onProgress, base } = {}) {
     await resolveThreads(threads, false); // argument check before any download
-    // the worker passes an already open { total, chunks } stream
-    const stream = weights && weights.chunks ? weights : await weightsStream(weights, base);
+    // the worker passes an already open { total, chunks } stream of Uint8Arrays
+    const internal = weights && typeof weights === 'object' && typeof weights.chunks === 'object' &&
+      weights.chunks !== null && Symbol.asyncIterator in weights.chunks &&
+      Number.isSafeInteger(weights.total) && weights.total >= 0;
+    const stream = internal ? weights : await weightsStream(weights, base);
     const M = await loadWasm({ wasmUrl, simd, threads, base });
     let engine;
     try {
@@ -311,6 +316,7 @@ export class Engine {
       const staging = this._buffer('staging', CHUNK_BYTES);
       report(true);
       for await (const u8 of chunks) {
+        if (!(u8 instanceof Uint8Array)) throw new GcamWeightsError('weights: the stream gave something other than bytes');
         for (let off = 0; off < u8.byteLength; off += CHUNK_BYTES) {
           const piece = u8.subarray(off, Math.min(off + CHUNK_BYTES, u8.byteLength));
           M.HEAPU8.set(piece, staging); // HEAPU8 is re-read: memory may have grown
