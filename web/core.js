@@ -254,8 +254,7 @@ export class Engine {
     // A pool worker that fails would throw from Emscripten's handler, uncaught, and take
     // Node down: mark this engine broken instead.
     for (const w of moduleWorkers(M)) w.onerror = () => { this.broken = true; };
-    this.slots = M._malloc(64); // out-parameters of C calls
-    if (!this.slots) throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', 'cannot allocate 64 bytes in the wasm heap');
+    this.slots = M._malloc(64); // out-parameters of C calls; checked by _load
   }
 
   _check(status, what) {
@@ -272,7 +271,10 @@ export class Engine {
     const b = this.buffers[name];
     if (b && b.bytes >= bytes && (b.bytes <= KEEP_BYTES || b.bytes <= 2 * bytes)) return b.ptr;
     const ptr = this.M._malloc(bytes);
-    if (!ptr) throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', `cannot allocate ${bytes} bytes in the wasm heap`);
+    if (!ptr) {
+      if (b && b.bytes >= bytes) return b.ptr; // it was only to give memory back
+      throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', `cannot allocate ${bytes} bytes in the wasm heap`);
+    }
     if (b) this.M._free(b.ptr);
     this.buffers[name] = { ptr, bytes };
     return ptr;
@@ -301,6 +303,7 @@ export class Engine {
 
   async _load({ total, chunks }, onProgress) {
     const M = this.M;
+    if (!this.slots) throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', 'cannot allocate 64 bytes in the wasm heap');
     this._check(M._gcam_wasm_loader_create(total, this.slots), 'loading weights');
     let loader = M.HEAPU32[this.slots >> 2];
     let loaded = 0;
@@ -501,7 +504,7 @@ export class Engine {
         if (this.pool) M._gcam_wasm_pool_free(this.pool);
         if (this.model) M._gcam_model_free(this.model);
         for (const b of Object.values(this.buffers)) M._free(b.ptr);
-        M._free(this.slots);
+        if (this.slots) M._free(this.slots);
       } catch {
         this.broken = true; // a trap while freeing: the module is dropped all the same
       }
