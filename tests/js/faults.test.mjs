@@ -245,6 +245,22 @@ describe('finding 5: every rejection is a GcamError; stream failures are GcamWei
     }
   });
 
+  test('finding 5: errors cross the worker boundary as GcamErrors, whatever name they carry', async () => {
+    const { deserializeError, serializeError } = await import('../../web/errors.js');
+    for (const name of ['toString', '__proto__', 'constructor', 'Error', 'TypeError', undefined]) {
+      const e = deserializeError({ name, code: undefined, message: 'm' });
+      assert.ok(e instanceof GcamError, `${String(name)}: ${e}`);
+      assert.equal(e.message, 'm');
+    }
+    const sent = serializeError(new GcamWeightsError('weights x: reading failed', { cause: new TypeError('terminated') }));
+    const back = deserializeError(structuredClone(sent));
+    assert.ok(back instanceof GcamWeightsError);
+    assert.equal(back.code, 'GCAM_STATUS_IO');
+    assert.equal(back.cause.message, 'terminated');
+    const trap = deserializeError(structuredClone(serializeError(new WebAssembly.RuntimeError('unreachable'), 'explain')));
+    assert.ok(trap instanceof GcamError && trap.code === 'GCAM_STATUS_BAD_STATE', `${trap}`);
+  });
+
   test('finding 5: worker: true after a threaded explainer exists is a GcamArgumentError, not a ReferenceError', async () => {
     const threaded = await createExplainer({ weights: WEIGHTS, threads: 2 });
     assert.equal(threaded.info.threads, 2);
