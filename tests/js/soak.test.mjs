@@ -114,7 +114,7 @@ test('soak: 50 create/dispose cycles give their memory back', { timeout: 300e3 }
     if (i % 10 === 9) gc();
   }
   let alive = memories.length;
-  for (let round = 0; round < 20 && alive > 1; round++) {
+  for (let round = 0; round < 100 && alive > 1; round++) {
     await tick(50); // terminated workers let go of the shared memories
     gc();
     alive = memories.filter((w) => w.deref() !== undefined).length;
