@@ -46,8 +46,8 @@ function isJsAllocationFailure(e) {
 }
 
 /**
- * Any error as a GcamError: GcamErrors pass; a WebAssembly trap (RuntimeError) becomes
- * GCAM_STATUS_BAD_STATE (the caller marks its engine broken); a failed JS allocation
+ * Any error as a GcamError: GcamErrors pass; a WebAssembly trap (RuntimeError), or a pool
+ * thread's crash, becomes GCAM_STATUS_BAD_STATE (the caller marks its engine broken); a failed JS allocation
  * GCAM_STATUS_OUT_OF_MEMORY; anything else GCAM_STATUS_BACKEND. `what` names the call.
  */
 export function toGcamError(e, what) {
@@ -56,6 +56,10 @@ export function toGcamError(e, what) {
   if (typeof WebAssembly === 'object' && e instanceof WebAssembly.RuntimeError)
     return new GcamError('GCAM_STATUS_BAD_STATE', `${what}: the WebAssembly engine failed (${reason}): create a new explainer`,
                          { cause: e });
+  // Emscripten's way out of a wait on the main thread when a pool thread crashed mid-run
+  // (emscripten_futex_wait -> emscripten_unwind_to_js_event_loop): the run never finished
+  if (e === 'unwind')
+    return new GcamError('GCAM_STATUS_BAD_STATE', `${what}: a thread of the WebAssembly engine failed: create a new explainer`);
   if (isJsAllocationFailure(e)) return new GcamError('GCAM_STATUS_OUT_OF_MEMORY', `${what}: ${reason}`, { cause: e });
   return new GcamError('GCAM_STATUS_BACKEND', `${what}: ${reason}`, { cause: e });
 }
