@@ -1,11 +1,12 @@
 // core.js: the explainer engine, running the WebAssembly build in the current thread.
 // Used directly in Node (and wherever workers are turned off) and inside web/worker.js.
 // Every argument is checked here, in JS, before any C call; every C status other than OK
-// becomes a GcamError carrying the status name and gcam_last_error().
-import { GcamArgumentError, GcamDisposedError, GcamError } from './errors.js';
-import { weightsStream, CHUNK_BYTES } from './weights.js';
-
-const isNode = typeof process === 'object' && !!(process.versions && process.versions.node);
+// becomes a GcamError carrying the status name and gcam_last_error(). An allocation that
+// fails leaves the engine as it was; a WebAssembly trap breaks it for good (BROKEN_MESSAGE).
+import {
+  BROKEN_MESSAGE, GcamArgumentError, GcamDisposedError, GcamError, GcamWeightsError, toGcamError,
+} from './errors.js';
+import { weightsStream, CHUNK_BYTES, isNode } from './weights.js';
 
 // The smallest module using a SIMD instruction: (func (result v128) i32.const 0 i32x4.splat)
 const SIMD_PROBE = new Uint8Array([
@@ -58,20 +59,37 @@ const BUILDS = {
   threads: { wasm: 'gcam-simd-threads.wasm', load: () => import('./dist/gcam-simd-threads.mjs') },
 };
 
-/** The URL of a build's .wasm: `wasmUrl` is the folder holding the builds, or one per build
- * ({ simd, scalar, threads }). `build` is 'simd', 'scalar' or 'threads'. */
-function wasmLocation(wasmUrl, build) {
+function own(table, key) {
+  return typeof key === 'string' && Object.prototype.hasOwnProperty.call(table, key);
+}
+
+/** The URL of a build's .wasm: `wasmUrl` is the folder holding the builds, a .wasm URL, or
+ * one per build ({ simd, scalar, threads }). `build` is 'simd', 'scalar' or 'threads';
+ * relative URLs are resolved against `base` (the page's URL), else the package's dist/. */
+export function wasmLocation(wasmUrl, build, base) {
   const name = BUILDS[build].wasm;
+  const from = base || (globalThis.location && globalThis.location.href) || DIST;
   if (wasmUrl == null) return new URL(name, DIST);
-  if (typeof wasmUrl === 'object' && !(wasmUrl instanceof URL)) {
-    const one = wasmUrl[build];
-    if (one == null) return new URL(name, DIST);
-    return new URL(String(one), globalThis.location ? globalThis.location.href : DIST);
+  try {
+    if (typeof wasmUrl === 'object' && !(wasmUrl instanceof URL)) {
+      const one = own(wasmUrl, build) ? wasmUrl[build] : undefined;
+      return one == null ? new URL(name, DIST) : new URL(String(one), from);
+    }
+    let folder = String(wasmUrl);
+    if (folder.endsWith('.wasm')) return new URL(folder, from);
+    if (!folder.endsWith('/')) folder += '/';
+    return new URL(name, new URL(folder, from));
+  } catch (e) {
+    throw new GcamArgumentError(`createExplainer: wasmUrl ${String(wasmUrl)} is not a URL`, { cause: e });
   }
-  let folder = String(wasmUrl);
-  if (folder.endsWith('.wasm')) return new URL(folder, globalThis.location ? globalThis.location.href : DIST);
-  if (!folder.endsWith('/')) folder += '/';
-  return new URL(name, new URL(folder, globalThis.location ? globalThis.location.href : DIST));
+}
+
+/** `wasmUrl` as absolute URLs, one per build (what the page hands its worker), or undefined. */
+export function wasmUrls(wasmUrl, base) {
+  if (wasmUrl == null) return undefined;
+  const out = {};
+  for (const build of Object.keys(BUILDS)) out[build] = wasmLocation(wasmUrl, build, base).href;
+  return out;
 }
 
 async function wasmBytes(url) {
@@ -84,35 +102,43 @@ async function wasmBytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+/** The workers of a threaded module (none for the others). */
+function moduleWorkers(M) {
+  return M.PThread ? [...M.PThread.unusedWorkers, ...M.PThread.runningWorkers] : [];
+}
+
 /**
  * Instantiate one build. `simd`: true, false, or undefined to detect. `threads`: see
  * resolveThreads(); more than one picks the threaded SIMD build, whose module resolves once
  * its threads - 1 workers are loaded (M.gcamThreads says how many threads it runs).
  */
-export async function loadWasm({ wasmUrl, simd, threads } = {}) {
+export async function loadWasm({ wasmUrl, simd, threads, base } = {}) {
   const useSimd = simd === undefined ? simdSupported() : !!simd;
   let nThreads = await resolveThreads(threads, useSimd);
   let factory, wasmBinary;
   if (nThreads > 1) {
     try {
       factory = (await BUILDS.threads.load()).default;
-      wasmBinary = await wasmBytes(wasmLocation(wasmUrl, 'threads'));
+      wasmBinary = await wasmBytes(wasmLocation(wasmUrl, 'threads', base));
     } catch {
       factory = undefined; // a package or server without the threaded build: one thread
       nThreads = 1;
     }
   }
-  if (!factory) {
-    const build = useSimd ? 'simd' : 'scalar';
-    factory = (await BUILDS[build].load()).default;
-    // Hand the bytes in ourselves: the generated loader's own fetch breaks on Node 20.
-    wasmBinary = await wasmBytes(wasmLocation(wasmUrl, build));
+  let M;
+  try {
+    if (!factory) {
+      const build = useSimd ? 'simd' : 'scalar';
+      factory = (await BUILDS[build].load()).default;
+      // Hand the bytes in ourselves: the generated loader's own fetch breaks on Node 20.
+      wasmBinary = await wasmBytes(wasmLocation(wasmUrl, build, base));
+    }
+    M = await factory({ wasmBinary, gcamWorkers: nThreads - 1, print: () => {}, printErr: () => {} });
+  } catch (e) {
+    throw toGcamError(e, 'loading the WebAssembly build');
   }
-  const M = await factory({ wasmBinary, gcamWorkers: nThreads - 1, print: () => {}, printErr: () => {} });
-  if (isNode && M.PThread) {
-    // Emscripten 3.1.6 keeps its worker_threads referenced: they would keep Node alive
-    for (const w of [...M.PThread.unusedWorkers, ...M.PThread.runningWorkers]) if (w.unref) w.unref();
-  }
+  // Emscripten 3.1.6 keeps its worker_threads referenced: they would keep Node alive
+  if (isNode) for (const w of moduleWorkers(M)) if (w.unref) w.unref();
   M.gcamSimd = useSimd;
   M.gcamThreads = nThreads;
   return M;
@@ -139,25 +165,79 @@ export function checkImage(image, what) {
       `${what}: image.data has ${data.length} bytes, an RGBA ${width}x${height} image has ${width * height * 4}`);
 }
 
+function optionsObject(options, what) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object') throw new GcamArgumentError(`${what}: options must be an object, got ${typeof options}`);
+  return options;
+}
+
+/** explain()'s options checked against the model: { topK, score, classIndex: int[] | null }. */
+export function explainOptions(given, nClasses) {
+  const options = optionsObject(given, 'explain');
+  const topK = options.topK === undefined ? Math.min(5, nClasses) : options.topK;
+  if (!isInt(topK) || topK < 1 || topK > nClasses)
+    throw new GcamArgumentError(`explain: topK must be an integer in [1, ${nClasses}], got ${topK}`);
+  const score = options.score === undefined ? 'logit' : options.score;
+  if (!own(SCORES, score)) throw new GcamArgumentError(`explain: score must be 'logit' or 'softmax', got ${String(score)}`);
+  let classIndex = null;
+  if (options.classIndex !== undefined && options.classIndex !== null) {
+    classIndex = Array.isArray(options.classIndex) ? [...options.classIndex] : [options.classIndex];
+    for (const c of classIndex)
+      if (!isInt(c) || c < 0 || c >= nClasses)
+        throw new GcamArgumentError(`explain: class index ${c} is out of range [0, ${nClasses})`);
+  }
+  return { topK, score, classIndex };
+}
+
+/** overlay()'s arguments checked: { heatmap, width, height } and { alpha, imageWeight, colormap }. */
+export function overlayArguments(explanation, given) {
+  const { heatmap, width, height } = explanation && typeof explanation === 'object' ? explanation : {};
+  if (!(heatmap instanceof Float32Array) || !isInt(width) || !isInt(height) || width < 1 || height < 1 ||
+      heatmap.length !== width * height)
+    throw new GcamArgumentError('overlay: explanation must have heatmap (Float32Array of width*height), width, height');
+  const options = optionsObject(given, 'overlay');
+  const alpha = options.alpha === undefined ? 0.4 : options.alpha;
+  const imageWeight = options.imageWeight === undefined ? 0.9 : options.imageWeight;
+  for (const [k, v] of [['alpha', alpha], ['imageWeight', imageWeight]])
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new GcamArgumentError(`overlay: ${k} must be a finite number >= 0, got ${v}`);
+  const colormap = options.colormap === undefined ? 'jet' : options.colormap;
+  if (!own(COLORMAPS, colormap))
+    throw new GcamArgumentError(`overlay: colormap must be 'jet' or 'gray', got ${String(colormap)}`);
+  return { map: { heatmap, width, height }, options: { alpha, imageWeight, colormap } };
+}
+
 /** Make an ImageData where the platform has one, else an object of the same shape (Node). */
 export function makeImageData(data, width, height) {
   if (typeof ImageData !== 'undefined') return new ImageData(data, width, height);
   return { data, width, height, colorSpace: 'srgb' };
 }
 
+// Heap blocks the engine keeps between calls up to this size; a larger one (an 8192x8192
+// image is 268 MB) is given back to the wasm heap as soon as a smaller request comes.
+const KEEP_BYTES = 16 << 20;
+
 export class Engine {
   /** Load the wasm and stream the weights into it. */
   static async create({ weights, wasmUrl, simd, threads, onProgress, base } = {}) {
     await resolveThreads(threads, false); // argument check before any download
-    // the worker passes an already open { total, chunks } stream
-    const stream = weights && weights.chunks ? weights : await weightsStream(weights, base);
-    const M = await loadWasm({ wasmUrl, simd, threads });
-    const engine = new Engine(M);
+    // the worker passes an already open { total, chunks } stream of Uint8Arrays
+    const internal = weights && typeof weights === 'object' && typeof weights.chunks === 'object' &&
+      weights.chunks !== null && Symbol.asyncIterator in weights.chunks &&
+      Number.isSafeInteger(weights.total) && weights.total >= 0;
+    const stream = internal ? weights : await weightsStream(weights, base);
+    const M = await loadWasm({ wasmUrl, simd, threads, base });
+    let engine;
     try {
+      engine = new Engine(M);
       await engine._load(stream, onProgress);
     } catch (e) {
-      engine.dispose();
-      throw e;
+      if (engine) {
+        // after a trap (or a bug of ours) the heap cannot be trusted to free anything
+        if (!(e instanceof GcamError) && !(e instanceof RangeError)) engine.broken = true;
+        engine.dispose();
+      }
+      throw toGcamError(e, 'loading weights');
     }
     return engine;
   }
@@ -165,11 +245,16 @@ export class Engine {
   constructor(M) {
     this.M = M;
     this.disposed = false;
+    this.broken = false; // a trap happened: nothing this instance computes is trusted again
     this.model = 0;
     this.state = 0;
-    this.slots = M._malloc(64); // out-parameters of C calls
-    this.buffers = {}; // name -> { ptr, bytes }: grown on demand, never shrunk
+    this.pool = 0; // the threaded build's pthread pool
+    this.buffers = {}; // name -> { ptr, bytes }: grown on demand, shrunk after a huge request
     this.last = null; // { width, height } of the image the state holds the forward of
+    // A pool worker that fails would throw from Emscripten's handler, uncaught, and take
+    // Node down: mark this engine broken instead.
+    for (const w of moduleWorkers(M)) w.onerror = () => { this.broken = true; };
+    this.slots = M._malloc(64); // out-parameters of C calls; checked by _load
   }
 
   _check(status, what) {
@@ -180,27 +265,47 @@ export class Engine {
     throw new GcamError(code, reason ? `${what}: ${reason}` : `${what}: ${code}`);
   }
 
+  /** A heap block of at least `bytes` under `name`. The old block is freed only once the new
+   * one is had, so a failed malloc leaves the record (and what it holds) as it was. */
   _buffer(name, bytes) {
     const b = this.buffers[name];
-    if (b && b.bytes >= bytes) return b.ptr;
-    if (b) this.M._free(b.ptr);
+    if (b && b.bytes >= bytes && (b.bytes <= KEEP_BYTES || b.bytes <= 2 * bytes)) return b.ptr;
     const ptr = this.M._malloc(bytes);
-    if (!ptr) throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', `cannot allocate ${bytes} bytes in the wasm heap`);
+    if (!ptr) {
+      if (b && b.bytes >= bytes) return b.ptr; // it was only to give memory back
+      throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', `cannot allocate ${bytes} bytes in the wasm heap`);
+    }
+    if (b) this.M._free(b.ptr);
     this.buffers[name] = { ptr, bytes };
     return ptr;
   }
 
   _release(name) {
     const b = this.buffers[name];
-    if (b) this.M._free(b.ptr);
     delete this.buffers[name];
+    if (b) this.M._free(b.ptr);
+  }
+
+  /** Run one public call: refused once disposed or broken; any failure as a GcamError; a
+   * trap (or any error that is not ours) breaks the engine. */
+  _run(what, fn) {
+    if (this.disposed) throw new GcamDisposedError(what);
+    if (this.broken) throw new GcamError('GCAM_STATUS_BAD_STATE', BROKEN_MESSAGE);
+    try {
+      return fn();
+    } catch (e) {
+      const err = toGcamError(e, what);
+      // our own errors and failed JS allocations leave the engine consistent; the rest may not
+      if (err !== e && err.code !== 'GCAM_STATUS_OUT_OF_MEMORY') this.broken = true;
+      throw err;
+    }
   }
 
   async _load({ total, chunks }, onProgress) {
     const M = this.M;
+    if (!this.slots) throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', 'cannot allocate 64 bytes in the wasm heap');
     this._check(M._gcam_wasm_loader_create(total, this.slots), 'loading weights');
     let loader = M.HEAPU32[this.slots >> 2];
-    const staging = this._buffer('staging', CHUNK_BYTES);
     let loaded = 0;
     let reported = -1;
     const report = (force) => {
@@ -209,9 +314,12 @@ export class Engine {
       onProgress({ loaded, total });
     };
     try {
+      // the staging block is the only heap memory JS adds to a load: one chunk, whatever the
+      // file's (claimed or unknown) size
+      const staging = this._buffer('staging', CHUNK_BYTES);
       report(true);
-      for await (const chunk of chunks) {
-        const u8 = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk);
+      for await (const u8 of chunks) {
+        if (!(u8 instanceof Uint8Array)) throw new GcamWeightsError('weights: the stream gave something other than bytes');
         for (let off = 0; off < u8.byteLength; off += CHUNK_BYTES) {
           const piece = u8.subarray(off, Math.min(off + CHUNK_BYTES, u8.byteLength));
           M.HEAPU8.set(piece, staging); // HEAPU8 is re-read: memory may have grown
@@ -225,15 +333,22 @@ export class Engine {
       const st = M._gcam_model_loader_finish(loader, this.slots);
       loader = 0; // finish frees it, whatever the outcome
       this._check(st, 'loading weights');
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) loader = 0; // the heap cannot be trusted to free it
+      throw e;
     } finally {
       if (loader) M._gcam_model_loader_free(loader);
+      if (this.buffers.staging) this._release('staging');
     }
     this.model = M.HEAPU32[this.slots >> 2];
-    this._release('staging');
     this._readInfo();
     this._check(M._gcam_state_create(this.model, this.slots), 'creating the state');
     this.state = M.HEAPU32[this.slots >> 2];
-    if (M.gcamThreads > 1) this._check(M._gcam_wasm_state_set_threads(this.state, M.gcamThreads), 'starting threads');
+    if (M.gcamThreads > 1) {
+      this.pool = M._gcam_wasm_pool_create(M.gcamThreads);
+      if (!this.pool) throw new GcamError('GCAM_STATUS_BACKEND', `starting threads: cannot start ${M.gcamThreads} threads`);
+      this._check(M._gcam_wasm_state_set_pool(this.state, this.pool), 'starting threads');
+    }
   }
 
   _readInfo() {
@@ -253,15 +368,7 @@ export class Engine {
       sha256: M.UTF8ToString(ints + 48), simd: !!M.gcamSimd, threads: M.gcamThreads || 1,
     };
     this.labels = labels;
-  }
-
-  _alive(what) {
-    if (this.disposed) throw new GcamDisposedError(what);
-  }
-
-  _checkClass(c, what) {
-    if (!isInt(c) || c < 0 || c >= this.info.nClasses)
-      throw new GcamArgumentError(`${what}: class index ${c} is out of range [0, ${this.info.nClasses})`);
+    this._release('info');
   }
 
   /** true when `image` has the size and pixels of the image the state holds the forward of. */
@@ -282,128 +389,132 @@ export class Engine {
   }
 
   /** Forward (unless cached) + top-k + one Grad-CAM per class. See index.d.ts. */
-  explain(image, options = {}) {
-    this._alive('explain');
-    checkImage(image, 'explain');
-    const { nClasses, camWidth, camHeight } = this.info;
-    const topK = options.topK === undefined ? Math.min(5, nClasses) : options.topK;
-    if (!isInt(topK) || topK < 1 || topK > nClasses)
-      throw new GcamArgumentError(`explain: topK must be an integer in [1, ${nClasses}], got ${topK}`);
-    const score = options.score === undefined ? 'logit' : options.score;
-    if (!(score in SCORES)) throw new GcamArgumentError(`explain: score must be 'logit' or 'softmax', got ${score}`);
-    let classes = options.classIndex;
-    if (classes !== undefined && classes !== null) {
-      classes = Array.isArray(classes) ? classes : [classes];
-      for (const c of classes) this._checkClass(c, 'explain');
-    }
+  explain(image, options) {
+    return this._run('explain', () => {
+      checkImage(image, 'explain');
+      const { nClasses, camWidth, camHeight } = this.info;
+      const { topK, score, classIndex } = explainOptions(options, nClasses);
+      const M = this.M;
+      const t0 = now();
+      const reused = this._sameAsLast(image);
+      if (!reused) {
+        this.last = null; // from here until the forward succeeds the state holds no known image
+        const ptr = this._buffer('image', image.data.length);
+        M.HEAPU8.set(image.data, ptr);
+        this._check(M._gcam_state_forward_rgba(this.state, ptr, image.width, image.height, image.width * 4), 'forward');
+        this.last = { width: image.width, height: image.height };
+      }
+      const t1 = now();
 
-    const M = this.M;
-    const t0 = now();
-    const reused = this._sameAsLast(image);
-    if (!reused) {
-      const bytes = image.data.length;
-      this.last = null;
-      const ptr = this._buffer('image', bytes);
-      M.HEAPU8.set(image.data, ptr);
-      this._check(M._gcam_state_forward_rgba(this.state, ptr, image.width, image.height, image.width * 4), 'forward');
-      this.last = { width: image.width, height: image.height };
-    }
-    const t1 = now();
+      const top = this._buffer('top', 4 * nClasses);
+      this._check(M._gcam_state_top_k(this.state, topK, top), 'top_k');
+      const indices = Array.from(M.HEAP32.subarray(top >> 2, (top >> 2) + topK));
+      this._check(M._gcam_state_logits(this.state, this.slots), 'logits');
+      this._check(M._gcam_state_probabilities(this.state, this.slots + 4), 'probabilities');
+      const logitsPtr = M.HEAPU32[this.slots >> 2];
+      const probsPtr = M.HEAPU32[(this.slots >> 2) + 1];
+      const logits = M.HEAPF32.slice(logitsPtr >> 2, (logitsPtr >> 2) + nClasses);
+      const probs = M.HEAPF32.slice(probsPtr >> 2, (probsPtr >> 2) + nClasses);
+      const predictions = indices.map((index) => ({
+        index,
+        label: this.labels[index] ?? null,
+        probability: probs[index],
+        logit: logits[index],
+      }));
 
-    const top = this._buffer('top', 4 * nClasses);
-    this._check(M._gcam_state_top_k(this.state, topK, top), 'top_k');
-    const indices = Array.from(M.HEAP32.subarray(top >> 2, (top >> 2) + topK));
-    this._check(M._gcam_state_logits(this.state, this.slots), 'logits');
-    this._check(M._gcam_state_probabilities(this.state, this.slots + 4), 'probabilities');
-    const logitsPtr = M.HEAPU32[this.slots >> 2];
-    const probsPtr = M.HEAPU32[(this.slots >> 2) + 1];
-    const logits = M.HEAPF32.slice(logitsPtr >> 2, (logitsPtr >> 2) + nClasses);
-    const probs = M.HEAPF32.slice(probsPtr >> 2, (probsPtr >> 2) + nClasses);
-    const predictions = indices.map((index) => ({
-      index,
-      label: this.labels[index] ?? null,
-      probability: probs[index],
-      logit: logits[index],
-    }));
-
-    if (!classes) classes = [indices[0]];
-    const n = camWidth * camHeight;
-    const map = this._buffer('map', 4 * n);
-    const rawMaxPtr = this.slots + 8;
-    const explanations = classes.map((classIndex) => {
-      this._check(M._gcam_state_explain(this.state, classIndex, SCORES[score], 0, map, rawMaxPtr), 'explain');
-      return {
-        classIndex,
-        heatmap: M.HEAPF32.slice(map >> 2, (map >> 2) + n),
-        width: camWidth,
-        height: camHeight,
-        rawMax: M.HEAPF32[rawMaxPtr >> 2],
-      };
+      const classes = classIndex || [indices[0]];
+      const n = camWidth * camHeight;
+      const map = this._buffer('map', 4 * n);
+      const rawMaxPtr = this.slots + 8;
+      const explanations = classes.map((c) => {
+        this._check(M._gcam_state_explain(this.state, c, SCORES[score], 0, map, rawMaxPtr), 'explain');
+        return {
+          classIndex: c,
+          heatmap: M.HEAPF32.slice(map >> 2, (map >> 2) + n),
+          width: camWidth,
+          height: camHeight,
+          rawMax: M.HEAPF32[rawMaxPtr >> 2],
+        };
+      });
+      const t2 = now();
+      return { predictions, explanations, logits, forwardReused: reused,
+               timings: { forwardMs: reused ? 0 : t1 - t0, explainMs: t2 - t1 } };
     });
-    const t2 = now();
-    return { predictions, explanations, logits, forwardReused: reused,
-             timings: { forwardMs: reused ? 0 : t1 - t0, explainMs: t2 - t1 } };
   }
 
   /** The heatmap blended over the image by the C core, at the image's size. */
-  overlay(image, explanation, options = {}) {
-    this._alive('overlay');
-    checkImage(image, 'overlay');
-    const { heatmap, width: mw, height: mh } = explanation || {};
-    if (!(heatmap instanceof Float32Array) || !isInt(mw) || !isInt(mh) || mw < 1 || mh < 1 || heatmap.length !== mw * mh)
-      throw new GcamArgumentError('overlay: explanation must have heatmap (Float32Array of width*height), width, height');
-    const alpha = options.alpha === undefined ? 0.4 : options.alpha;
-    const imageWeight = options.imageWeight === undefined ? 0.9 : options.imageWeight;
-    for (const [k, v] of [['alpha', alpha], ['imageWeight', imageWeight]])
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
-        throw new GcamArgumentError(`overlay: ${k} must be a finite number >= 0, got ${v}`);
-    const colormap = options.colormap === undefined ? 'jet' : options.colormap;
-    if (!(colormap in COLORMAPS)) throw new GcamArgumentError(`overlay: colormap must be 'jet' or 'gray', got ${colormap}`);
-
-    const M = this.M;
-    const bytes = image.data.length;
-    const src = this._buffer('overlayIn', bytes);
-    const dst = this._buffer('overlayOut', bytes);
-    const map = this._buffer('overlayMap', 4 * heatmap.length);
-    M.HEAPU8.set(image.data, src);
-    M.HEAPF32.set(heatmap, map >> 2);
-    this._check(M._gcam_wasm_overlay(dst, src, image.width, image.height, map, mw, mh, alpha, imageWeight,
-                                     COLORMAPS[colormap]), 'overlay');
-    const out = new Uint8ClampedArray(bytes);
-    out.set(M.HEAPU8.subarray(dst, dst + bytes));
-    return makeImageData(out, image.width, image.height);
+  overlay(image, explanation, options) {
+    return this._run('overlay', () => {
+      checkImage(image, 'overlay');
+      const { map: { heatmap, width: mw, height: mh }, options: o } = overlayArguments(explanation, options);
+      const M = this.M;
+      const bytes = image.data.length;
+      try {
+        const src = this._buffer('overlayIn', bytes);
+        const dst = this._buffer('overlayOut', bytes);
+        const map = this._buffer('overlayMap', 4 * heatmap.length);
+        M.HEAPU8.set(image.data, src);
+        M.HEAPF32.set(heatmap, map >> 2);
+        this._check(M._gcam_wasm_overlay(dst, src, image.width, image.height, map, mw, mh, o.alpha, o.imageWeight,
+                                         COLORMAPS[o.colormap]), 'overlay');
+        const out = new Uint8ClampedArray(bytes);
+        out.set(M.HEAPU8.subarray(dst, dst + bytes));
+        return makeImageData(out, image.width, image.height);
+      } finally {
+        // the overlay's blocks are not needed between calls: keep only small ones
+        for (const name of ['overlayIn', 'overlayOut', 'overlayMap'])
+          if (this.buffers[name] && this.buffers[name].bytes > KEEP_BYTES) this._release(name);
+      }
+    });
   }
 
   /** Decode a PNG or JPEG with the library's decoder (the CLI's): { data, width, height }. */
   decodeImage(bytes) {
-    this._alive('decodeImage');
-    if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
-    if (!(bytes instanceof Uint8Array)) throw new GcamArgumentError('decodeImage: expected an ArrayBuffer or Uint8Array');
-    const M = this.M;
-    const src = this._buffer('encoded', Math.max(1, bytes.byteLength));
-    M.HEAPU8.set(bytes, src);
-    const s = this.slots >> 2;
-    this._check(M._gcam_wasm_image_decode(src, bytes.byteLength, this.slots, this.slots + 4, this.slots + 8),
-                'decodeImage');
-    const [ptr, width, height] = [M.HEAPU32[s], M.HEAP32[s + 1], M.HEAP32[s + 2]];
-    const data = new Uint8ClampedArray(M.HEAPU8.subarray(ptr, ptr + width * height * 4));
-    M._gcam_image_free(ptr);
-    this._release('encoded');
-    return makeImageData(data, width, height);
+    return this._run('decodeImage', () => {
+      if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+      if (!(bytes instanceof Uint8Array)) throw new GcamArgumentError('decodeImage: expected an ArrayBuffer or Uint8Array');
+      const M = this.M;
+      const s = this.slots >> 2;
+      let ptr = 0;
+      try {
+        const src = this._buffer('encoded', Math.max(1, bytes.byteLength));
+        M.HEAPU8.set(bytes, src);
+        this._check(M._gcam_wasm_image_decode(src, bytes.byteLength, this.slots, this.slots + 4, this.slots + 8),
+                    'decodeImage');
+        ptr = M.HEAPU32[s];
+        const [width, height] = [M.HEAP32[s + 1], M.HEAP32[s + 2]];
+        const data = new Uint8ClampedArray(M.HEAPU8.subarray(ptr, ptr + width * height * 4));
+        return makeImageData(data, width, height);
+      } finally {
+        if (ptr) M._gcam_image_free(ptr);
+        if (this.buffers.encoded) this._release('encoded');
+      }
+    });
   }
 
   dispose() {
     if (this.disposed) return;
     this.disposed = true;
     const M = this.M;
-    if (this.state) M._gcam_state_free(this.state);
-    if (this.model) M._gcam_model_free(this.model);
-    for (const b of Object.values(this.buffers)) M._free(b.ptr);
-    M._free(this.slots);
-    if (M.PThread) M.PThread.terminateAllThreads(); // the threaded build's workers
-    this.state = this.model = 0;
-    this.buffers = {};
     this.M = null; // the instance and its memory go with the last reference
+    if (!this.broken) {
+      try {
+        if (this.state) M._gcam_state_free(this.state);
+        // joins the pool's threads: none may still run C code when its worker goes
+        if (this.pool) M._gcam_wasm_pool_free(this.pool);
+        if (this.model) M._gcam_model_free(this.model);
+        for (const b of Object.values(this.buffers)) M._free(b.ptr);
+        if (this.slots) M._free(this.slots);
+      } catch {
+        this.broken = true; // a trap while freeing: the module is dropped all the same
+      }
+    }
+    // Terminate the workers directly: Emscripten's terminateAllThreads would first free the
+    // data of threads still running (a broken engine's), which they may then touch.
+    for (const w of moduleWorkers(M)) w.terminate();
+    if (M.PThread) M.PThread.unusedWorkers = M.PThread.runningWorkers = [];
+    this.state = this.model = this.pool = 0;
+    this.buffers = {};
   }
 }
 

@@ -48,7 +48,8 @@ export interface ExplainerOptions {
   wasmUrl?: string | URL | { simd?: string | URL; scalar?: string | URL; threads?: string | URL };
   /** called as the weights arrive (at most every MiB, and at the start and the end) */
   onProgress?: (progress: Progress) => void;
-  /** run in a Web Worker: default true in browsers, false in Node */
+  /** run in a Web Worker: default true in browsers, false in Node (where `true` is a
+   * GcamArgumentError: Node has no Web Workers) */
   worker?: boolean;
   /** the worker script, default the package's worker.js (a real URL, for strict CSPs) */
   workerUrl?: string | URL;
@@ -146,8 +147,8 @@ export interface Explainer {
   overlay(image: ImageDataLike, explanation: Explanation, options?: OverlayOptions): Promise<ImageDataResult>;
   /** Decode a PNG or JPEG with the library's decoder (the CLI's). */
   decodeImage(bytes: ArrayBuffer | Uint8Array): Promise<ImageDataResult>;
-  /** Free the weights and the WebAssembly instance (terminates the worker). Later calls throw
-   * GcamDisposedError. */
+  /** Free the weights and the WebAssembly instance (joins its threads, terminates the
+   * worker). Later calls throw GcamDisposedError. */
   dispose(): void;
 }
 
@@ -172,21 +173,31 @@ export type GcamStatusName =
   | 'GCAM_STATUS_BACKEND'
   | 'GCAM_STATUS_BAD_STATE';
 
-/** Every error the package throws. `code` is the C status name ("GCAM_STATUS_CORRUPT") for
- * failures inside the library, with the library's message. */
+/** Every error the package throws (every promise it rejects). `code` is the C status name
+ * ("GCAM_STATUS_CORRUPT") for failures inside the library, with the library's message.
+ * Whatever failed underneath (a stream, a WebAssembly trap, a JS allocation) is `cause`.
+ * - GCAM_STATUS_OUT_OF_MEMORY: the wasm heap (or a JS allocation) could not grow; the
+ *   explainer is unchanged and a smaller image may still work.
+ * - GCAM_STATUS_BAD_STATE: the explainer cannot be used again: disposed (GcamDisposedError),
+ *   or its WebAssembly engine trapped (`cause` is the RuntimeError), after which every call
+ *   throws a GcamError with the message "the engine failed earlier: create a new explainer"
+ *   rather than answer from memory that may be damaged. */
 export class GcamError extends Error {
-  constructor(code: GcamStatusName | (string & {}), message: string);
+  constructor(code: GcamStatusName | (string & {}), message: string, options?: { cause?: unknown });
   code: GcamStatusName | (string & {});
+  cause?: unknown;
 }
 /** A wrong argument, caught in JS before any WebAssembly call. code: GCAM_STATUS_INVALID_ARGUMENT */
 export class GcamArgumentError extends GcamError {
-  constructor(message: string);
+  constructor(message: string, options?: { cause?: unknown });
 }
 /** A call after dispose(). code: GCAM_STATUS_BAD_STATE */
 export class GcamDisposedError extends GcamError {
-  constructor(what: string);
+  constructor(what: string, options?: { cause?: unknown });
 }
-/** The weights could not be fetched or read. code: GCAM_STATUS_IO */
+/** The weights could not be fetched or read: an HTTP error, a missing file, a stream that
+ * errored or a connection that dropped mid-way (`cause`: the stream's own error), a Response
+ * whose body was already read. code: GCAM_STATUS_IO */
 export class GcamWeightsError extends GcamError {
-  constructor(message: string);
+  constructor(message: string, options?: { cause?: unknown });
 }

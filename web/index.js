@@ -9,15 +9,24 @@
 // In a browser the work runs in a Web Worker (web/worker.js, a real file URL, so strict
 // CSPs allow it) and the page stays responsive; in Node, or with { worker: false }, it runs
 // in the calling thread. Both give the same numbers: the same .wasm runs either way.
-import { Engine, checkImage, simdSupported } from './core.js';
+import { Engine, checkImage, explainOptions, overlayArguments, simdSupported, wasmUrls } from './core.js';
 import {
-  GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, deserializeError,
+  GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, deserializeError, toGcamError,
 } from './errors.js';
-import { CHUNK_BYTES } from './weights.js';
+import { isNode, weightsStream } from './weights.js';
 
 export { GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, simdSupported };
 
-const isNode = typeof process === 'object' && !!(process.versions && process.versions.node);
+/** The page's URL, the base of relative URLs (none in Node). */
+function pageUrl() {
+  return globalThis.location && typeof globalThis.location.href === 'string' ? globalThis.location.href : undefined;
+}
+
+/** Web Workers as browsers have them. Node's worker_threads (which Emscripten's threaded
+ * loader puts at globalThis.Worker) are not: no `self`, no module workers from a URL. */
+function webWorkersAvailable() {
+  return !isNode && typeof Worker !== 'undefined';
+}
 
 /**
  * Load the WebAssembly build (SIMD when the engine has it) and the weights.
@@ -28,13 +37,15 @@ export async function createExplainer(options = {}) {
   if (options.weights == null) throw new GcamArgumentError('createExplainer: `weights` is required');
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
     throw new GcamArgumentError('createExplainer: onProgress must be a function');
-  const useWorker = options.worker === undefined ? !isNode && typeof Worker !== 'undefined' : !!options.worker;
-  if (useWorker && typeof Worker === 'undefined')
-    throw new GcamArgumentError('createExplainer: { worker: true } needs Web Workers (not available here)');
-  if (useWorker) return WorkerExplainer.create(options);
-  const base = typeof location !== 'undefined' ? location.href : undefined;
-  const engine = await Engine.create({ ...options, base });
-  return new LocalExplainer(engine);
+  const useWorker = options.worker === undefined ? webWorkersAvailable() : !!options.worker;
+  if (useWorker && !webWorkersAvailable())
+    throw new GcamArgumentError(`createExplainer: { worker: true } needs Web Workers (not available ${isNode ? 'in Node' : 'here'})`);
+  try {
+    if (useWorker) return await WorkerExplainer.create(options);
+    return new LocalExplainer(await Engine.create({ ...options, base: pageUrl() }));
+  } catch (e) {
+    throw toGcamError(e, 'createExplainer');
+  }
 }
 
 /** Runs the engine in this thread. */
@@ -68,15 +79,20 @@ class LocalExplainer {
   }
 }
 
-/** Forwards every call to web/worker.js; checks arguments here first, as the engine does. */
+/** Forwards every call to web/worker.js; checks arguments here first, with the engine's checks. */
 class WorkerExplainer {
   static async create(options) {
-    const workerUrl = options.workerUrl ? new URL(String(options.workerUrl), location.href)
-                                        : new URL('./worker.js', import.meta.url);
+    const base = pageUrl();
+    let workerUrl;
+    try {
+      workerUrl = options.workerUrl ? new URL(String(options.workerUrl), base) : new URL('./worker.js', import.meta.url);
+    } catch (e) {
+      throw new GcamArgumentError(`createExplainer: workerUrl ${String(options.workerUrl)} is not a URL`, { cause: e });
+    }
     const worker = new Worker(workerUrl, { type: 'module' });
     const self = new WorkerExplainer(worker, options.onProgress);
     try {
-      await self._init(options);
+      await self._init(options, base);
     } catch (e) {
       self.dispose();
       throw e;
@@ -117,82 +133,70 @@ class WorkerExplainer {
     const id = this._next++;
     return new Promise((resolve, reject) => {
       this._pending.set(id, { resolve, reject });
-      this._worker.postMessage({ id, op, ...args }, transfer);
+      try {
+        this._worker.postMessage({ id, op, ...args }, transfer);
+      } catch (e) {
+        this._pending.delete(id);
+        reject(toGcamError(e, op)); // not cloneable
+      }
     });
   }
 
-  async _init(options) {
-    const base = location.href;
-    const wasmUrl = resolveWasmUrl(options.wasmUrl, base);
-    let source = options.weights;
-    const common = { wasmUrl, simd: options.simd, threads: options.threads, base };
+  async _init(options, base) {
+    const common = { wasmUrl: wasmUrls(options.wasmUrl, base), simd: options.simd, threads: options.threads, base };
+    const source = options.weights;
+    let kind;
     if (typeof source === 'string' || source instanceof URL) {
-      ({ info: this.info, labels: this.labels } =
-        await this._call('init', { ...common, source: { kind: 'url', url: new URL(String(source), base).href } }));
-      return;
+      let url;
+      try {
+        url = new URL(String(source), base).href;
+      } catch (e) {
+        throw new GcamArgumentError(`createExplainer: weights ${String(source)} is not a URL`, { cause: e });
+      }
+      kind = { kind: 'url', url };
+    } else if (typeof Blob !== 'undefined' && source instanceof Blob) {
+      kind = { kind: 'blob', blob: source };
     }
-    if (typeof Blob !== 'undefined' && source instanceof Blob) {
-      ({ info: this.info, labels: this.labels } = await this._call('init', { ...common, source: { kind: 'blob', blob: source } }));
+    if (kind) {
+      ({ info: this.info, labels: this.labels } = await this._call('init', { ...common, source: kind }));
       return;
     }
     // A buffer or a Response: feed the worker chunk by chunk, one in flight at a time, so
     // neither side ever holds a second copy of the whole file.
-    let total = 0;
-    let chunks;
-    if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
-      const u8 = source instanceof ArrayBuffer ? new Uint8Array(source)
-                                               : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
-      total = u8.byteLength;
-      chunks = (async function* () {
-        for (let off = 0; off < u8.byteLength; off += CHUNK_BYTES) yield u8.slice(off, off + CHUNK_BYTES);
-      })();
-    } else if (typeof Response !== 'undefined' && source instanceof Response) {
-      if (!source.ok) throw new GcamWeightsError(`weights response: HTTP ${source.status}`);
-      const length = Number(source.headers.get('content-length'));
-      total = Number.isFinite(length) && length > 0 && !source.headers.get('content-encoding') ? length : 0;
-      const reader = source.body.getReader();
-      chunks = (async function* () {
-        try {
-          for (;;) {
-            const { done, value } = await reader.read();
-            if (done) return;
-            yield value;
-          }
-        } finally {
-          reader.cancel().catch(() => {}); // stops the download when the load fails early
-        }
-      })();
-    } else {
-      throw new GcamArgumentError(
-        'createExplainer: `weights` must be a URL, an ArrayBuffer, a Uint8Array, a Blob or a Response');
-    }
+    const { total, chunks, owned } = await weightsStream(source, base);
     const ready = this._call('init', { ...common, source: { kind: 'chunks', total } });
     let failed = false;
     ready.catch(() => { failed = true; });
-    for await (const chunk of chunks) {
-      if (failed || !this._worker) break;
-      // transfer the chunk's buffer when the chunk owns it all (our slices, fetch's chunks)
-      const copy = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
-      const acked = new Promise((resolve) => this._acks.push(resolve));
-      this._worker.postMessage({ op: 'chunk', data: copy }, [copy.buffer]);
-      await Promise.race([acked, ready.catch(() => {})]);
+    try {
+      for await (const chunk of chunks) {
+        if (failed || !this._worker) break;
+        // transfer the chunk's buffer when it is the stream's own and whole; copy the rest
+        const copy = owned && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
+        const acked = new Promise((resolve) => this._acks.push(resolve));
+        this._worker.postMessage({ op: 'chunk', data: copy }, [copy.buffer]);
+        await Promise.race([acked, ready.catch(() => {})]);
+      }
+    } catch (e) {
+      ready.catch(() => {}); // the stream's error is the one to report
+      throw e;
     }
     if (!failed && this._worker) this._worker.postMessage({ op: 'end' });
     ({ info: this.info, labels: this.labels } = await ready);
   }
 
-  async explain(image, options = {}) {
+  async explain(image, options) {
     if (!this._worker) throw new GcamDisposedError('explain');
     checkImage(image, 'explain');
-    checkClassesHere(options, this.info);
+    const checked = explainOptions(options, this.info.nClasses);
     // the pixels are copied (not transferred): the caller keeps its ImageData
-    return this._call('explain', { image: plainImage(image), options });
+    return this._call('explain', { image: plainImage(image), options: checked });
   }
 
-  async overlay(image, explanation, options = {}) {
+  async overlay(image, explanation, options) {
     if (!this._worker) throw new GcamDisposedError('overlay');
     checkImage(image, 'overlay');
-    const out = await this._call('overlay', { image: plainImage(image), explanation, options });
+    const { map, options: checked } = overlayArguments(explanation, options);
+    const out = await this._call('overlay', { image: plainImage(image), explanation: map, options: checked });
     return typeof ImageData !== 'undefined' ? new ImageData(out.data, out.width, out.height) : out;
   }
 
@@ -216,22 +220,4 @@ class WorkerExplainer {
 
 function plainImage(image) {
   return { data: image.data, width: image.width, height: image.height };
-}
-
-function checkClassesHere(options, info) {
-  if (!options || options.classIndex === undefined || options.classIndex === null || !info) return;
-  const list = Array.isArray(options.classIndex) ? options.classIndex : [options.classIndex];
-  for (const c of list)
-    if (!Number.isInteger(c) || c < 0 || c >= info.nClasses)
-      throw new GcamArgumentError(`explain: class index ${c} is out of range [0, ${info.nClasses})`);
-}
-
-function resolveWasmUrl(wasmUrl, base) {
-  if (wasmUrl == null) return undefined;
-  if (typeof wasmUrl === 'object' && !(wasmUrl instanceof URL)) {
-    const out = {};
-    for (const k of ['simd', 'scalar', 'threads']) if (wasmUrl[k] != null) out[k] = new URL(String(wasmUrl[k]), base).href;
-    return out;
-  }
-  return new URL(String(wasmUrl), base).href;
 }

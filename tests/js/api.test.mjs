@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import {
   createExplainer, simdSupported, GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError,
 } from '../../web/index.js';
-import { FIXTURES, requireBuilds, countDiff } from './helpers.mjs';
+import { FIXTURES, requireBuilds, countDiff, testImage } from './helpers.mjs';
 
 requireBuilds();
 
@@ -16,15 +16,7 @@ const WEIGHTS = path.join(FIXTURES, 'model.gcam');
 const SHA = fs.readFileSync(path.join(FIXTURES, 'manifest.txt'), 'utf8')
   .split('\n').find((l) => l.startsWith('model m0 ')).split(' ').pop();
 
-function image(width, height, seed = 1) {
-  const data = new Uint8ClampedArray(width * height * 4);
-  let s = seed;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = (i & 3) === 3 ? 255 : s >>> 24;
-  }
-  return { data, width, height };
-}
+const image = testImage;
 
 test('SIMD is detected in Node 20', () => {
   assert.equal(simdSupported(), true);

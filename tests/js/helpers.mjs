@@ -6,6 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIXTURES = path.join(ROOT, 'tests/fixtures/vgg_small');
@@ -18,7 +20,7 @@ const run = promisify(execFile);
 export function requireBuilds() {
   for (const f of ['gcam-simd.mjs', 'gcam-simd.wasm', 'gcam-scalar.mjs', 'gcam-scalar.wasm'])
     if (!fs.existsSync(path.join(DIST, f)))
-      throw new Error(`web/dist/${f} is missing: run scripts/build_wasm.sh (or cmake --build) first`);
+      throw new Error(`web/dist/${f} is missing: run bash scripts/build.sh wasm first`);
 }
 
 export function requireCli() {
@@ -81,19 +83,47 @@ export function countDiff(a, b) {
   return n;
 }
 
-/** The random-weight VGG16 for the full-size checks: GCAM_VGG16_WEIGHTS, or made once in
- * the temp folder by weights/make_random.py (553 MB, seed 1). The cached file's name carries
- * a hash of the scripts that write it, so a change of format makes a new one. */
-export async function randomVgg16() {
-  if (process.env.GCAM_VGG16_WEIGHTS) return path.resolve(process.env.GCAM_VGG16_WEIGHTS);
+/** A seeded random VGG written once in the temp folder by weights/make_random.py with `args`
+ * (`name` says which: one name for one set of arguments). The cached file's name carries a
+ * hash of the scripts that write it, so a change of format makes a new one. */
+export async function randomWeights(name, args) {
   const writer = crypto.createHash('sha256');
   for (const f of ['weights/make_random.py', 'weights/gcamfile.py']) writer.update(fs.readFileSync(path.join(ROOT, f)));
-  const file = path.join(os.tmpdir(), `gcam-vgg16-random-seed1-${writer.digest('hex').slice(0, 12)}.gcam`);
+  const file = path.join(os.tmpdir(), `gcam-${name}-${writer.digest('hex').slice(0, 12)}.gcam`);
   if (!fs.existsSync(file)) {
     const tmp = `${file}.${process.pid}.part`;
-    await run('/usr/bin/python3', [path.join(ROOT, 'weights/make_random.py'), '--arch', 'vgg16', '--seed', '1',
-      '--labels', tmp], { maxBuffer: 16 << 20 });
+    await run('/usr/bin/python3', [path.join(ROOT, 'weights/make_random.py'), ...args, tmp], { maxBuffer: 16 << 20 });
     fs.renameSync(tmp, file);
   }
   return file;
+}
+
+/** The random-weight VGG16 for the full-size checks: GCAM_VGG16_WEIGHTS, or made once in
+ * the temp folder (553 MB, seed 1). */
+export async function randomVgg16() {
+  if (process.env.GCAM_VGG16_WEIGHTS) return path.resolve(process.env.GCAM_VGG16_WEIGHTS);
+  return randomWeights('vgg16-random-seed1', ['--arch', 'vgg16', '--seed', '1', '--labels']);
+}
+
+/** A seeded RGBA test image (opaque), { data, width, height }. */
+export function testImage(width, height, seed = 1) {
+  const data = new Uint8ClampedArray(width * height * 4);
+  let s = seed >>> 0;
+  for (let i = 0; i < data.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = (i & 3) === 3 ? 255 : s >>> 24;
+  }
+  return { data, width, height };
+}
+
+/** global.gc without --expose-gc on the command line (node --test starts the files itself). */
+export function exposeGc() {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc');
+}
+
+/** The wasm heap's size in bytes of an explainer running in this thread (test-only access). */
+export function heapBytes(explainer) {
+  const M = explainer._engine.M;
+  return (M.wasmMemory ? M.wasmMemory.buffer : M.HEAPU8.buffer).byteLength;
 }

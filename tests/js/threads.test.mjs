@@ -12,7 +12,7 @@ import { DIST, FIXTURES, ROOT, requireBuilds } from './helpers.mjs';
 
 requireBuilds();
 for (const f of ['gcam-simd-threads.mjs', 'gcam-simd-threads.wasm', 'gcam-simd-threads.worker.js'])
-  if (!fs.existsSync(path.join(DIST, f))) throw new Error(`web/dist/${f} is missing: run scripts/build_wasm.sh`);
+  if (!fs.existsSync(path.join(DIST, f))) throw new Error(`web/dist/${f} is missing: run bash scripts/build.sh wasm`);
 
 const MODELS = ['model.gcam', 'model_torch.gcam'];
 const IMAGES = ['img0.png', 'img1.png'];
