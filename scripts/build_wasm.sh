@@ -14,9 +14,11 @@
 #                                                 Web Workers / worker_threads), plus
 #                                                 _gcam_wasm_state_set_threads
 # web/core.js picks one at run time by feature detection (threads: SharedArrayBuffer and
-# crossOriginIsolated in a browser, or Node). OUT_DIR/package.json marks the directory as
-# CommonJS so that Node loads Emscripten's classic-script .worker.js (the .mjs files are ES
-# modules whatever it says). The loaders never fetch or read
+# crossOriginIsolated in a browser, or Node). web/wasm/postprocess.mjs then makes the threaded
+# loader start its pthread workers through web/core.js (as module workers, which bundlers
+# follow), puts web/wasm/pthread_worker.js (an ES module) in place of Emscripten's classic
+# .worker.js, and writes OUT_DIR/package.json ({ "type": "module" }, for Node). The loaders
+# never fetch or read
 # the .wasm themselves: web/core.js hands them the bytes (Debian's loader breaks on Node
 # 20's global fetch). No Emscripten file system: weights are streamed into the heap.
 set -eu
@@ -34,7 +36,7 @@ if [ "$IF_NEEDED" = 1 ]; then
     [ -e "$OUT/$o" ] || { stale=1; break; }
     if [ -n "$(find "$ROOT/src" "$ROOT/include" "$ROOT/web/wasm" "$ROOT/tools/threadpool.c" \
                  "$ROOT/tools/threadpool.h" "$0" -newer "$OUT/$o" \
-                 \( -name '*.c' -o -name '*.h' -o -name '*.js' -o -name '*.sh' \) 2>/dev/null | head -n 1)" ]; then
+                 \( -name '*.c' -o -name '*.h' -o -name '*.js' -o -name '*.mjs' -o -name '*.sh' \) 2>/dev/null | head -n 1)" ]; then
       stale=1; break
     fi
   done
@@ -91,6 +93,6 @@ build gcam-scalar "" "" ""
 # only JS outside the hot loops touches them.
 build gcam-simd-threads "-msimd128 -pthread -sUSE_PTHREADS=1 -sPTHREAD_POOL_SIZE=Module.gcamWorkers
   -Wno-pthreads-mem-growth" ",_gcam_wasm_state_set_threads" "$THREAD_SOURCES"
-echo '{ "type": "commonjs" }' > "$OUT/package.json"
+node "$ROOT/web/wasm/postprocess.mjs" "$OUT"
 echo "build_wasm: wrote $OUT/gcam-simd.{mjs,wasm}, $OUT/gcam-scalar.{mjs,wasm}," \
   "$OUT/gcam-simd-threads.{mjs,wasm,worker.js} and $OUT/package.json"

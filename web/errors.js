@@ -34,7 +34,19 @@ export class GcamWeightsError extends GcamError {
   }
 }
 
-const CLASSES = { GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError };
+/**
+ * The package's own files could not be loaded or started: a worker script, an Emscripten
+ * loader or a .wasm (missing, not JavaScript / not WebAssembly, no answer within the time
+ * limit). The message names the URL.
+ */
+export class GcamLoadError extends GcamError {
+  constructor(message) {
+    super('GCAM_STATUS_LOAD', message);
+    this.name = 'GcamLoadError';
+  }
+}
+
+const CLASSES = { GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, GcamLoadError };
 
 /** A plain object that survives postMessage. */
 export function serializeError(err) {

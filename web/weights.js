@@ -38,8 +38,10 @@ function fromResponse(response, what) {
   return { total, chunks: readerChunks(response.body) };
 }
 
+// Node's modules through process.getBuiltinModule, not import(): bundlers then see no `node:`
+// module in the browser code (Node >= 20.16).
 async function fromNodePath(path) {
-  const fs = await import('node:fs');
+  const fs = process.getBuiltinModule('node:fs');
   let stat;
   try {
     stat = await fs.promises.stat(path);
@@ -72,7 +74,7 @@ export async function weightsStream(source, base) {
   if (typeof Response !== 'undefined' && source instanceof Response) return fromResponse(source, 'response');
   if (source instanceof URL) {
     if (source.protocol === 'file:' && isNode) {
-      const { fileURLToPath } = await import('node:url');
+      const { fileURLToPath } = process.getBuiltinModule('node:url');
       return fromNodePath(fileURLToPath(source));
     }
     source = source.href;
