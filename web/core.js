@@ -254,8 +254,19 @@ async function instantiate(build, wasmUrl, nThreads, ms) {
     workers.push(w);
     const onError = (e) => workerFailed(new GcamLoadError(
       `a pthread worker (gradcam-wasm's dist/gcam-simd-threads.worker.js) failed: ${(e && e.message) || 'it did not load'}`));
-    if (typeof w.on === 'function') w.on('error', onError);
-    else w.addEventListener('error', onError);
+    if (typeof w.on === 'function') {
+      w.on('error', onError);
+    } else {
+      w.addEventListener('error', (e) => { e.preventDefault(); onError(e); });
+    }
+    // The loader's own handler logs and rethrows, which would be an uncaught exception (in
+    // Node, a crash; in a worker, an error of the explainer's worker): keep it from throwing.
+    let loaderOnError = null;
+    Object.defineProperty(w, 'onerror', {
+      configurable: true,
+      get: () => (e) => { try { if (loaderOnError) loaderOnError(e); } catch { /* reported by onError */ } },
+      set: (f) => { loaderOnError = f; },
+    });
     return w;
   };
   try {
