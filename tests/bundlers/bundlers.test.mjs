@@ -171,8 +171,9 @@ test('webpack 5 production, no configuration', { timeout: 300e3 }, async () => {
 test('esbuild, with the one step of BUNDLERS.md', { timeout: 300e3 }, async () => {
   const dir = await makeApp('esbuild', tarball);
   writeFile(path.join(dir, 'src/app.js'), APP_JS);
-  const lines = await runShellBlock(docBlock('esbuild'), dir);
+  const { lines, log } = await runShellBlock(docBlock('esbuild'), dir);
   assert.ok(lines.some((l) => l.startsWith('esbuild ')), 'the doc bundles with esbuild');
+  assert.doesNotMatch(log, /warning|error/i, log);
   const out = path.join(dir, 'public');
   writeFile(path.join(out, 'index.html'), '<!doctype html><title>app</title><script type="module" src="app.js"></script>\n');
   addData(out);
@@ -183,8 +184,9 @@ test('Rollup, with the one step of BUNDLERS.md', { timeout: 300e3 }, async () =>
   const dir = await makeApp('rollup', tarball);
   writeFile(path.join(dir, 'src/app.js'), APP_JS);
   writeFile(path.join(dir, 'rollup.config.mjs'), docBlock('rollup-config'));
-  const lines = await runShellBlock(docBlock('rollup'), dir);
+  const { lines, log } = await runShellBlock(docBlock('rollup'), dir);
   assert.ok(lines.some((l) => l.startsWith('rollup ')), 'the doc bundles with rollup');
+  assert.doesNotMatch(log, /\(!\)|warning|error/i, log); // Rollup's warnings start with (!)
   const out = path.join(dir, 'public');
   writeFile(path.join(out, 'index.html'), '<!doctype html><title>app</title><script type="module" src="app.js"></script>\n');
   addData(out);

@@ -51,16 +51,19 @@ export function docBlock(name) {
 }
 
 /** Run a doc's shell block in `dir`, `npm install` lines skipped (the tarball is installed),
- * `npx X` as the repo's node_modules/.bin/X (no download). */
+ * `npx X` as the repo's node_modules/.bin/X (no download). Resolves to the lines run and
+ * what they printed. */
 export async function runShellBlock(block, dir) {
   const lines = block.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
     .filter((l) => !/^npm install\b/.test(l)).map((l) => l.replace(/^npx /, ''));
+  let log = '';
   for (const line of lines) {
-    await run('sh', ['-c', line], {
-      cwd: dir, env: { ...process.env, PATH: `${BIN}:${process.env.PATH}` }, maxBuffer: 16 << 20,
+    const { stdout, stderr } = await run('sh', ['-c', line], {
+      cwd: dir, env: { ...process.env, PATH: `${BIN}:${process.env.PATH}`, NO_COLOR: '1' }, maxBuffer: 16 << 20,
     });
+    log += stdout + stderr;
   }
-  return lines;
+  return { lines, log };
 }
 
 export function freePort() {
