@@ -2,8 +2,8 @@
 // GcamLoadError naming the URL, within 30 s, with the default time limit: a worker URL that
 // is missing, answers HTML or never answers; a wasm URL that is missing, answers HTML (a
 // server's index.html fallback) or never answers, in the worker, in the page
-// ({ worker: false }) and in Node. A pthread worker that cannot load (the old hang) falls back
-// to one thread with a warning.
+// ({ worker: false }) and in Node; an Emscripten loader that is missing. A pthread worker that
+// cannot load (the old hang) falls back to one thread with a warning.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -24,8 +24,8 @@ const servers = [];
 const hanging = new Set();
 
 /** A server for the app folder `root` with the failing routes in front: /hang/* never
- * answers, /html/* answers 200 text/html, /missing/* 404, and /no-pthread/* is the app with
- * the pthread worker missing. */
+ * answers, /html/* answers 200 text/html, /missing/* 404, and /no-pthread/* and /no-loader/*
+ * are the app with the pthread worker or the SIMD build's Emscripten loader missing. */
 async function failingServer(root, isolated) {
   const files = await serve({ root, port: 0, isolated });
   servers.push(files);
@@ -43,11 +43,13 @@ async function failingServer(root, isolated) {
       return res.end(HTML);
     }
     if (url.pathname.startsWith('/missing/') ||
-        (url.pathname.startsWith('/no-pthread/') && url.pathname.endsWith('/gcam-simd-threads.worker.js'))) {
+        (url.pathname.startsWith('/no-pthread/') && url.pathname.endsWith('/gcam-simd-threads.worker.js')) ||
+        (url.pathname.startsWith('/no-loader/') && url.pathname.endsWith('/gcam-simd.mjs'))) {
       res.writeHead(404, { 'content-type': 'text/plain', ...extra });
       return res.end('not found\n');
     }
-    const p = url.pathname.startsWith('/no-pthread/') ? req.url.slice('/no-pthread'.length) : req.url;
+    const prefix = ['/no-pthread/', '/no-loader/'].find((x) => url.pathname.startsWith(x));
+    const p = prefix ? req.url.slice(prefix.length - 1) : req.url;
     const up = http.request({ host: '127.0.0.1', port: target, path: p, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode, r.headers);
       r.pipe(res);
@@ -125,6 +127,17 @@ test('a worker or wasm URL that is missing, answers HTML or never answers: GcamL
   // the same page still works with the right files
   const fine = await inPage(page, {});
   assert.equal(fine.ok, true, JSON.stringify(fine));
+  await page.close();
+});
+
+test('an Emscripten loader that is missing: GcamLoadError naming it, in the worker and in the page', { timeout: 120e3 }, async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${plainOrigin}/no-loader/`);
+  for (const worker of [true, false]) {
+    const got = await inPage(page, { worker });
+    checkFailure(`loader missing, worker=${worker}`, got, `${plainOrigin}/no-loader/node_modules/gradcam-wasm/web/dist/gcam-simd.mjs`);
+    assert.match(got.message, /cannot load gradcam-wasm's dist\/gcam-simd\.mjs/);
+  }
   await page.close();
 });
 
