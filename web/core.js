@@ -3,7 +3,7 @@
 // Every argument is checked here, in JS, before any C call; every C status other than OK
 // becomes a GcamError carrying the status name and gcam_last_error().
 import { GcamArgumentError, GcamDisposedError, GcamError, GcamLoadError } from './errors.js';
-import { weightsStream, CHUNK_BYTES } from './weights.js';
+import { weightsStream, nodeBuiltin, CHUNK_BYTES } from './weights.js';
 
 const isNode = typeof process === 'object' && !!(process.versions && process.versions.node);
 
@@ -19,12 +19,6 @@ export function simdSupported() {
   } catch {
     return false;
   }
-}
-
-/** Node's built-in modules, without an `import`: bundlers then see no `node:` module in the
- * browser code, and no top-level await (Node >= 20.16). Only called under Node. */
-function nodeBuiltin(name) {
-  return process.getBuiltinModule(name);
 }
 
 /**

@@ -2,7 +2,7 @@
 // engine copies each chunk into the WebAssembly heap as it arrives and the file is never
 // held whole in JS memory (a URL, a Blob, a Response or a Node file path), or at least never
 // copied whole (an ArrayBuffer or Uint8Array the caller already holds).
-import { GcamArgumentError, GcamWeightsError } from './errors.js';
+import { GcamArgumentError, GcamLoadError, GcamWeightsError } from './errors.js';
 
 export const CHUNK_BYTES = 4 << 20;
 
@@ -38,10 +38,18 @@ function fromResponse(response, what) {
   return { total, chunks: readerChunks(response.body) };
 }
 
-// Node's modules through process.getBuiltinModule, not import(): bundlers then see no `node:`
-// module in the browser code (Node >= 20.16).
+/** Node's built-in modules through process.getBuiltinModule (Node >= 20.16), not import():
+ * bundlers then see no `node:` module in the browser code, and no top-level await. Only
+ * called under Node. */
+export function nodeBuiltin(name) {
+  if (typeof process.getBuiltinModule !== 'function')
+    throw new GcamLoadError(
+      `gradcam-wasm needs Node 20.16 or newer (process.getBuiltinModule); this is Node ${process.versions.node}`);
+  return process.getBuiltinModule(name);
+}
+
 async function fromNodePath(path) {
-  const fs = process.getBuiltinModule('node:fs');
+  const fs = nodeBuiltin('node:fs');
   let stat;
   try {
     stat = await fs.promises.stat(path);
@@ -74,7 +82,7 @@ export async function weightsStream(source, base) {
   if (typeof Response !== 'undefined' && source instanceof Response) return fromResponse(source, 'response');
   if (source instanceof URL) {
     if (source.protocol === 'file:' && isNode) {
-      const { fileURLToPath } = process.getBuiltinModule('node:url');
+      const { fileURLToPath } = nodeBuiltin('node:url');
       return fromNodePath(fileURLToPath(source));
     }
     source = source.href;
