@@ -130,6 +130,14 @@ function startPthreadWorker() {
 /** How long a file of the package may take to answer (each chunk of it, for a download). */
 export const LOAD_TIMEOUT_MS = 20e3;
 
+/** The loadTimeoutMs option, checked: undefined gives LOAD_TIMEOUT_MS. */
+export function checkTimeoutOption(ms) {
+  if (ms === undefined) return LOAD_TIMEOUT_MS;
+  if (!(typeof ms === 'number' && ms > 0 && ms <= 2 ** 31 - 1))
+    throw new GcamArgumentError(`createExplainer: loadTimeoutMs must be a positive number of milliseconds, got ${ms}`);
+  return ms;
+}
+
 /** The URL of a build's .wasm: `wasmUrl` is the folder holding the builds, or one per build
  * ({ simd, scalar, threads }), or the .wasm itself. `build` is 'simd', 'scalar' or 'threads'. */
 function wasmLocation(wasmUrl, build) {
@@ -279,9 +287,8 @@ async function instantiate(build, wasmUrl, nThreads, ms) {
  * threaded build cannot start (but answered), one thread is used and console.warn says why.
  * `timeoutMs` bounds each file's answer (LOAD_TIMEOUT_MS by default).
  */
-export async function loadWasm({ wasmUrl, simd, threads, warnThreads = true, timeoutMs = LOAD_TIMEOUT_MS } = {}) {
-  if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1))
-    throw new GcamArgumentError(`loadTimeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
+export async function loadWasm({ wasmUrl, simd, threads, warnThreads = true, timeoutMs } = {}) {
+  timeoutMs = checkTimeoutOption(timeoutMs);
   const useSimd = simd === undefined ? simdSupported() : !!simd;
   let nThreads = await resolveThreads(threads, useSimd, warnThreads);
   let M;
@@ -334,7 +341,8 @@ export function makeImageData(data, width, height) {
 export class Engine {
   /** Load the wasm and stream the weights into it. */
   static async create({ weights, wasmUrl, simd, threads, onProgress, base, warnThreads, loadTimeoutMs } = {}) {
-    checkThreadsOption(threads); // argument check before any download
+    checkThreadsOption(threads); // argument checks before any download
+    checkTimeoutOption(loadTimeoutMs);
     // the worker passes an already open { total, chunks } stream
     const stream = weights && weights.chunks ? weights : await weightsStream(weights, base);
     const M = await loadWasm({ wasmUrl, simd, threads, warnThreads, timeoutMs: loadTimeoutMs });

@@ -10,7 +10,7 @@
 // CSPs allow it) and the page stays responsive; in Node, or with { worker: false }, it runs
 // in the calling thread. Both give the same numbers: the same .wasm runs either way.
 import {
-  Engine, LOAD_TIMEOUT_MS, checkImage, checkThreadsOption, simdSupported, threadsUnavailable, warnOneThread,
+  Engine, checkImage, checkThreadsOption, checkTimeoutOption, simdSupported, threadsUnavailable, warnOneThread,
 } from './core.js';
 import {
   GcamError, GcamArgumentError, GcamDisposedError, GcamLoadError, GcamWeightsError, deserializeError,
@@ -74,9 +74,7 @@ class LocalExplainer {
 class WorkerExplainer {
   static async create(options) {
     checkThreadsOption(options.threads);
-    const timeoutMs = options.loadTimeoutMs === undefined ? LOAD_TIMEOUT_MS : options.loadTimeoutMs;
-    if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1))
-      throw new GcamArgumentError(`createExplainer: loadTimeoutMs must be a positive number of milliseconds, got ${timeoutMs}`);
+    const timeoutMs = checkTimeoutOption(options.loadTimeoutMs);
     // The worker sees the page's isolation: say here, in the page's console, why threads
     // asked for cannot run (the worker then quietly runs one).
     const why = threadsUnavailable();

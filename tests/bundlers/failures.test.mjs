@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { createExplainer, GcamError, GcamLoadError } from '../../web/index.js';
+import { createExplainer, GcamArgumentError, GcamError, GcamLoadError } from '../../web/index.js';
 import { serve } from '../../web/serve.mjs';
 import { FIXTURES, requireBuilds } from '../js/helpers.mjs';
 import { close, docBlock, launchChromium, makeApp, packTarball } from './helpers.mjs';
@@ -154,6 +154,12 @@ test('in Node: a wasm URL answering HTML or never answering is a GcamLoadError n
     });
     assert.ok(performance.now() - t0 < LIMIT_MS);
   }));
+});
+
+test('a bad loadTimeoutMs is a GcamArgumentError', async () => {
+  const weights = path.join(FIXTURES, 'model.gcam');
+  for (const loadTimeoutMs of [0, -1, NaN, '20', 2 ** 31, null])
+    await assert.rejects(createExplainer({ weights, loadTimeoutMs }), GcamArgumentError, String(loadTimeoutMs));
 });
 
 test('a pthread worker that cannot load: one thread and a warning, no hang', { timeout: 120e3 }, async () => {
