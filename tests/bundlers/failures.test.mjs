@@ -3,7 +3,8 @@
 // is missing, answers HTML or never answers; a wasm URL that is missing, answers HTML (a
 // server's index.html fallback) or never answers, in the worker, in the page
 // ({ worker: false }) and in Node; an Emscripten loader that is missing. A pthread worker that
-// cannot load (the old hang) falls back to one thread with a warning.
+// cannot load (the old hang) falls back to one thread with a warning. And the overrides for
+// CDNs, wasmUrl and workerUrl, fetch from where they say.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -22,16 +23,19 @@ const HTML = '<!doctype html><html><body>the app\'s fallback page</body></html>\
 let browser, plainOrigin, isolatedOrigin;
 const servers = [];
 const hanging = new Set();
+const requested = [];
 
 /** A server for the app folder `root` with the failing routes in front: /hang/* never
  * answers, /html/* answers 200 text/html, /missing/* 404, and /no-pthread/* and /no-loader/*
- * are the app with the pthread worker or the SIMD build's Emscripten loader missing. */
+ * are the app with the pthread worker or the SIMD build's Emscripten loader missing; /cdn/*
+ * serves the package's web/ folder elsewhere. */
 async function failingServer(root, isolated) {
   const files = await serve({ root, port: 0, isolated });
   servers.push(files);
   const target = files.address().port;
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
+    requested.push(url.pathname);
     if (url.pathname.startsWith('/hang/')) {
       hanging.add(res);
       return;
@@ -49,7 +53,9 @@ async function failingServer(root, isolated) {
       return res.end('not found\n');
     }
     const prefix = ['/no-pthread/', '/no-loader/'].find((x) => url.pathname.startsWith(x));
-    const p = prefix ? req.url.slice(prefix.length - 1) : req.url;
+    let p = prefix ? req.url.slice(prefix.length - 1) : req.url;
+    // a "CDN": the package's files under other paths
+    if (url.pathname.startsWith('/cdn/')) p = `/node_modules/gradcam-wasm/web/${req.url.slice('/cdn/'.length)}`;
     const up = http.request({ host: '127.0.0.1', port: target, path: p, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode, r.headers);
       r.pipe(res);
@@ -154,6 +160,24 @@ test('in Node: a wasm URL answering HTML or never answering is a GcamLoadError n
     });
     assert.ok(performance.now() - t0 < LIMIT_MS);
   }));
+});
+
+test('wasmUrl and workerUrl: the files come from where they say', { timeout: 120e3 }, async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${plainOrigin}/`);
+  const cases = [
+    [{ wasmUrl: '/cdn/dist/', workerUrl: '/cdn/worker.js' }, ['/cdn/worker.js', '/cdn/dist/gcam-simd.wasm']],
+    [{ wasmUrl: { simd: '/cdn/dist/gcam-simd.wasm' }, worker: false }, ['/cdn/dist/gcam-simd.wasm']],
+    [{ wasmUrl: '/cdn/dist/gcam-simd.wasm' }, ['/cdn/dist/gcam-simd.wasm']],
+  ];
+  for (const [options, paths] of cases) {
+    requested.length = 0;
+    const got = await inPage(page, options);
+    assert.equal(got.ok, true, JSON.stringify(got));
+    for (const p of paths) assert.ok(requested.includes(p), `${JSON.stringify(options)}: ${p} was fetched: ${requested}`);
+    assert.ok(!requested.some((p) => p.endsWith('.wasm') && !p.startsWith('/cdn/')), `only the given .wasm: ${requested}`);
+  }
+  await page.close();
 });
 
 test('a bad loadTimeoutMs is a GcamArgumentError', async () => {
