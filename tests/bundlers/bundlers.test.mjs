@@ -168,29 +168,28 @@ test('webpack 5 production, no configuration', { timeout: 300e3 }, async () => {
   await checkApp('webpack', await serveBoth(out));
 });
 
-test('esbuild, with the one step of BUNDLERS.md', { timeout: 300e3 }, async () => {
-  const dir = await makeApp('esbuild', tarball);
+/** An app built by BUNDLERS.md's shell block `name` (and its config block, if any), whose
+ * output folder public/ is served: esbuild and Rollup. `warned` matches a warning in the log. */
+async function checkDocApp(name, tool, warned, configBlock) {
+  const dir = await makeApp(name, tarball);
   writeFile(path.join(dir, 'src/app.js'), APP_JS);
-  const { lines, log } = await runShellBlock(docBlock('esbuild'), dir);
-  assert.ok(lines.some((l) => l.startsWith('esbuild ')), 'the doc bundles with esbuild');
-  assert.doesNotMatch(log, /warning|error/i, log);
+  if (configBlock) writeFile(path.join(dir, configBlock.file), docBlock(configBlock.block));
+  const { lines, log } = await runShellBlock(docBlock(name), dir);
+  assert.ok(lines.some((l) => l.startsWith(`${tool} `)), `the doc bundles with ${tool}`);
+  assert.doesNotMatch(log, warned, log);
   const out = path.join(dir, 'public');
   writeFile(path.join(out, 'index.html'), '<!doctype html><title>app</title><script type="module" src="app.js"></script>\n');
   addData(out);
-  await checkApp('esbuild', await serveBoth(out));
+  await checkApp(name, await serveBoth(out));
+}
+
+test('esbuild, with the one step of BUNDLERS.md', { timeout: 300e3 }, async () => {
+  await checkDocApp('esbuild', 'esbuild', /warning|error/i);
 });
 
 test('Rollup, with the one step of BUNDLERS.md', { timeout: 300e3 }, async () => {
-  const dir = await makeApp('rollup', tarball);
-  writeFile(path.join(dir, 'src/app.js'), APP_JS);
-  writeFile(path.join(dir, 'rollup.config.mjs'), docBlock('rollup-config'));
-  const { lines, log } = await runShellBlock(docBlock('rollup'), dir);
-  assert.ok(lines.some((l) => l.startsWith('rollup ')), 'the doc bundles with rollup');
-  assert.doesNotMatch(log, /\(!\)|warning|error/i, log); // Rollup's warnings start with (!)
-  const out = path.join(dir, 'public');
-  writeFile(path.join(out, 'index.html'), '<!doctype html><title>app</title><script type="module" src="app.js"></script>\n');
-  addData(out);
-  await checkApp('rollup', await serveBoth(out));
+  // Rollup's warnings start with (!)
+  await checkDocApp('rollup', 'rollup', /\(!\)|warning|error/i, { file: 'rollup.config.mjs', block: 'rollup-config' });
 });
 
 test('no bundler: a static folder with an import map', { timeout: 300e3 }, async () => {
