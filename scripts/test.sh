@@ -2,7 +2,8 @@
 # Every test: installs what is needed, builds, then runs the C tests (native Release, under
 # AddressSanitizer+UBSan, and compiled to wasm in Node, all through ctest), the Python
 # oracle/converter tests, the localization check of the
-# small model, the wasm/JS tests in Node and the browser test in headless Chromium.
+# small model, the wasm/JS tests in Node, the browser tests in headless Chromium and the packed
+# package built into fresh apps by the bundlers.
 # Ends with one line "suites: N passed, N failed" and a non-zero exit if any suite failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,7 @@ suite "Python: converter and oracles" /usr/bin/python3 -m pytest -q tests/py
 suite "Localization of the small model" /usr/bin/python3 tests/eval_localization.py --check
 suite "wasm and JS in Node" env GCAM_CLI=build/gcam node --test tests/js/
 suite "Demo in headless Chromium" node --test tests/browser/
+suite "The packed package under Vite, webpack, esbuild, Rollup" node --test tests/bundlers/
 
 echo
 [ $failed -eq 0 ] || echo "failed suites: ${failed_names[*]}"

@@ -4,9 +4,9 @@
 // becomes a GcamError carrying the status name and gcam_last_error(). An allocation that
 // fails leaves the engine as it was; a WebAssembly trap breaks it for good (BROKEN_MESSAGE).
 import {
-  BROKEN_MESSAGE, GcamArgumentError, GcamDisposedError, GcamError, GcamWeightsError, toGcamError,
+  BROKEN_MESSAGE, GcamArgumentError, GcamDisposedError, GcamError, GcamLoadError, GcamWeightsError, toGcamError,
 } from './errors.js';
-import { weightsStream, CHUNK_BYTES, isNode } from './weights.js';
+import { weightsStream, nodeBuiltin, CHUNK_BYTES, isNode } from './weights.js';
 
 // The smallest module using a SIMD instruction: (func (result v128) i32.const 0 i32x4.splat)
 const SIMD_PROBE = new Uint8Array([
@@ -28,23 +28,60 @@ export function simdSupported() {
  * COEP: require-corp, see web/serve.mjs), which is what makes SharedArrayBuffer available.
  */
 export function threadsSupported() {
-  if (typeof SharedArrayBuffer === 'undefined' || typeof Atomics === 'undefined') return false;
-  if (isNode) return true;
-  return globalThis.crossOriginIsolated === true && typeof Worker !== 'undefined';
+  return threadsUnavailable() === null;
+}
+
+/** null when the threaded build can run here, else why not, in a sentence for the warning. */
+export function threadsUnavailable() {
+  if (typeof SharedArrayBuffer === 'undefined' || typeof Atomics === 'undefined') {
+    if (isNode) return 'this Node has no SharedArrayBuffer';
+    return 'this page is not cross-origin isolated, so it has no SharedArrayBuffer (serve it with the headers ' +
+           '"Cross-Origin-Opener-Policy: same-origin" and "Cross-Origin-Embedder-Policy: require-corp")';
+  }
+  if (isNode) return null;
+  if (globalThis.crossOriginIsolated !== true)
+    return 'this page is not cross-origin isolated (serve it with the headers ' +
+           '"Cross-Origin-Opener-Policy: same-origin" and "Cross-Origin-Embedder-Policy: require-corp")';
+  if (typeof Worker === 'undefined') return 'this context cannot start Web Workers';
+  return null;
+}
+
+let warnedThreads = false;
+
+/** The one console.warn (per page or process) when more threads are asked for than can run. */
+export function warnOneThread(threads, why) {
+  if (warnedThreads) return;
+  warnedThreads = true;
+  console.warn(`gradcam-wasm: threads: ${threads} was asked for, but ${why}: running on one thread.`);
 }
 
 const MAX_THREADS = 16;
 
-/** How many threads to run: `threads` is undefined or 'auto' (the cores, at most 8), or 1..16. */
-export async function resolveThreads(threads, simd) {
+/** Throws unless `threads` is undefined, 'auto' or an integer in 1..16. */
+export function checkThreadsOption(threads) {
   if (threads !== undefined && threads !== 'auto' && !(isInt(threads) && threads >= 1 && threads <= MAX_THREADS))
     throw new GcamArgumentError(`threads must be 'auto' or an integer in [1, ${MAX_THREADS}], got ${threads}`);
+}
+
+/** How many threads to run: `threads` is undefined or 'auto' (the cores, at most 8), or 1..16.
+ * `warn`: say so, once, when an explicit count above 1 cannot be had. */
+export async function resolveThreads(threads, simd, warn = true) {
+  checkThreadsOption(threads);
+  const asked = isInt(threads) && threads > 1;
   // the threaded build is a SIMD build; without shared memory there is only one thread
-  if (!simd || !threadsSupported()) return 1;
+  if (!simd) {
+    if (asked && warn) warnOneThread(threads, 'the threaded build needs WebAssembly SIMD, which is off');
+    return 1;
+  }
+  const why = threadsUnavailable();
+  if (why) {
+    if (asked && warn) warnOneThread(threads, why);
+    return 1;
+  }
   if (isInt(threads)) return threads;
   let cores = 1;
   if (isNode) {
-    const os = await import('node:os');
+    const os = nodeBuiltin('node:os');
     cores = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
   } else if (globalThis.navigator && navigator.hardwareConcurrency) {
     cores = navigator.hardwareConcurrency;
@@ -52,11 +89,28 @@ export async function resolveThreads(threads, simd) {
   return Math.max(1, Math.min(8, cores));
 }
 
-const DIST = new URL('./dist/', import.meta.url);
+// Each file is named by its own literal `new URL('./dist/...', import.meta.url)` and each
+// loader by a literal import(): the patterns Vite, webpack and Rollup follow, so a bundled
+// app carries its own copies of these files with no configuration (see web/BUNDLERS.md).
 const BUILDS = {
-  simd: { wasm: 'gcam-simd.wasm', load: () => import('./dist/gcam-simd.mjs') },
-  scalar: { wasm: 'gcam-scalar.wasm', load: () => import('./dist/gcam-scalar.mjs') },
-  threads: { wasm: 'gcam-simd-threads.wasm', load: () => import('./dist/gcam-simd-threads.mjs') },
+  simd: {
+    file: 'dist/gcam-simd.mjs',
+    name: 'gcam-simd.wasm',
+    wasm: () => new URL('./dist/gcam-simd.wasm', import.meta.url),
+    load: () => import('./dist/gcam-simd.mjs'),
+  },
+  scalar: {
+    file: 'dist/gcam-scalar.mjs',
+    name: 'gcam-scalar.wasm',
+    wasm: () => new URL('./dist/gcam-scalar.wasm', import.meta.url),
+    load: () => import('./dist/gcam-scalar.mjs'),
+  },
+  threads: {
+    file: 'dist/gcam-simd-threads.mjs',
+    name: 'gcam-simd-threads.wasm',
+    wasm: () => new URL('./dist/gcam-simd-threads.wasm', import.meta.url),
+    load: () => import('./dist/gcam-simd-threads.mjs'),
+  },
 };
 
 function own(table, key) {
@@ -65,20 +119,21 @@ function own(table, key) {
 
 /** The URL of a build's .wasm: `wasmUrl` is the folder holding the builds, a .wasm URL, or
  * one per build ({ simd, scalar, threads }). `build` is 'simd', 'scalar' or 'threads';
- * relative URLs are resolved against `base` (the page's URL), else the package's dist/. */
+ * relative URLs are resolved against `base` (the page's URL). Without `wasmUrl`, the file the
+ * package (or the bundler's copy of it) holds. */
 export function wasmLocation(wasmUrl, build, base) {
-  const name = BUILDS[build].wasm;
-  const from = base || (globalThis.location && globalThis.location.href) || DIST;
-  if (wasmUrl == null) return new URL(name, DIST);
+  const packaged = BUILDS[build].wasm();
+  if (wasmUrl == null) return packaged;
+  const from = base || (globalThis.location && globalThis.location.href) || packaged;
   try {
     if (typeof wasmUrl === 'object' && !(wasmUrl instanceof URL)) {
       const one = own(wasmUrl, build) ? wasmUrl[build] : undefined;
-      return one == null ? new URL(name, DIST) : new URL(String(one), from);
+      return one == null ? packaged : new URL(String(one), from);
     }
     let folder = String(wasmUrl);
     if (folder.endsWith('.wasm')) return new URL(folder, from);
     if (!folder.endsWith('/')) folder += '/';
-    return new URL(name, new URL(folder, from));
+    return new URL(BUILDS[build].name, new URL(folder, from)); // the file's own name, not a bundler's
   } catch (e) {
     throw new GcamArgumentError(`createExplainer: wasmUrl ${String(wasmUrl)} is not a URL`, { cause: e });
   }
@@ -92,14 +147,156 @@ export function wasmUrls(wasmUrl, base) {
   return out;
 }
 
-async function wasmBytes(url) {
-  if (url.protocol === 'file:' && isNode) {
-    const fs = await import('node:fs');
-    return new Uint8Array(await fs.promises.readFile(url));
+/** Module.gcamStartWorker of the threaded loader (web/wasm/postprocess.mjs): one pthread
+ * worker, an ES module, as a literal `new Worker(new URL(...), { type: 'module' })` so that
+ * bundlers bundle it. */
+function startPthreadWorker() {
+  if (isNode) {
+    // worker_threads; the URL is built from a string so that bundlers do not take the Node
+    // branch's file for an asset. A worker inherits the parent's flags, and --input-type
+    // (node -e) would stop it from loading a file.
+    const { Worker: NodeWorker } = nodeBuiltin('node:worker_threads');
+    const url = new URL(String(import.meta.url).replace(/[^/]*$/, 'dist/gcam-simd-threads.worker.js'));
+    return new NodeWorker(url, { execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')) });
   }
-  const response = await fetch(url);
-  if (!response.ok) throw new GcamError('GCAM_STATUS_IO', `${url.href}: HTTP ${response.status}`);
-  return new Uint8Array(await response.arrayBuffer());
+  return new Worker(new URL('./dist/gcam-simd-threads.worker.js', import.meta.url), { type: 'module' });
+}
+
+/** How long a file of the package may take to answer (each chunk of it, for a download). */
+export const LOAD_TIMEOUT_MS = 20e3;
+
+/** The loadTimeoutMs option, checked: undefined gives LOAD_TIMEOUT_MS. */
+export function checkTimeoutOption(ms) {
+  if (ms === undefined) return LOAD_TIMEOUT_MS;
+  if (!(typeof ms === 'number' && ms > 0 && ms <= 2 ** 31 - 1))
+    throw new GcamArgumentError(`createExplainer: loadTimeoutMs must be a positive number of milliseconds, got ${ms}`);
+  return ms;
+}
+
+function timeoutError(what, ms) {
+  const e = new GcamLoadError(`${what}: no answer within ${ms / 1000} s`);
+  e.timedOut = true;
+  return e;
+}
+
+/** `promise`, or a GcamLoadError after `ms`. */
+function withTimeout(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(timeoutError(what, ms)), ms); });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** A short description of what came instead of WebAssembly, for the error message. */
+function describeBytes(bytes, type) {
+  const head = Array.from(bytes.subarray(0, 24), (b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join('');
+  return `${bytes.length} bytes${type ? ` of ${type}` : ''} starting "${head}"`;
+}
+
+/** The bytes at `url`, with a time limit on the answer and on each chunk after it. */
+async function fetchBytes(url, ms) {
+  const ctl = new AbortController();
+  let timer;
+  let timedOut = false;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { timedOut = true; ctl.abort(); }, ms);
+  };
+  const failed = (e) => (timedOut ? timeoutError(url.href, ms) : new GcamLoadError(`${url.href}: ${e.message}`));
+  try {
+    arm();
+    let response;
+    try {
+      response = await fetch(url, { signal: ctl.signal });
+    } catch (e) {
+      throw failed(e);
+    }
+    if (!response.ok) throw new GcamLoadError(`${url.href}: HTTP ${response.status}`);
+    const type = response.headers.get('content-type');
+    const parts = [];
+    let n = 0;
+    const reader = response.body.getReader();
+    for (;;) {
+      arm();
+      let r;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw failed(e);
+      }
+      if (r.done) break;
+      parts.push(r.value);
+      n += r.value.byteLength;
+    }
+    const bytes = new Uint8Array(n);
+    for (let i = 0, off = 0; i < parts.length; off += parts[i].byteLength, i++) bytes.set(parts[i], off);
+    return { bytes, type };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A build's .wasm bytes, checked to be WebAssembly (a server's HTML fallback page is not). */
+async function wasmBytes(url, ms) {
+  let bytes, type;
+  if (url.protocol === 'file:' && isNode) {
+    try {
+      bytes = new Uint8Array(await nodeBuiltin('node:fs').promises.readFile(url));
+    } catch (e) {
+      throw new GcamLoadError(`${url.href}: ${e.code === 'ENOENT' ? 'not found' : e.message}`);
+    }
+  } else {
+    ({ bytes, type } = await fetchBytes(url, ms));
+  }
+  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d)
+    throw new GcamLoadError(`${url.href} is not WebAssembly (${describeBytes(bytes, type)}): ` +
+                            'a server that answers unknown paths with a page? see wasmUrl');
+  return bytes;
+}
+
+/** Load one build's loader and .wasm and instantiate it with `nThreads` threads. Every way
+ * this can fail (a loader or .wasm missing or wrong, a pthread worker that cannot start, no
+ * answer in time) is a GcamLoadError naming the file; nothing waits forever. */
+async function instantiate(build, wasmUrl, base, nThreads, ms) {
+  const { file } = BUILDS[build];
+  let factory;
+  try {
+    factory = (await withTimeout(BUILDS[build].load(), ms, `gradcam-wasm's ${file}`)).default;
+  } catch (e) {
+    throw e instanceof GcamError ? e : new GcamLoadError(`cannot load gradcam-wasm's ${file}: ${e.message}`);
+  }
+  const url = wasmLocation(wasmUrl, build, base);
+  // Hand the bytes in ourselves: the generated loader's own fetch breaks on Node 20.
+  const wasmBinary = await wasmBytes(url, ms);
+  const workers = [];
+  let workerFailed;
+  const failed = new Promise((_, reject) => { workerFailed = reject; });
+  const gcamStartWorker = () => {
+    const w = startPthreadWorker();
+    workers.push(w);
+    const onError = (e) => workerFailed(new GcamLoadError(
+      `a pthread worker (gradcam-wasm's dist/gcam-simd-threads.worker.js) failed: ${(e && e.message) || 'it did not load'}`));
+    if (typeof w.on === 'function') {
+      w.on('error', onError);
+    } else {
+      w.addEventListener('error', (e) => { e.preventDefault(); onError(e); });
+    }
+    // The loader's own handler logs and rethrows, which would be an uncaught exception (in
+    // Node, a crash; in a worker, an error of the explainer's worker): keep it from throwing.
+    let loaderOnError = null;
+    Object.defineProperty(w, 'onerror', {
+      configurable: true,
+      get: () => (e) => { try { if (loaderOnError) loaderOnError(e); } catch { /* reported by onError */ } },
+      set: (f) => { loaderOnError = f; },
+    });
+    return w;
+  };
+  try {
+    const ready = factory({ wasmBinary, gcamWorkers: nThreads - 1, gcamStartWorker, print: () => {}, printErr: () => {} });
+    return await withTimeout(Promise.race([ready, failed]), ms, `instantiating ${url.href}`);
+  } catch (e) {
+    for (const w of workers) w.terminate();
+    throw e instanceof GcamError ? e : new GcamLoadError(`${url.href}: cannot instantiate: ${e.message}`);
+  }
 }
 
 /** The workers of a threaded module (none for the others). */
@@ -110,33 +307,25 @@ function moduleWorkers(M) {
 /**
  * Instantiate one build. `simd`: true, false, or undefined to detect. `threads`: see
  * resolveThreads(); more than one picks the threaded SIMD build, whose module resolves once
- * its threads - 1 workers are loaded (M.gcamThreads says how many threads it runs).
+ * its threads - 1 workers are loaded (M.gcamThreads says how many threads it runs). When the
+ * threaded build cannot start (but answered), one thread is used and console.warn says why.
+ * `timeoutMs` bounds each file's answer (LOAD_TIMEOUT_MS by default).
  */
-export async function loadWasm({ wasmUrl, simd, threads, base } = {}) {
+export async function loadWasm({ wasmUrl, simd, threads, base, warnThreads = true, timeoutMs } = {}) {
+  timeoutMs = checkTimeoutOption(timeoutMs);
   const useSimd = simd === undefined ? simdSupported() : !!simd;
-  let nThreads = await resolveThreads(threads, useSimd);
-  let factory, wasmBinary;
+  let nThreads = await resolveThreads(threads, useSimd, warnThreads);
+  let M;
   if (nThreads > 1) {
     try {
-      factory = (await BUILDS.threads.load()).default;
-      wasmBinary = await wasmBytes(wasmLocation(wasmUrl, 'threads', base));
-    } catch {
-      factory = undefined; // a package or server without the threaded build: one thread
+      M = await instantiate('threads', wasmUrl, base, nThreads, timeoutMs);
+    } catch (e) {
+      if (e.timedOut) throw e; // the time is spent: no second try
+      console.warn(`gradcam-wasm: the threaded build could not start (${e.message}): running on one thread.`);
       nThreads = 1;
     }
   }
-  let M;
-  try {
-    if (!factory) {
-      const build = useSimd ? 'simd' : 'scalar';
-      factory = (await BUILDS[build].load()).default;
-      // Hand the bytes in ourselves: the generated loader's own fetch breaks on Node 20.
-      wasmBinary = await wasmBytes(wasmLocation(wasmUrl, build, base));
-    }
-    M = await factory({ wasmBinary, gcamWorkers: nThreads - 1, print: () => {}, printErr: () => {} });
-  } catch (e) {
-    throw toGcamError(e, 'loading the WebAssembly build');
-  }
+  if (!M) M = await instantiate(useSimd ? 'simd' : 'scalar', wasmUrl, base, 1, timeoutMs);
   // Emscripten 3.1.6 keeps its worker_threads referenced: they would keep Node alive
   if (isNode) for (const w of moduleWorkers(M)) if (w.unref) w.unref();
   M.gcamSimd = useSimd;
@@ -219,14 +408,15 @@ const KEEP_BYTES = 16 << 20;
 
 export class Engine {
   /** Load the wasm and stream the weights into it. */
-  static async create({ weights, wasmUrl, simd, threads, onProgress, base } = {}) {
-    await resolveThreads(threads, false); // argument check before any download
+  static async create({ weights, wasmUrl, simd, threads, onProgress, base, warnThreads, loadTimeoutMs } = {}) {
+    checkThreadsOption(threads); // argument checks before any download
+    checkTimeoutOption(loadTimeoutMs);
     // the worker passes an already open { total, chunks } stream of Uint8Arrays
     const internal = weights && typeof weights === 'object' && typeof weights.chunks === 'object' &&
       weights.chunks !== null && Symbol.asyncIterator in weights.chunks &&
       Number.isSafeInteger(weights.total) && weights.total >= 0;
     const stream = internal ? weights : await weightsStream(weights, base);
-    const M = await loadWasm({ wasmUrl, simd, threads, base });
+    const M = await loadWasm({ wasmUrl, simd, threads, base, warnThreads, timeoutMs: loadTimeoutMs });
     let engine;
     try {
       engine = new Engine(M);

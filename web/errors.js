@@ -40,6 +40,18 @@ export class GcamWeightsError extends GcamError {
  * may be damaged, so nothing it computes can be trusted again. */
 export const BROKEN_MESSAGE = 'the engine failed earlier: create a new explainer';
 
+/**
+ * The package's own files could not be loaded or started: a worker script, an Emscripten
+ * loader or a .wasm (missing, not JavaScript / not WebAssembly, no answer within the time
+ * limit). The message names the URL.
+ */
+export class GcamLoadError extends GcamError {
+  constructor(message, options) {
+    super('GCAM_STATUS_LOAD', message, options);
+    this.name = 'GcamLoadError';
+  }
+}
+
 /** A JS allocation that failed (a typed array or ArrayBuffer too large for this engine). */
 function isJsAllocationFailure(e) {
   return e instanceof RangeError && /allocat|Invalid typed array length|Array buffer/i.test(e.message);
@@ -64,7 +76,7 @@ export function toGcamError(e, what) {
   return new GcamError('GCAM_STATUS_BACKEND', `${what}: ${reason}`, { cause: e });
 }
 
-const CLASSES = { GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError };
+const CLASSES = { GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, GcamLoadError };
 
 /** A plain object that survives postMessage (the cause travels as its message). */
 export function serializeError(err, what = 'worker') {

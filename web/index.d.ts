@@ -43,21 +43,27 @@ export type WeightsSource = string | URL | ArrayBuffer | ArrayBufferView | Blob 
 
 export interface ExplainerOptions {
   weights: WeightsSource;
-  /** the folder holding gcam-simd.wasm and gcam-scalar.wasm, a .wasm URL, or one URL per
-   * build; default: the package's own dist/ folder */
+  /** the folder holding gcam-simd.wasm, gcam-scalar.wasm and gcam-simd-threads.wasm (a CDN's
+   * copy of the package's web/dist/), a .wasm URL, or one URL per build; default: the
+   * package's own files, wherever your bundler put them (see BUNDLERS.md) */
   wasmUrl?: string | URL | { simd?: string | URL; scalar?: string | URL; threads?: string | URL };
   /** called as the weights arrive (at most every MiB, and at the start and the end) */
   onProgress?: (progress: Progress) => void;
   /** run in a Web Worker: default true in browsers, false in Node (where `true` is a
    * GcamArgumentError: Node has no Web Workers) */
   worker?: boolean;
-  /** the worker script, default the package's worker.js (a real URL, for strict CSPs) */
+  /** the worker script, default the package's worker.js (a real URL, for strict CSPs), as
+   * your bundler emitted it; started as a module worker */
   workerUrl?: string | URL;
+  /** how long the worker, each Emscripten loader and each .wasm may take to answer (a download:
+   * each chunk of it) before createExplainer rejects with a GcamLoadError; default 20000 */
+  loadTimeoutMs?: number;
   /** force the SIMD (true) or scalar (false) build; default: detect */
   simd?: boolean;
   /** threads for the forward and backward passes: 'auto' (default: the cores, at most 8) or
    * 1..16. More than 1 needs SharedArrayBuffer: Node, or a cross-origin isolated page
-   * (served with COOP: same-origin and COEP: require-corp); otherwise 1 is used. */
+   * (served with COOP: same-origin and COEP: require-corp); otherwise 1 is used, and a
+   * count above 1 asked for explicitly gets one console.warn saying why. */
   threads?: number | 'auto';
 }
 
@@ -157,7 +163,8 @@ export function createExplainer(options: ExplainerOptions): Promise<Explainer>;
 /** true when this JS engine runs WebAssembly SIMD (the SIMD build is then used). */
 export function simdSupported(): boolean;
 
-/** The C library's status names (include/gcam.h), which every GcamError's `code` is. */
+/** The C library's status names (include/gcam.h), and the wrapper's GCAM_STATUS_LOAD
+ * (GcamLoadError): what every GcamError's `code` is. */
 export type GcamStatusName =
   | 'GCAM_STATUS_INVALID_ARGUMENT'
   | 'GCAM_STATUS_OUT_OF_MEMORY'
@@ -171,7 +178,8 @@ export type GcamStatusName =
   | 'GCAM_STATUS_UNSUPPORTED_FORMAT'
   | 'GCAM_STATUS_IO'
   | 'GCAM_STATUS_BACKEND'
-  | 'GCAM_STATUS_BAD_STATE';
+  | 'GCAM_STATUS_BAD_STATE'
+  | 'GCAM_STATUS_LOAD';
 
 /** Every error the package throws (every promise it rejects). `code` is the C status name
  * ("GCAM_STATUS_CORRUPT") for failures inside the library, with the library's message.
@@ -199,5 +207,11 @@ export class GcamDisposedError extends GcamError {
  * errored or a connection that dropped mid-way (`cause`: the stream's own error), a Response
  * whose body was already read. code: GCAM_STATUS_IO */
 export class GcamWeightsError extends GcamError {
+  constructor(message: string, options?: { cause?: unknown });
+}
+/** The package's own files could not be loaded or started within loadTimeoutMs: the worker
+ * script, an Emscripten loader or a .wasm (missing, not JavaScript / not WebAssembly, no
+ * answer). The message names the URL. code: GCAM_STATUS_LOAD */
+export class GcamLoadError extends GcamError {
   constructor(message: string, options?: { cause?: unknown });
 }

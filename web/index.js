@@ -9,13 +9,16 @@
 // In a browser the work runs in a Web Worker (web/worker.js, a real file URL, so strict
 // CSPs allow it) and the page stays responsive; in Node, or with { worker: false }, it runs
 // in the calling thread. Both give the same numbers: the same .wasm runs either way.
-import { Engine, checkImage, explainOptions, overlayArguments, simdSupported, wasmUrls } from './core.js';
 import {
-  GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, deserializeError, toGcamError,
+  Engine, checkImage, checkThreadsOption, checkTimeoutOption, explainOptions, overlayArguments, simdSupported,
+  threadsUnavailable, wasmUrls, warnOneThread,
+} from './core.js';
+import {
+  GcamError, GcamArgumentError, GcamDisposedError, GcamLoadError, GcamWeightsError, deserializeError, toGcamError,
 } from './errors.js';
 import { isNode, weightsStream } from './weights.js';
 
-export { GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, simdSupported };
+export { GcamError, GcamArgumentError, GcamDisposedError, GcamLoadError, GcamWeightsError, simdSupported };
 
 /** The page's URL, the base of relative URLs (none in Node). */
 function pageUrl() {
@@ -82,17 +85,34 @@ class LocalExplainer {
 /** Forwards every call to web/worker.js; checks arguments here first, with the engine's checks. */
 class WorkerExplainer {
   static async create(options) {
+    checkThreadsOption(options.threads);
+    const timeoutMs = checkTimeoutOption(options.loadTimeoutMs);
     const base = pageUrl();
-    let workerUrl;
-    try {
-      workerUrl = options.workerUrl ? new URL(String(options.workerUrl), base) : new URL('./worker.js', import.meta.url);
-    } catch (e) {
-      throw new GcamArgumentError(`createExplainer: workerUrl ${String(options.workerUrl)} is not a URL`, { cause: e });
+    // The worker sees the page's isolation: say here, in the page's console, why threads
+    // asked for cannot run (the worker then quietly runs one).
+    const why = threadsUnavailable();
+    if (why && Number.isInteger(options.threads) && options.threads > 1) warnOneThread(options.threads, why);
+    // The default is a literal `new Worker(new URL('./worker.js', import.meta.url), ...)`, the
+    // pattern Vite and webpack bundle; workerUrl is for CDNs and unusual setups.
+    let where = "gradcam-wasm's worker.js";
+    if (options.workerUrl != null) {
+      try {
+        where = new URL(String(options.workerUrl), base).href;
+      } catch (e) {
+        throw new GcamArgumentError(`createExplainer: workerUrl ${String(options.workerUrl)} is not a URL`, { cause: e });
+      }
     }
-    const worker = new Worker(workerUrl, { type: 'module' });
-    const self = new WorkerExplainer(worker, options.onProgress);
+    let worker;
     try {
-      await self._init(options, base);
+      worker = options.workerUrl != null ? new Worker(where, { type: 'module' })
+        : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    } catch (e) {
+      throw new GcamLoadError(`cannot start the worker ${where}: ${e.message}`, { cause: e });
+    }
+    const self = new WorkerExplainer(worker, options.onProgress, where);
+    try {
+      await self._started(timeoutMs);
+      await self._init({ ...options, loadTimeoutMs: timeoutMs }, base);
     } catch (e) {
       self.dispose();
       throw e;
@@ -100,21 +120,44 @@ class WorkerExplainer {
     return self;
   }
 
-  constructor(worker, onProgress) {
+  constructor(worker, onProgress, where) {
     this._worker = worker;
+    this._where = where;
     this._next = 1;
     this._pending = new Map();
     this._acks = [];
+    this._start = null; // { resolve, reject } until the worker says it runs
     worker.onmessage = (ev) => this._onMessage(ev.data, onProgress);
     worker.onerror = (ev) => {
-      const err = new GcamError('GCAM_STATUS_BACKEND', `worker failed: ${ev.message || 'could not start'}`);
+      if (ev.preventDefault) ev.preventDefault();
+      if (this._start) {
+        // a module worker that cannot load (missing, not JavaScript, a syntax error) gets an
+        // error event with no message
+        this._start.reject(new GcamLoadError(`cannot start the worker ${where}: ${ev.message ||
+          'the script did not load (missing, not served as JavaScript, or an error in it)'}`));
+        return;
+      }
+      const err = new GcamError('GCAM_STATUS_BACKEND', `the worker ${where} failed: ${ev.message || 'an error'}`);
       for (const p of this._pending.values()) p.reject(err);
       this._pending.clear();
     };
   }
 
+  /** Resolves when the worker's module has run (its 'ready' message); rejects on its error
+   * event or after `ms`: a worker URL that never answers must not hang createExplainer. */
+  _started(ms) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new GcamLoadError(
+        `the worker ${this._where} did not start: no answer within ${ms / 1000} s`)), ms);
+      const done = (f) => (v) => { clearTimeout(timer); this._start = null; f(v); };
+      this._start = { resolve: done(resolve), reject: done(reject) };
+    });
+  }
+
   _onMessage(msg, onProgress) {
-    if (msg.type === 'progress') {
+    if (msg.type === 'ready') {
+      if (this._start) this._start.resolve();
+    } else if (msg.type === 'progress') {
       if (onProgress) onProgress({ loaded: msg.loaded, total: msg.total });
     } else if (msg.type === 'ack') {
       const resolve = this._acks.shift();
@@ -143,7 +186,10 @@ class WorkerExplainer {
   }
 
   async _init(options, base) {
-    const common = { wasmUrl: wasmUrls(options.wasmUrl, base), simd: options.simd, threads: options.threads, base };
+    const common = {
+      wasmUrl: wasmUrls(options.wasmUrl, base), simd: options.simd, threads: options.threads, base,
+      loadTimeoutMs: options.loadTimeoutMs,
+    };
     const source = options.weights;
     let kind;
     if (typeof source === 'string' || source instanceof URL) {
@@ -210,6 +256,7 @@ class WorkerExplainer {
     if (!this._worker) return;
     this._worker.terminate(); // frees the wasm instance and everything in it
     this._worker = null;
+    if (this._start) this._start.reject(new GcamDisposedError('createExplainer'));
     const err = new GcamDisposedError('pending call');
     for (const p of this._pending.values()) p.reject(err);
     this._pending.clear();

@@ -4,7 +4,7 @@
 // copied whole (an ArrayBuffer or Uint8Array the caller already holds). Whatever breaks while
 // reading (a dropped connection, a body already read, a file that cannot be read) is a
 // GcamWeightsError with the original error as its `cause`.
-import { GcamArgumentError, GcamError, GcamWeightsError } from './errors.js';
+import { GcamArgumentError, GcamError, GcamLoadError, GcamWeightsError } from './errors.js';
 
 export const CHUNK_BYTES = 4 << 20;
 
@@ -77,8 +77,18 @@ export function fromResponse(response, what = 'response') {
   return { total, chunks: readerChunks(response.body, what) };
 }
 
+/** Node's built-in modules through process.getBuiltinModule (Node >= 20.16), not import():
+ * bundlers then see no `node:` module in the browser code, and no top-level await. Only
+ * called under Node. */
+export function nodeBuiltin(name) {
+  if (typeof process.getBuiltinModule !== 'function')
+    throw new GcamLoadError(
+      `gradcam-wasm needs Node 20.16 or newer (process.getBuiltinModule); this is Node ${process.versions.node}`);
+  return process.getBuiltinModule(name);
+}
+
 async function fromNodePath(path) {
-  const fs = await import('node:fs');
+  const fs = nodeBuiltin('node:fs');
   let stat;
   try {
     stat = await fs.promises.stat(path);
@@ -117,7 +127,7 @@ export async function weightsStream(source, base) {
   if (typeof Response !== 'undefined' && source instanceof Response) return { ...fromResponse(source), owned: true };
   if (source instanceof URL) {
     if (source.protocol === 'file:' && isNode) {
-      const { fileURLToPath } = await import('node:url');
+      const { fileURLToPath } = nodeBuiltin('node:url');
       return { ...(await fromNodePath(fileURLToPath(source))), owned: true };
     }
     source = source.href;

@@ -1,7 +1,8 @@
 // worker.js: the explainer in a Web Worker, driven by web/index.js. One engine per worker.
 // Messages in: { id, op: 'init' | 'explain' | 'overlay' | 'decodeImage', ... } and, while an
 // init with source.kind 'chunks' runs, { op: 'chunk', data } ... { op: 'end' }.
-// Messages out: { id, type: 'result', value } | { id, type: 'error', error },
+// Messages out: { type: 'ready' } once this module has run (web/index.js waits for it, with a
+// time limit), { id, type: 'result', value } | { id, type: 'error', error },
 // { type: 'progress', loaded, total }, { type: 'ack' } after each chunk is in the heap.
 import { Engine } from './core.js';
 import { serializeError } from './errors.js';
@@ -43,7 +44,9 @@ async function handle(msg) {
         weights = { total: msg.source.total, chunks: feed };
       }
       const onProgress = (p) => self.postMessage({ type: 'progress', loaded: p.loaded, total: p.total });
-      engine = await Engine.create({ weights, wasmUrl: msg.wasmUrl, simd: msg.simd, threads: msg.threads, base: msg.base, onProgress });
+      // warnThreads: false: web/index.js already warned in the page's console
+      engine = await Engine.create({ weights, wasmUrl: msg.wasmUrl, simd: msg.simd, threads: msg.threads, base: msg.base,
+                                     loadTimeoutMs: msg.loadTimeoutMs, warnThreads: false, onProgress });
       feed = null;
       return { value: { info: engine.info, labels: engine.labels } };
     }
@@ -76,3 +79,5 @@ self.onmessage = async (ev) => {
     self.postMessage({ id: msg.id, type: 'error', error: serializeError(e) });
   }
 };
+
+self.postMessage({ type: 'ready' });
