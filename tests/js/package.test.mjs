@@ -24,10 +24,10 @@ test('npm pack -> install in a fresh project -> explain', { timeout: 180e3 }, as
     for (const f of ['package.json', 'web/index.js', 'web/index.d.ts', 'web/worker.js', 'web/core.js',
                      'web/dist/gcam-simd.wasm', 'web/dist/gcam-scalar.wasm', 'web/dist/gcam-simd.mjs',
                      'web/dist/gcam-simd-threads.mjs', 'web/dist/gcam-simd-threads.wasm',
-                     'web/dist/gcam-simd-threads.worker.js', 'web/dist/package.json', 'web/PACKAGE.md', 'LICENSE'])
+                     'web/dist/gcam-simd-threads.worker.js', 'web/dist/package.json', 'web/PACKAGE.md', 'web/BUNDLERS.md', 'LICENSE'])
       assert.ok(files.includes(f), `${f} is in the tarball`);
     for (const f of files)
-      assert.ok(/^(package\.json|README\.md|LICENSE|web\/PACKAGE\.md|web\/[a-z-]+\.(js|d\.ts)|web\/dist\/gcam-(simd|scalar|simd-threads)\.(mjs|wasm)|web\/dist\/gcam-simd-threads\.worker\.js|web\/dist\/package\.json)$/.test(f),
+      assert.ok(/^(package\.json|README\.md|LICENSE|web\/(PACKAGE|BUNDLERS)\.md|web\/[a-z-]+\.(js|d\.ts)|web\/dist\/gcam-(simd|scalar|simd-threads)\.(mjs|wasm)|web\/dist\/gcam-simd-threads\.worker\.js|web\/dist\/package\.json)$/.test(f),
         `${f} should not be in the tarball`);
 
     const project = path.join(tmp, 'consumer');
