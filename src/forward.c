@@ -52,7 +52,7 @@ gcam_status gcam_state_forward_tensor(gcam_state *s, const float *input) {
   for (int32_t j = 0; j < m->n_dense; j++) {
     const gcam_dense_layer *l = &m->dense[j];
     float *y = gcam__dense_output(s, j);
-    gcam__dense_forward_pool(y, x, l->w, l->bias, l->IN, l->OUT, j < m->n_dense - 1, &s->pool);
+    gcam__dense_forward_dt_pool(y, x, &l->w, l->IN, l->OUT, j < m->n_dense - 1, &s->pool);
     x = y;
   }
   gcam__softmax_forward(s->probs, x, m->n_classes);

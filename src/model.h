@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "gcam.h"
+#include "ops.h"
 
 #define GCAM_MAX_CONV 64
 #define GCAM_MAX_DENSE 16
@@ -24,8 +25,9 @@ typedef struct gcam_conv_layer {
 
 typedef struct gcam_dense_layer {
   int32_t IN, OUT;
-  float *w;           /* (IN, OUT), rows in HWC flatten order */
-  float *bias;        /* (OUT) */
+  /* w (IN, OUT) in the file's storage type (f32, f16, int8 + scale), rows in HWC flatten
+   * order; bias (OUT) f32. Points into the model's weights. */
+  gcam__dense_weights w;
 } gcam_dense_layer;
 
 struct gcam_model {
@@ -39,8 +41,8 @@ struct gcam_model {
   float mean[3], std[3];
   gcam_backend backend;
 
-  float *weights;                 /* the one allocation of weights */
-  size_t weight_floats;
+  void *weights;                  /* the one allocation of weights (64-byte aligned pieces) */
+  size_t weight_bytes;
   char *labels;                   /* n_classes NUL-terminated strings, or NULL */
   const char **label_ptr;         /* n_classes pointers into labels */
   uint8_t sha256[32];

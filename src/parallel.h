@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "gcam.h"
+#include "ops.h"
 
 /* tasks a pool runs at once (1 for NULL, or a pool without run) */
 static inline int32_t gcam__pool_threads(const gcam_threadpool *pool) {
@@ -68,5 +69,10 @@ void gcam__dense_forward_pool(float *out, const float *in, const float *w, const
                               int32_t IN, int32_t OUT, int relu, const gcam_threadpool *pool);
 void gcam__dense_backward_input_pool(float *d_in, const float *d_out, const float *w,
                                      int32_t IN, int32_t OUT, const gcam_threadpool *pool);
+void gcam__dense_forward_dt_pool(float *out, const float *in, const gcam__dense_weights *w,
+                                 int32_t IN, int32_t OUT, int relu, const gcam_threadpool *pool);
+void gcam__dense_backward_input_dt_pool(float *d_in, const float *d_out,
+                                        const gcam__dense_weights *w, int32_t IN, int32_t OUT,
+                                        const gcam_threadpool *pool);
 
 #endif

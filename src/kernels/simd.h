@@ -29,4 +29,40 @@ static inline gcam_f32x4 gcam__f32x4_relu(gcam_f32x4 v) {
   return (gcam_f32x4)((gcam_i32x4)v & keep);
 }
 
+/* ---- narrow storage types, widened to f32 in registers ------------------------------------
+ * Dense weights may stay in memory as IEEE half (f16) or as int8; the kernels widen them as
+ * they stream through. Both widenings are exact. */
+
+/* an IEEE half to f32, every finite value and zero exact (the loader refuses Inf/NaN): the
+ * half's exponent and mantissa moved to f32's places read as a value 2^-112 too small, for
+ * normal and subnormal halves alike, and one multiply by 2^112 (exact) puts it right. The
+ * scalar twin of gcam__f16x4_load. */
+static inline float gcam__f16_to_f32(uint16_t h) {
+  uint32_t u = (uint32_t)(h & 0x7fffu) << 13 | (uint32_t)(h & 0x8000u) << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f * 0x1p112f;
+}
+
+typedef uint16_t gcam_u16x4 __attribute__((vector_size(8)));
+typedef uint32_t gcam_u32x4 __attribute__((vector_size(16)));
+typedef int8_t gcam_i8x4 __attribute__((vector_size(4)));
+
+/* four halves -> f32x4: as gcam__f16_to_f32, the sign carried by an arithmetic shift */
+static inline gcam_f32x4 gcam__f16x4_load(const uint16_t *p) {
+  gcam_u16x4 h;
+  memcpy(&h, p, sizeof h);
+  gcam_u32x4 u = __builtin_convertvector(h, gcam_u32x4) << 16;
+  gcam_i32x4 bits = ((gcam_i32x4)u >> 3) & (gcam_i32x4){(int32_t)0x8fffe000, (int32_t)0x8fffe000,
+                                                         (int32_t)0x8fffe000, (int32_t)0x8fffe000};
+  return (gcam_f32x4)bits * gcam__f32x4_splat(0x1p112f);
+}
+
+/* four int8 -> f32x4 */
+static inline gcam_f32x4 gcam__i8x4_load(const int8_t *p) {
+  gcam_i8x4 q;
+  memcpy(&q, p, sizeof q);
+  return __builtin_convertvector(q, gcam_f32x4);
+}
+
 #endif
