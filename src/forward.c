@@ -18,8 +18,12 @@ static gcam_status gcam__conv(gcam_state *s, int32_t i, float *out, const float 
   if (s->model->backend == GCAM_BACKEND_XNNPACK)
     return gcam__xnn_conv3x3_relu_run(s->xnn_conv[i], out, in, l->H, l->W);
 #endif
-  gcam__conv3x3_relu_forward_pool(out, in, l->packed, l->H, l->W, l->C, l->OC, s->scratch,
-                                  &s->pool);
+  if (l->w_compact)
+    gcam__conv3x3_relu_forward_compact_pool(out, in, l->w_compact, l->w_dtype, l->bias, l->H,
+                                            l->W, l->C, l->OC, s->scratch, s->pack, &s->pool);
+  else
+    gcam__conv3x3_relu_forward_pool(out, in, l->packed, l->H, l->W, l->C, l->OC, s->scratch,
+                                    &s->pool);
   return GCAM_STATUS_OK;
 }
 

@@ -19,7 +19,11 @@ typedef struct gcam_conv_layer {
   int32_t pool;       /* 1: a 2x2 max-pool follows */
   float *packed;      /* portable backend: gcam__conv3x3_pack() output */
   float *w_hwio;      /* XNNPACK backend: (3,3,C,OC) canonical */
-  float *bias;        /* XNNPACK backend: (OC) */
+  float *bias;        /* XNNPACK backend, and compact: (OC) */
+  /* GCAM_MEMORY_COMPACT, Winograd layers: (3,3,C,OC) as stored (f32 or f16 bits), packed
+   * into the state's scratch as the layer runs (NULL: `packed` holds the layer) */
+  const void *w_compact;
+  gcam__dtype w_dtype;
   size_t scratch_floats;
 } gcam_conv_layer;
 
@@ -40,6 +44,7 @@ struct gcam_model {
   gcam_preprocess preprocess;
   float mean[3], std[3];
   gcam_backend backend;
+  gcam_memory memory;
 
   void *weights;                  /* the one allocation of weights (64-byte aligned pieces) */
   size_t weight_bytes;

@@ -15,6 +15,7 @@
 #include "kernels/simd.h"
 #include "model.h"
 #include "ops.h"
+#include "parallel.h"
 #include "sha256.h"
 #ifdef GCAM_HAVE_XNNPACK
 #include "xnn_backend.h"
@@ -40,6 +41,8 @@ typedef struct gcam__tensor {
   gcam__kind kind;
   int32_t layer;
   uint32_t dtype;           /* gcam__dtype */
+  int32_t keep;             /* stored in memory in the file's type (dense and compact conv
+                             * weights), else widened to f32 */
   uint32_t elem_size;       /* 4 (f32), 2 (f16) or 1 (int8) */
   uint64_t offset, nbytes;  /* in the payload */
   uint64_t n_elems;
@@ -338,15 +341,32 @@ static gcam_status gcam__parse_labels(gcam_model_loader *L, gcam_model *m, uint3
  * conv staging buffer. Byte counts in 64 bits, checked against overflow and size_t. */
 static uint64_t gcam__align64(uint64_t bytes) { return (bytes + 63) & ~(uint64_t)63; }
 
+/* GCAM_MEMORY_COMPACT applies to a conv that has a compact form (the Winograd ones) */
+static int gcam__conv_compact(const gcam_model *m, const gcam_conv_layer *l) {
+  return m->backend != GCAM_BACKEND_XNNPACK && m->memory == GCAM_MEMORY_COMPACT &&
+         gcam__conv3x3_compact_pack_floats(l->C, l->OC) > 0;
+}
+
 static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
   int xnn = m->backend == GCAM_BACKEND_XNNPACK, overflow = 0;
   uint64_t total = 0, staging = 0;
+  for (int32_t t = 0; t < L->n_tensors; t++) {
+    gcam__tensor *tt = &L->tensor[t];
+    tt->keep = tt->kind == GCAM__DENSE_W ||
+               (tt->kind == GCAM__CONV_W && gcam__conv_compact(m, &m->conv[tt->layer]));
+    if (tt->kind == GCAM__CONV_W) m->conv[tt->layer].w_dtype = (gcam__dtype)tt->dtype;
+  }
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
     uint64_t hwio = gcam__mul(9 * (uint64_t)l->C, (uint64_t)l->OC, &overflow);
+    if (gcam__conv_compact(m, l)) { /* as stored, + f32 bias; no staging */
+      total += gcam__align64(hwio * (l->w_dtype == GCAM__DTYPE_F16 ? 2 : 4)) +
+               gcam__align64(4 * (uint64_t)l->OC);
+      continue;
+    }
     total += xnn ? gcam__align64(4 * hwio) + gcam__align64(4 * (uint64_t)l->OC)
                  : gcam__align64(4 * (uint64_t)gcam__conv3x3_packed_floats(l->C, l->OC));
-    if (hwio + (uint64_t)l->OC > staging) staging = hwio + (uint64_t)l->OC;
+    if (!xnn && hwio + (uint64_t)l->OC > staging) staging = hwio + (uint64_t)l->OC;
   }
   for (int32_t t = 0; t < L->n_tensors; t++) { /* dense tensors as stored (biases as f32) */
     const gcam__tensor *tt = &L->tensor[t];
@@ -363,7 +383,7 @@ static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
   if (!m->weights)
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory: the weights need %llu MB",
                        (unsigned long long)((total + (1u << 20) - 1) >> 20));
-  if (!xnn && !(L->staging = malloc((size_t)staging * sizeof(float))))
+  if (staging && !(L->staging = malloc((size_t)staging * sizeof(float))))
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
                        "out of memory: loading needs %llu MB for the weights and %llu MB more",
                        (unsigned long long)((total + (1u << 20) - 1) >> 20),
@@ -372,7 +392,11 @@ static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
   uint8_t *p = m->weights;
   for (int32_t i = 0; i < m->n_conv; i++) {
     gcam_conv_layer *l = &m->conv[i];
-    if (xnn) {
+    if (gcam__conv_compact(m, l)) {
+      l->w_compact = p, p += gcam__align64((uint64_t)9 * l->C * l->OC *
+                                           (l->w_dtype == GCAM__DTYPE_F16 ? 2 : 4));
+      l->bias = (float *)p, p += gcam__align64((uint64_t)4 * l->OC);
+    } else if (xnn) {
       l->w_hwio = (float *)p, p += gcam__align64((uint64_t)36 * l->C * l->OC);
       l->bias = (float *)p, p += gcam__align64((uint64_t)4 * l->OC);
     } else {
@@ -404,6 +428,7 @@ static gcam_status gcam__parse_header(gcam_model_loader *L) {
   if (!m) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
   L->model = m;
   m->backend = L->params.backend == GCAM_BACKEND_AUTO ? gcam__auto_backend() : L->params.backend;
+  m->memory = L->params.memory;
 #ifndef GCAM_HAVE_XNNPACK
   if (m->backend == GCAM_BACKEND_XNNPACK)
     return gcam__error(GCAM_STATUS_BACKEND, "this build has no XNNPACK backend");
@@ -426,6 +451,9 @@ static void *gcam__destination(gcam_model_loader *L, const gcam__tensor *t, uint
   gcam_model *m = L->model;
   if (t->kind == GCAM__CONV_W || t->kind == GCAM__CONV_B) {
     gcam_conv_layer *l = &m->conv[t->layer];
+    if (l->w_compact) /* compact: weights as stored, bias widened */
+      return t->kind == GCAM__CONV_W ? (uint8_t *)l->w_compact + e * t->elem_size
+                                     : (void *)(l->bias + e);
     if (m->backend == GCAM_BACKEND_XNNPACK) return (t->kind == GCAM__CONV_W ? l->w_hwio : l->bias) + e;
     return L->staging + (t->kind == GCAM__CONV_W ? 0 : (size_t)9 * l->C * l->OC) + e;
   }
@@ -454,7 +482,7 @@ static gcam_status gcam__convert(void *dst, const uint8_t *src, uint64_t k, cons
     memcpy(dst, src, (size_t)k);
     return GCAM_STATUS_OK;
   }
-  if (t->kind == GCAM__DENSE_W && t->dtype == GCAM__DTYPE_F16) { /* kept as half bits */
+  if (t->keep && t->dtype == GCAM__DTYPE_F16) { /* kept as half bits */
     uint16_t *d = dst;
     for (uint64_t i = 0; i < k; i++) {
       uint16_t h = (uint16_t)(src[2 * i] | src[2 * i + 1] << 8);
@@ -486,6 +514,7 @@ static void gcam__tensor_done(gcam_model_loader *L, const gcam__tensor *t) {
   gcam_model *m = L->model;
   if (t->kind != GCAM__CONV_B || m->backend == GCAM_BACKEND_XNNPACK) return;
   gcam_conv_layer *l = &m->conv[t->layer];
+  if (l->w_compact) return; /* packed as it runs */
   gcam__conv3x3_pack(l->packed, L->staging, L->staging + (size_t)9 * l->C * l->OC, l->C, l->OC);
 }
 
@@ -540,6 +569,11 @@ gcam_status gcam_model_loader_create(const gcam_model_params *params, uint64_t e
   if (L->params.backend < GCAM_BACKEND_AUTO || L->params.backend > GCAM_BACKEND_XNNPACK) {
     free(L);
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "unknown backend %d", (int)params->backend);
+  }
+  if (L->params.memory != GCAM_MEMORY_FAST && L->params.memory != GCAM_MEMORY_COMPACT) {
+    free(L);
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "unknown memory mode %d",
+                       (int)params->memory);
   }
   L->expected_size = expected_size;
   gcam__sha256_init(&L->sha);

@@ -51,6 +51,23 @@ void gcam__conv3x3_relu_forward_pool(float *out, const float *in, const float *p
                                      int32_t H, int32_t W, int32_t C, int32_t OC,
                                      float *scratch, const gcam_threadpool *pool);
 
+/* GCAM_MEMORY_COMPACT: the layer's weights kept as w (3,3,C,OC) of type dt (f32 or f16) +
+ * bias (OC), transformed for the kernel as the layer runs, into `pack` (floats given by
+ * gcam__conv3x3_compact_pack_floats; 0 = the layer has no compact form: direct path, whose
+ * packed weights are no larger than the HWIO ones) */
+size_t gcam__conv3x3_compact_pack_floats(int32_t C, int32_t OC);
+void gcam__conv3x3_relu_forward_compact_pool(float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, const gcam_threadpool *pool);
+/* Winograd's compact form: output columns per transformed slice, its scratch, the run */
+int32_t gcam__conv3x3_wino_compact_cols(int m, int32_t C, int32_t OC);
+size_t gcam__conv3x3_wino_compact_scratch_floats(int m, int32_t C, int32_t OC);
+void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, const gcam_threadpool *pool);
+
 /* the two paths with their block sizes exposed (conv3x3.h), on a pool: for the tests */
 size_t gcam__conv3x3_wino_scratch_floats_pool(int m, int32_t H, int32_t W, int32_t C,
                                               int32_t OC, int32_t tiles, int32_t n_threads);

@@ -28,6 +28,7 @@
 #include "kernels/gemm.h"
 #include "ops.h"
 #include "kernels/simd.h"
+#include "parallel.h"
 #include "test.h"
 
 static unsigned seed = 12345;
@@ -542,6 +543,70 @@ static void test_dense_backward_fd(void) {
   CHECK(worst <= 1e-4, "dense backward_input vs finite differences: %.3g", worst);
 }
 
+static double half_value(uint16_t h);
+static uint16_t test_half(float x);
+
+/* ---- compact conv weights (GCAM_MEMORY_COMPACT) ------------------------------------------------
+ * Winograd F(2,3) and F(4,3) from HWIO weights transformed as the layer runs, f32 and f16
+ * weights, against the reference on the same (widened) weights and against the fast
+ * pre-packed path; shapes whose transformed weights exceed the 12 MB budget run in slices of
+ * output columns (C=512 -> OC=512 at 7x7, and OC=1003: a ragged last slice and column block). */
+static void test_conv_compact(void) {
+  static const int shapes[][4] = {{5, 7, 3, 19}, {9, 11, 13, 37}, {6, 5, 8, 4},
+                                  {7, 7, 512, 512}, {3, 5, 300, 1003}};
+  int bad = 0, cases = 0;
+  double worst = 0.0, worst_fast = 0.0;
+  for (int si = 0; si < 5; si++) {
+    const int H = shapes[si][0], W = shapes[si][1], C = shapes[si][2], OC = shapes[si][3];
+    const size_t n_in = (size_t)H * W * C, n_out = (size_t)H * W * OC, n_w = (size_t)9 * C * OC;
+    float *in = falloc(n_in), *w = falloc(n_w), *bias = falloc(OC);
+    float *ref = falloc(n_out), *out = falloc(n_out), *fast = falloc(n_out);
+    uint16_t *wh = malloc(n_w * 2);
+    test_fill_uniform(in, n_in, &seed, 0.0f, 1.0f);
+    test_fill_uniform(w, n_w, &seed, -0.1f, 0.1f);
+    test_fill_uniform(bias, OC, &seed, -0.1f, 0.1f);
+    for (int dt = 0; dt <= 1; dt++) {
+      if (dt == GCAM__DTYPE_F16) /* halves of about the same range, and w = their value */
+        for (size_t k = 0; k < n_w; k++) {
+          wh[k] = test_half(w[k] * 10.0f) - (3u << 10); /* exponent -3: |w| < 0.25 */
+          if ((wh[k] & 0x7c00) == 0x7c00 || (wh[k] & 0x7c00) > (15u << 10)) wh[k] &= 0x83ff;
+          w[k] = (float)half_value(wh[k]);
+        }
+      gcam__conv3x3_relu_forward_ref(ref, in, w, bias, H, W, C, OC);
+      double *mag = conv_magnitude(in, w, bias, H, W, C, OC);
+      for (int m = 2; m <= 4; m += 2) {
+        float *pk = falloc(gcam__conv3x3_wino_compact_scratch_floats(m, C, OC));
+        float *sw = falloc(gcam__conv3x3_wino_scratch_floats(m, H, W, C, OC, 0));
+        memset(out, 0xff, n_out * sizeof *out); /* NaN where nothing is written */
+        gcam__conv3x3_wino_forward_compact_pool(m, out, in, dt ? (const void *)wh : w,
+                                                (gcam__dtype)dt, bias, H, W, C, OC, sw, pk,
+                                                NULL);
+        float *pw = falloc(gcam__conv3x3_wino_packed_floats(m, C, OC));
+        gcam__conv3x3_wino_pack(m, pw, w, bias, C, OC);
+        gcam__conv3x3_wino_forward(m, fast, in, pw, H, W, C, OC, sw, 0, 0);
+        const double e = conv_err(out, ref, mag, n_out), ef = conv_err(out, fast, mag, n_out);
+        cases++;
+        if (!(e <= (m == 4 ? 1e-4 : 1e-5)) || !(ef <= 1e-5)) {
+          bad++;
+          CHECK(0, "compact F(%d,3) dtype %d %dx%dx%d->%d: %.3g vs ref, %.3g vs fast", m, dt, H,
+                W, C, OC, e, ef);
+        }
+        if (e > worst) worst = e;
+        if (ef > worst_fast) worst_fast = ef;
+        free(pk), free(sw), free(pw);
+      }
+      free(mag);
+    }
+    CHECK(gcam__conv3x3_wino_compact_scratch_floats(4, C, OC) * 4 <= ((size_t)12 << 20),
+          "compact scratch of %d->%d over 12 MB", C, OC);
+    free(in), free(w), free(bias), free(ref), free(out), free(fast), free(wh);
+  }
+  CHECK(gcam__conv3x3_wino_compact_cols(4, 512, 512) < 512, "512->512 is not sliced");
+  CHECK(bad == 0, "%d of %d compact conv cases failed", bad, cases);
+  printf("conv compact: %d cases, worst error / sum|terms| %.2e vs ref, %.2e vs fast\n", cases,
+         worst, worst_fast);
+}
+
 /* ---- dense weights in f16 / int8 ------------------------------------------------------------ */
 
 /* the exact value of an IEEE half, from its definition (independent of the kernels') */
@@ -706,6 +771,7 @@ int main(void) {
   test_dense_backward_fd();
   test_f16_widening();
   test_dense_dtypes();
+  test_conv_compact();
   test_elementwise();
   TEST_MAIN_END();
 }

@@ -191,6 +191,37 @@ static void check_dense_dt(int32_t IN, int32_t OUT, gcam__dtype dt) {
   free(y1), free(ref_d), free(d), free(d1);
 }
 
+/* compact conv weights, transformed as the layer runs (sliced when large): a pool gives the
+ * serial bits */
+static void check_conv_compact(int32_t H, int32_t W, int32_t C, int32_t OC, gcam__dtype dt) {
+  unsigned seed = 5u + (unsigned)(C * 7 + OC) + (unsigned)dt;
+  const size_t n_w = (size_t)9 * C * OC, n_out = (size_t)H * W * OC;
+  float *in = random_floats((size_t)H * W * C, &seed, 0.0f, 1.0f);
+  float *w = random_floats(n_w, &seed, -0.1f, 0.1f);
+  float *bias = random_floats((size_t)OC, &seed, -0.1f, 0.1f);
+  uint16_t *wh = malloc(n_w * 2);
+  for (size_t k = 0; k < n_w; k++) wh[k] = (uint16_t)((w[k] < 0) << 15 | (k % 12) << 10 | (k % 1024));
+  const void *wp = dt == GCAM__DTYPE_F16 ? (const void *)wh : w;
+  float *pack = malloc(gcam__conv3x3_compact_pack_floats(C, OC) * sizeof(float));
+  float *serial = malloc(n_out * 4), *got = malloc(n_out * 4);
+  size_t sn = gcam__conv3x3_scratch_floats_pool(H, W, C, OC, 1);
+  float *scratch = malloc(sn * 4);
+  gcam__conv3x3_relu_forward_compact_pool(serial, in, wp, dt, bias, H, W, C, OC, scratch, pack,
+                                          NULL);
+  free(scratch);
+  for (int p = 0; p < n_pools; p++) {
+    sn = gcam__conv3x3_scratch_floats_pool(H, W, C, OC, pools[p].hook.n_threads);
+    scratch = malloc(sn * 4);
+    memset(got, 0xff, n_out * 4);
+    gcam__conv3x3_relu_forward_compact_pool(got, in, wp, dt, bias, H, W, C, OC, scratch, pack,
+                                            &pools[p].hook);
+    CHECK(memcmp(got, serial, n_out * 4) == 0, "compact conv dtype %d %dx%dx%d->%d: %s differs",
+          dt, H, W, C, OC, pools[p].name);
+    free(scratch);
+  }
+  free(in), free(w), free(bias), free(wh), free(pack), free(serial), free(got);
+}
+
 static void test_kernels(void) {
   /* Winograd: default blocks; tiny blocks (many: whole blocks per thread); one big block
    * (its steps split); odd sizes, channels not a multiple of 4 or 8, small oc blocks */
@@ -215,6 +246,9 @@ static void test_kernels(void) {
   check_dense(8, 4);
   check_dense(3, 3);
   check_dense(700, 101);
+  check_conv_compact(7, 6, 512, 520, GCAM__DTYPE_F32); /* sliced */
+  check_conv_compact(7, 6, 512, 520, GCAM__DTYPE_F16);
+  check_conv_compact(13, 17, 5, 19, GCAM__DTYPE_F32);  /* whole, many blocks */
   for (int dt = GCAM__DTYPE_F16; dt <= GCAM__DTYPE_I8; dt++) {
     check_dense_dt(259, 1003, (gcam__dtype)dt);
     check_dense_dt(1024, 64, (gcam__dtype)dt);
@@ -307,11 +341,13 @@ static uint8_t *random_rgba(int32_t w, int32_t h, unsigned seed) {
   return px;
 }
 
-static void test_small_fixture(const char *tag, const char *file) {
+static void test_small_fixture(const char *tag, const char *file, gcam_memory memory) {
   char path[256];
   snprintf(path, sizeof path, "tests/fixtures/vgg_small/%s", file);
   gcam_model *m;
-  gcam_status st = gcam_model_load_from_file(path, NULL, &m);
+  gcam_model_params mp = gcam_model_default_params();
+  mp.memory = memory;
+  gcam_status st = gcam_model_load_from_file(path, &mp, &m);
   CHECK(st == GCAM_STATUS_OK, "load %s: %s", path, gcam_last_error());
   if (st) return;
   size_t size;
@@ -477,8 +513,10 @@ static void test_arguments(void) {
 int main(void) {
   make_pools();
   test_kernels();
-  test_small_fixture("m0", "model.gcam");             /* f32 */
-  test_small_fixture("m2", "model_int8.gcam");        /* int8 dense weights, f16 convs */
+  test_small_fixture("m0", "model.gcam", GCAM_MEMORY_FAST);         /* f32 */
+  test_small_fixture("m0", "model.gcam", GCAM_MEMORY_COMPACT);
+  test_small_fixture("m2", "model_int8.gcam", GCAM_MEMORY_FAST);    /* int8 dense, f16 convs */
+  test_small_fixture("m2", "model_int8.gcam", GCAM_MEMORY_COMPACT);
   test_reduced_vgg16();
   test_arguments();
   free_pools();
