@@ -89,7 +89,8 @@ async function wasmBytes(url) {
  * resolveThreads(); more than one picks the threaded SIMD build, whose module resolves once
  * its threads - 1 workers are loaded (M.gcamThreads says how many threads it runs).
  */
-export async function loadWasm({ wasmUrl, simd, threads } = {}) {
+export async function loadWasm({ wasmUrl, simd, threads, maxMemoryMB } = {}) {
+  const maxPages = memoryPages(maxMemoryMB);
   const useSimd = simd === undefined ? simdSupported() : !!simd;
   let nThreads = await resolveThreads(threads, useSimd);
   let factory, wasmBinary;
@@ -108,7 +109,10 @@ export async function loadWasm({ wasmUrl, simd, threads } = {}) {
     // Hand the bytes in ourselves: the generated loader's own fetch breaks on Node 20.
     wasmBinary = await wasmBytes(wasmLocation(wasmUrl, build));
   }
-  const M = await factory({ wasmBinary, gcamWorkers: nThreads - 1, print: () => {}, printErr: () => {} });
+  // The heap starts at 16 MB and grows up to maxMemoryMB (a phone's budget); past it malloc
+  // fails and the C call returns GCAM_STATUS_OUT_OF_MEMORY (no abort).
+  const wasmMemory = new WebAssembly.Memory({ initial: 256, maximum: maxPages, shared: nThreads > 1 });
+  const M = await factory({ wasmBinary, wasmMemory, gcamWorkers: nThreads - 1, print: () => {}, printErr: () => {} });
   if (isNode && M.PThread) {
     // Emscripten 3.1.6 keeps its worker_threads referenced: they would keep Node alive
     for (const w of [...M.PThread.unusedWorkers, ...M.PThread.runningWorkers]) if (w.unref) w.unref();
@@ -116,6 +120,23 @@ export async function loadWasm({ wasmUrl, simd, threads } = {}) {
   M.gcamSimd = useSimd;
   M.gcamThreads = nThreads;
   return M;
+}
+
+/** wasm pages (64 KiB) of the heap's maximum: maxMemoryMB in [32, 4096], default 4096 */
+function memoryPages(maxMemoryMB) {
+  if (maxMemoryMB === undefined) return 65536;
+  if (typeof maxMemoryMB !== 'number' || !(maxMemoryMB >= 32 && maxMemoryMB <= 4096))
+    throw new GcamArgumentError(`maxMemoryMB must be a number from 32 to 4096, got ${maxMemoryMB}`);
+  return Math.floor(maxMemoryMB * 16);
+}
+
+/** createExplainer's `memory`: how the conv weights sit in the heap (gcam_memory) */
+export const MEMORY_MODES = { fast: 0, compact: 1 };
+export function memoryMode(memory) {
+  if (memory === undefined) return MEMORY_MODES.fast;
+  if (!Object.hasOwn(MEMORY_MODES, memory))
+    throw new GcamArgumentError(`memory must be 'compact' or 'fast', got ${memory}`);
+  return MEMORY_MODES[memory];
 }
 
 const SCORES = { logit: 0, softmax: 1 };
@@ -147,14 +168,16 @@ export function makeImageData(data, width, height) {
 
 export class Engine {
   /** Load the wasm and stream the weights into it. */
-  static async create({ weights, wasmUrl, simd, threads, onProgress, base } = {}) {
-    await resolveThreads(threads, false); // argument check before any download
+  static async create({ weights, wasmUrl, simd, threads, onProgress, base, memory, maxMemoryMB } = {}) {
+    await resolveThreads(threads, false); // argument checks before any download
+    const mode = memoryMode(memory);
+    memoryPages(maxMemoryMB);
     // the worker passes an already open { total, chunks } stream
     const stream = weights && weights.chunks ? weights : await weightsStream(weights, base);
-    const M = await loadWasm({ wasmUrl, simd, threads });
+    const M = await loadWasm({ wasmUrl, simd, threads, maxMemoryMB });
     const engine = new Engine(M);
     try {
-      await engine._load(stream, onProgress);
+      await engine._load(stream, onProgress, mode);
     } catch (e) {
       engine.dispose();
       throw e;
@@ -196,13 +219,14 @@ export class Engine {
     delete this.buffers[name];
   }
 
-  async _load({ total, chunks }, onProgress) {
+  async _load({ total, chunks }, onProgress, mode = MEMORY_MODES.fast) {
     const M = this.M;
-    this._check(M._gcam_wasm_loader_create(total, this.slots), 'loading weights');
+    this._check(M._gcam_wasm_loader_create(total, mode, this.slots), 'loading weights');
     let loader = M.HEAPU32[this.slots >> 2];
     const staging = this._buffer('staging', CHUNK_BYTES);
     let loaded = 0;
     let reported = -1;
+    let peak = 0; // heap in use, sampled after each chunk
     const report = (force) => {
       if (!onProgress || (!force && loaded - reported < (1 << 20))) return;
       reported = loaded;
@@ -217,6 +241,7 @@ export class Engine {
           M.HEAPU8.set(piece, staging); // HEAPU8 is re-read: memory may have grown
           this._check(M._gcam_model_loader_write(loader, staging, piece.byteLength), 'loading weights');
           loaded += piece.byteLength;
+          peak = Math.max(peak, M._gcam_wasm_heap_bytes());
         }
         report(false);
       }
@@ -234,6 +259,10 @@ export class Engine {
     this._check(M._gcam_state_create(this.model, this.slots), 'creating the state');
     this.state = M.HEAPU32[this.slots >> 2];
     if (M.gcamThreads > 1) this._check(M._gcam_wasm_state_set_threads(this.state, M.gcamThreads), 'starting threads');
+    this.info.memory = mode === MEMORY_MODES.compact ? 'compact' : 'fast';
+    this.info.memoryBytes = M._gcam_wasm_heap_bytes(); // model + state + what JS allocated
+    this.info.loadPeakBytes = peak;                    // the most in use while loading
+    this.info.wasmMemoryBytes = M.HEAPU8.length;       // the wasm memory (it never shrinks)
   }
 
   _readInfo() {

@@ -48,6 +48,13 @@ export interface ExplainerOptions {
    * 1..16. More than 1 needs SharedArrayBuffer: Node, or a cross-origin isolated page
    * (served with COOP: same-origin and COEP: require-corp); otherwise 1 is used. */
   threads?: number | 'auto';
+  /** how the conv weights sit in the heap: 'fast' (default: packed for the kernels at load,
+   * VGG16 236 MB) or 'compact' (as the file stores them, 59 MB f32 / 29 MB f16 and int8,
+   * transformed as each layer runs; see README "Memory") */
+  memory?: 'compact' | 'fast';
+  /** the most the wasm heap may grow to, in MB (32..4096; default 4096): past it loading or
+   * explaining fails with a GcamError GCAM_STATUS_OUT_OF_MEMORY saying how much was needed */
+  maxMemoryMB?: number;
 }
 
 export interface Prediction {
@@ -119,6 +126,14 @@ export interface ModelInfo {
   threads: number;
   /** whether the SIMD build is running */
   simd: boolean;
+  /** the conv weights' layout in use */
+  memory: 'compact' | 'fast';
+  /** bytes of the wasm heap in use after loading (model, state, buffers) */
+  memoryBytes: number;
+  /** the most bytes in use while the weights streamed in */
+  loadPeakBytes: number;
+  /** size of the wasm memory (grown on demand, never shrunk) */
+  wasmMemoryBytes: number;
 }
 
 export interface Explainer {

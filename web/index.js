@@ -125,7 +125,8 @@ class WorkerExplainer {
     const base = location.href;
     const wasmUrl = resolveWasmUrl(options.wasmUrl, base);
     let source = options.weights;
-    const common = { wasmUrl, simd: options.simd, threads: options.threads, base };
+    const common = { wasmUrl, simd: options.simd, threads: options.threads, base,
+                     memory: options.memory, maxMemoryMB: options.maxMemoryMB };
     if (typeof source === 'string' || source instanceof URL) {
       ({ info: this.info, labels: this.labels } =
         await this._call('init', { ...common, source: { kind: 'url', url: new URL(String(source), base).href } }));

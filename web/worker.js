@@ -43,7 +43,8 @@ async function handle(msg) {
         weights = { total: msg.source.total, chunks: feed };
       }
       const onProgress = (p) => self.postMessage({ type: 'progress', loaded: p.loaded, total: p.total });
-      engine = await Engine.create({ weights, wasmUrl: msg.wasmUrl, simd: msg.simd, threads: msg.threads, base: msg.base, onProgress });
+      engine = await Engine.create({ weights, wasmUrl: msg.wasmUrl, simd: msg.simd, threads: msg.threads, base: msg.base,
+                                     memory: msg.memory, maxMemoryMB: msg.maxMemoryMB, onProgress });
       feed = null;
       return { value: { info: engine.info, labels: engine.labels } };
     }

@@ -9,6 +9,11 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 typedef float gcam_f32x4 __attribute__((vector_size(16)));
 typedef int32_t gcam_i32x4 __attribute__((vector_size(16)));
@@ -58,11 +63,28 @@ static inline gcam_f32x4 gcam__f16x4_load(const uint16_t *p) {
   return (gcam_f32x4)bits * gcam__f32x4_splat(0x1p112f);
 }
 
-/* four int8 -> f32x4 */
+/* four int8 -> f32x4. The generic form is scalarised by clang 14 for wasm (four lane
+ * extracts and converts) and by GCC for SSE2, so each target gets its three widening
+ * instructions spelled out. */
 static inline gcam_f32x4 gcam__i8x4_load(const int8_t *p) {
+#if defined(__wasm_simd128__)
+  /* byte i to the top of lane i, then an arithmetic shift (clang folds the extend_low
+   * intrinsics back into the scalarised form) */
+  v128_t v = wasm_v128_load32_splat(p);
+  v = wasm_i8x16_shuffle(v, v, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  return (gcam_f32x4)wasm_f32x4_convert_i32x4(wasm_i32x4_shr(v, 24));
+#elif defined(__SSE2__)
+  int32_t w;
+  memcpy(&w, p, 4);
+  __m128i v = _mm_cvtsi32_si128(w);
+  v = _mm_unpacklo_epi8(v, v);                     /* each byte twice */
+  v = _mm_srai_epi32(_mm_unpacklo_epi16(v, v), 24); /* four times, sign-extended */
+  return (gcam_f32x4)_mm_cvtepi32_ps(v);
+#else
   gcam_i8x4 q;
   memcpy(&q, p, sizeof q);
   return __builtin_convertvector(q, gcam_f32x4);
+#endif
 }
 
 #endif

@@ -456,15 +456,28 @@ static inline gcam_f32x4 gcam__wino_w4(const void *w, size_t k, gcam__dtype dt) 
                                : gcam__f32x4_load((const float *)w + k);
 }
 
+/* r = G x for one 3-vector, the structure of G spelled out (11 operations instead of 30 for
+ * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding */
+static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
+                                gcam_f32x4 x2) {
+  if (m == 4) {
+    const gcam_f32x4 p = (x0 + x2) * gcam__f32x4_splat(-1.0f / 6), q = x1 * gcam__f32x4_splat(1.0f / 6);
+    const gcam_f32x4 s = x0 * gcam__f32x4_splat(1.0f / 24) + x2 * gcam__f32x4_splat(1.0f / 6);
+    const gcam_f32x4 u = x1 * gcam__f32x4_splat(1.0f / 12);
+    r[0] = x0 * gcam__f32x4_splat(0.25f);
+    r[1] = p - q, r[2] = p + q, r[3] = s + u, r[4] = s - u;
+    r[5] = x2;
+  } else {
+    const gcam_f32x4 s = (x0 + x2) * gcam__f32x4_splat(0.5f), h = x1 * gcam__f32x4_splat(0.5f);
+    r[0] = x0, r[1] = s + h, r[2] = s - h, r[3] = x2;
+  }
+}
+
 /* U = G g G^T for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
  * group padded by repeating the last column, its extra lanes not stored) */
 static void gcam__wino_pack_task(void *context, int32_t task) {
   const gcam__wino_pack_job *j = context;
   const int a = j->m + 2;
-  const double(*Gd)[3] = j->m == 4 ? gcam__G4 : gcam__G2;
-  float G[6][3];
-  for (int i = 0; i < a; i++)
-    for (int k = 0; k < 3; k++) G[i][k] = (float)Gd[i][k];
   const int32_t cols = j->o1 - j->o0;
   const size_t xi_floats = gcam__wino_xi_floats(j->C, cols), blk = gcam__gemm_block_floats(j->C);
   size_t c0, c1;
@@ -472,7 +485,7 @@ static void gcam__wino_pack_task(void *context, int32_t task) {
   for (size_t c = c0; c < c1; c++)
     for (int32_t q = 0; q < cols; q += 4) {
       const int32_t n = cols - q < 4 ? cols - q : 4;
-      gcam_f32x4 g[9], t[6][3];
+      gcam_f32x4 g[9], t[3][6], u[6];
       for (int k = 0; k < 9; k++) {
         const size_t at = ((size_t)k * j->C + c) * j->OC + (size_t)(j->o0 + q);
         if (n == 4) {
@@ -485,18 +498,13 @@ static void gcam__wino_pack_task(void *context, int32_t task) {
           }
         }
       }
-      for (int i = 0; i < a; i++) /* t = G g */
-        for (int l = 0; l < 3; l++)
-          t[i][l] = gcam__f32x4_splat(G[i][0]) * g[l] + gcam__f32x4_splat(G[i][1]) * g[3 + l] +
-                    gcam__f32x4_splat(G[i][2]) * g[6 + l];
+      for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
       float *base = j->packed + (size_t)(q / NR) * blk + NR + c * NR + (size_t)(q % NR);
-      for (int i = 0; i < a; i++) /* U = t G^T */
-        for (int l = 0; l < a; l++) {
-          const gcam_f32x4 u = t[i][0] * gcam__f32x4_splat(G[l][0]) +
-                               t[i][1] * gcam__f32x4_splat(G[l][1]) +
-                               t[i][2] * gcam__f32x4_splat(G[l][2]);
-          gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u, (size_t)n);
-        }
+      for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
+        gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i]);
+        for (int l = 0; l < a; l++)
+          gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u[l], (size_t)n);
+      }
     }
 }
 
