@@ -84,15 +84,16 @@ export function countDiff(a, b) {
 /** The random-weight VGG16 for the full-size checks: GCAM_VGG16_WEIGHTS, or made once in
  * the temp folder by weights/make_random.py (553 MB, seed 1). The cached file's name carries
  * a hash of the scripts that write it, so a change of format makes a new one. */
-export async function randomVgg16() {
-  if (process.env.GCAM_VGG16_WEIGHTS) return path.resolve(process.env.GCAM_VGG16_WEIGHTS);
+export async function randomVgg16(dtype = 'f32') {
+  if (dtype === 'f32' && process.env.GCAM_VGG16_WEIGHTS) return path.resolve(process.env.GCAM_VGG16_WEIGHTS);
   const writer = crypto.createHash('sha256');
   for (const f of ['weights/make_random.py', 'weights/gcamfile.py']) writer.update(fs.readFileSync(path.join(ROOT, f)));
-  const file = path.join(os.tmpdir(), `gcam-vgg16-random-seed1-${writer.digest('hex').slice(0, 12)}.gcam`);
+  const tag = dtype === 'f32' ? '' : `-${dtype}`; // f16, int8: the same seed in that storage type
+  const file = path.join(os.tmpdir(), `gcam-vgg16-random-seed1${tag}-${writer.digest('hex').slice(0, 12)}.gcam`);
   if (!fs.existsSync(file)) {
     const tmp = `${file}.${process.pid}.part`;
     await run('/usr/bin/python3', [path.join(ROOT, 'weights/make_random.py'), '--arch', 'vgg16', '--seed', '1',
-      '--labels', tmp], { maxBuffer: 16 << 20 });
+      '--labels', '--dtype', dtype, tmp], { maxBuffer: 16 << 20 });
     fs.renameSync(tmp, file);
   }
   return file;
