@@ -139,8 +139,15 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
   if (!s->resized || !s->input || !s->act[0] || !s->act[1] || !s->scratch || !s->argmax ||
       !s->dense_out || !s->probs || !s->d[0] || !s->d[1] || !s->grad || !s->alpha ||
       !s->cam) {
+    /* what this state asked for, in 64 bits (the sizes are checked at load) */
+    const uint64_t bytes = (uint64_t)in * 4 + ((uint64_t)in * 3 + 2 * (uint64_t)act) * 4 + 48 +
+                           (uint64_t)s->scratch_floats * 4 + (uint64_t)head * 4 +
+                           ((uint64_t)dense + (uint64_t)m->n_classes + 2 * (uint64_t)d +
+                            (uint64_t)cam + (uint64_t)m->cam_c + (uint64_t)m->cam_h * m->cam_w) * 4;
     gcam_state_free(s);
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for the activations");
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "out of memory: the activations need %llu MB",
+                       (unsigned long long)((bytes + (1u << 20) - 1) >> 20));
   }
   if (m->backend == GCAM_BACKEND_XNNPACK) {
     gcam_status st = gcam__state_create_xnn(s);

@@ -602,6 +602,28 @@ static void test_conv_compact(void) {
     free(in), free(w), free(bias), free(ref), free(out), free(fast), free(wh);
   }
   CHECK(gcam__conv3x3_wino_compact_cols(4, 512, 512) < 512, "512->512 is not sliced");
+  { /* sliced and many tile blocks (40x40: 100 tiles of 4x4): against the fast path only */
+    const int H = 40, W = 40, C = 512, OC = 512;
+    const size_t n_in = (size_t)H * W * C, n_out = (size_t)H * W * OC, n_w = (size_t)9 * C * OC;
+    float *in = falloc(n_in), *w = falloc(n_w), *bias = falloc(OC);
+    float *out = falloc(n_out), *fast = falloc(n_out);
+    test_fill_uniform(in, n_in, &seed, 0.0f, 1.0f);
+    test_fill_uniform(w, n_w, &seed, -0.1f, 0.1f);
+    test_fill_uniform(bias, OC, &seed, -0.1f, 0.1f);
+    float *pk = falloc(gcam__conv3x3_wino_compact_scratch_floats(4, C, OC));
+    float *sw = falloc(gcam__conv3x3_wino_scratch_floats(4, H, W, C, OC, 0));
+    float *pw = falloc(gcam__conv3x3_wino_packed_floats(4, C, OC));
+    gcam__conv3x3_wino_pack(4, pw, w, bias, C, OC);
+    gcam__conv3x3_wino_forward(4, fast, in, pw, H, W, C, OC, sw, 0, 0);
+    memset(out, 0xff, n_out * sizeof *out);
+    gcam__conv3x3_wino_forward_compact_pool(4, out, in, w, GCAM__DTYPE_F32, bias, H, W, C, OC,
+                                            sw, pk, NULL);
+    double big = 0;
+    for (size_t i = 0; i < n_out; i++) big = fabs(fast[i]) > big ? fabs(fast[i]) : big;
+    const double e = test_max_abs_err(out, fast, n_out) / big;
+    CHECK(e <= 1e-5, "compact 40x40x512->512 (sliced, many blocks) vs fast: %.3g", e);
+    free(in), free(w), free(bias), free(out), free(fast), free(pk), free(sw), free(pw);
+  }
   CHECK(bad == 0, "%d of %d compact conv cases failed", bad, cases);
   printf("conv compact: %d cases, worst error / sum|terms| %.2e vs ref, %.2e vs fast\n", cases,
          worst, worst_fast);

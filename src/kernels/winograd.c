@@ -263,19 +263,20 @@ static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const flo
 }
 
 /* M[xi] (tb x OC) = V[xi] (tb x C) . U[xi] (C x OC) for the units [u0, u1) of
- * (xi, oc_block columns), xi-major: each unit writes its own columns of one M[xi] */
+ * (xi, oc_block columns), xi-major: each unit writes its own columns of one M[xi]. `packed`
+ * holds columns [col0, col0 + cols) of U (all of them: 0, OC), laid out as a cols-wide layer. */
 static void gcam__wino_gemm_block(const gcam__wino_geom *g, float *M, const float *V,
                                   const float *packed, size_t tb, int32_t ocb, size_t u0,
-                                  size_t u1) {
-  const size_t xi_floats = gcam__wino_xi_floats(g->C, g->OC);
+                                  size_t u1, int32_t col0, int32_t cols) {
+  const size_t xi_floats = gcam__wino_xi_floats(g->C, cols);
   const size_t blk = gcam__gemm_block_floats((size_t)g->C);
-  const size_t n_ocb = ((size_t)g->OC + (size_t)ocb - 1) / (size_t)ocb;
+  const size_t n_ocb = ((size_t)cols + (size_t)ocb - 1) / (size_t)ocb;
   for (size_t u = u0; u < u1; u++) {
     const size_t xi = u / n_ocb;
     const int32_t oc0 = (int32_t)(u % n_ocb) * ocb;
     const float *vx = V + xi * g->v_xi;
-    float *mx = M + xi * g->m_xi;
-    const size_t nc = (size_t)(g->OC - oc0 < ocb ? g->OC - oc0 : ocb);
+    float *mx = M + xi * g->m_xi + col0;
+    const size_t nc = (size_t)(cols - oc0 < ocb ? cols - oc0 : ocb);
     const float *w = packed + xi * xi_floats + (size_t)(oc0 / NR) * blk;
     for (size_t r0 = 0; r0 < tb; r0 += MR) {
       const size_t mr = tb - r0 < MR ? tb - r0 : MR;
@@ -315,13 +316,14 @@ typedef struct {
   const float *in, *packed, *bias, *zero;
   size_t T, n_tiles, n_units, slot_floats;
   int32_t ocb, n_tasks;
+  int32_t col0, cols; /* the columns `packed` holds (0, OC; or a compact slice) */
   size_t t0, tb; /* the current block (step mode) */
 } gcam__wino_job;
 
 static void gcam__wino_run_block(const gcam__wino_job *j, float *V, size_t t0, size_t tb) {
   float *M = V + (size_t)j->g.a * j->g.a * j->g.v_xi;
   gcam__wino_input_block(&j->g, V, j->in, j->zero, t0, tb);
-  gcam__wino_gemm_block(&j->g, M, V, j->packed, tb, j->ocb, 0, j->n_units);
+  gcam__wino_gemm_block(&j->g, M, V, j->packed, tb, j->ocb, 0, j->n_units, j->col0, j->cols);
   gcam__wino_output_block(&j->g, j->out, M, j->bias, t0, tb);
 }
 
@@ -350,7 +352,7 @@ static void gcam__wino_gemm_task(void *context, int32_t task) {
   gcam__split(j->n_units, j->n_tasks, task, &u0, &u1);
   const float *V = j->scratch;
   float *M = j->scratch + (size_t)j->g.a * j->g.a * j->g.v_xi;
-  gcam__wino_gemm_block(&j->g, M, V, j->packed, j->tb, j->ocb, u0, u1);
+  gcam__wino_gemm_block(&j->g, M, V, j->packed, j->tb, j->ocb, u0, u1, j->col0, j->cols);
 }
 
 static void gcam__wino_output_task(void *context, int32_t task) {
@@ -366,10 +368,10 @@ static int32_t gcam__min_tasks(int32_t n_threads, size_t units) {
 }
 
 /* the layer (or, with ostride > OC, a slice of its output columns) */
-static void gcam__wino_forward(int m, float *out, size_t ostride, const float *in,
-                               const float *packed, int32_t H, int32_t W, int32_t C, int32_t OC,
-                               float *scratch, int32_t tiles, int32_t oc_block,
-                               const gcam_threadpool *pool) {
+static void gcam__wino_job_init(gcam__wino_job *jp, int m, float *out, size_t ostride,
+                                const float *in, const float *packed, int32_t H, int32_t W,
+                                int32_t C, int32_t OC, float *scratch, int32_t tiles,
+                                int32_t oc_block) {
   gcam__wino_job j;
   memset(&j, 0, sizeof j);
   j.T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
@@ -384,7 +386,16 @@ static void gcam__wino_forward(int m, float *out, size_t ostride, const float *i
   float *zero = scratch;
   memset(zero, 0, (size_t)C * sizeof *zero);
   j.zero = zero, j.scratch = scratch + C;
+  j.col0 = 0, j.cols = OC;
+  *jp = j;
+}
 
+static void gcam__wino_forward(int m, float *out, size_t ostride, const float *in,
+                               const float *packed, int32_t H, int32_t W, int32_t C, int32_t OC,
+                               float *scratch, int32_t tiles, int32_t oc_block,
+                               const gcam_threadpool *pool) {
+  gcam__wino_job j;
+  gcam__wino_job_init(&j, m, out, ostride, in, packed, H, W, C, OC, scratch, tiles, oc_block);
   const int32_t n_threads = gcam__pool_threads(pool);
   const int32_t slots = gcam__wino_slots(j.n_tiles, j.T, n_threads);
   if (slots > 1) {
@@ -531,12 +542,50 @@ static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dty
   memcpy(packed + (size_t)a * a * xi_floats, bias + o0, (size_t)cols * sizeof *bias);
 }
 
+/* A layer whose tiles make one block (VGG16's 512-channel layers): the input transform once,
+ * then per slice of output columns, small enough to stay in L2 (GCAM__COMPACT_SLICE), its
+ * weights transformed and its GEMMs run; the output transform once. Each step on the pool
+ * as the fast path's step mode. */
+#define GCAM__COMPACT_SLICE ((size_t)2 << 20)
+
+static void gcam__wino_compact_one_block(int m, float *out, const float *in, const void *w,
+                                         gcam__dtype dt, const float *bias, int32_t H, int32_t W,
+                                         int32_t C, int32_t OC, float *scratch, float *pack,
+                                         int32_t tiles, const gcam_threadpool *pool) {
+  gcam__wino_job j;
+  gcam__wino_job_init(&j, m, out, (size_t)OC, in, pack, H, W, C, OC, scratch, tiles, 0);
+  j.bias = bias;
+  j.t0 = 0, j.tb = j.n_tiles;
+  const int32_t n_threads = gcam__pool_threads(pool);
+  size_t blocks = GCAM__COMPACT_SLICE / sizeof(float) / gcam__wino_u_floats(m, C, NR);
+  if (blocks < 1) blocks = 1;
+  const int32_t cols = (int32_t)(blocks * NR) < OC ? (int32_t)(blocks * NR) : OC;
+  j.n_tasks = gcam__min_tasks(n_threads, j.tb);
+  gcam__parallel_for(pool, gcam__wino_input_task, &j, j.n_tasks);
+  for (int32_t o0 = 0; o0 < OC; o0 += cols) {
+    const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
+    gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
+    j.col0 = o0, j.cols = o1 - o0;
+    j.ocb = gcam__conv3x3_oc_block(C, j.cols);
+    j.n_units = (size_t)j.g.a * j.g.a * (((size_t)j.cols + (size_t)j.ocb - 1) / (size_t)j.ocb);
+    j.n_tasks = gcam__min_tasks(n_threads, j.n_units);
+    gcam__parallel_for(pool, gcam__wino_gemm_task, &j, j.n_tasks);
+  }
+  j.n_tasks = gcam__min_tasks(n_threads, j.tb);
+  gcam__parallel_for(pool, gcam__wino_output_task, &j, j.n_tasks);
+}
+
 void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in, const void *w,
                                              gcam__dtype dt, const float *bias, int32_t H,
                                              int32_t W, int32_t C, int32_t OC, float *scratch,
                                              float *pack, const gcam_threadpool *pool) {
   const int32_t cols = gcam__conv3x3_wino_compact_cols(m, C, OC);
   const int32_t tiles = gcam__conv3x3_wino_tiles(m, H, W, C, OC, 0); /* the whole layer's */
+  if (cols < OC && gcam__wino_n_tiles(m, H, W) <= (size_t)tiles) {
+    gcam__wino_compact_one_block(m, out, in, w, dt, bias, H, W, C, OC, scratch, pack, tiles,
+                                 pool);
+    return;
+  }
   for (int32_t o0 = 0; o0 < OC; o0 += cols) {
     const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
     gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
