@@ -245,7 +245,7 @@ def test_fixtures_agree_with_numpy_forward():
             assert np.max(np.abs(got - want)) < 1e-5
             assert abs(cam_raw.max() - float(raw_max)) <= 1e-5 * float(raw_max)
             checked += 1
-    assert checked == 12          # 2 models x 2 images x 3 classes
+    assert checked == 18          # 3 models x 2 images x 3 classes
 
 
 def _head_grad(m, A, c):
