@@ -5,6 +5,14 @@
 //
 //   node bench/bench_peers.mjs [--runs N] [--weights VGG.gcam] [--cache DIR]
 //                              [--threads 1,2] [--no-tfjs] [--no-ort] [--no-torch]
+//                              [--memory-rows] [--only-memory-rows]
+//
+// --memory-rows: then one row per (file dtype f32 | f16 | int8) x (memory fast | compact):
+// file MB, wasm heap MB in use after load, peak heap in use during load, the wasm memory's
+// size, forward and forward + Grad-CAM on each thread count, and fidelity against the f32
+// file in fast mode (top-1, logits, maps) on the bench's inputs. The f16 and int8 files are
+// weights/make_random.py's same seed in those dtypes. Rows run one after the other (one
+// explainer at a time: each holds up to 0.7 GB), after the peers' table.
 //
 // See bench/peers/README.md. Peers live in bench/peers/package.json (installed here on first
 // use), never in the project's dependencies. Default weights: a seeded random VGG16
@@ -43,7 +51,9 @@ const threadCounts = [...new Set([1, ...String(opt('--threads', '1,2')).split(',
 if (!threadCounts.every((n) => Number.isInteger(n) && n >= 1)) throw new Error('--threads: a list of positive integers');
 const withTfjs = !args.includes('--no-tfjs');
 const withOrt = !args.includes('--no-ort');
-const withTorch = !args.includes('--no-torch');
+const withTorch = !args.includes('--no-torch') && !args.includes('--only-memory-rows');
+const onlyMemoryRows = args.includes('--only-memory-rows');
+const memoryRows = args.includes('--memory-rows') || onlyMemoryRows;
 if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs: a positive integer');
 
 const log = (...a) => console.log(...a);
@@ -203,7 +213,76 @@ class OrtChild {
   }
 }
 
+// ---- memory rows: (file dtype x memory mode) ---------------------------------------------------
+async function memoryTable(gcam, images) {
+  const { createExplainer } = await import('../web/index.js');
+  const files = { f32: gcam };
+  for (const dt of ['f16', 'int8']) {
+    files[dt] = path.join(cache, `vgg16-seed1-${dt}.gcam`);
+    if (!fs.existsSync(files[dt])) {
+      log(`making the ${dt} VGG16 (weights/make_random.py --arch vgg16 --seed 1 --dtype ${dt}) ...`);
+      execFileSync(PY, [path.join(ROOT, 'weights/make_random.py'), '--arch', 'vgg16', '--seed', '1', '--labels',
+                        '--dtype', dt, files[dt]], { stdio: 'inherit' });
+    }
+  }
+  const MB = (b) => b / 1048576;
+  const img = images[0];
+  const img2 = { data: new Uint8ClampedArray(img.data), width: img.width, height: img.height };
+  img2.data[0] ^= 1;
+  let ref = null; // f32 fast, 1 thread: per image, its logits and top-1 map
+  const rows = [];
+  log(`
+memory rows: load average at the start ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  for (const dt of ['f32', 'f16', 'int8'])
+    for (const memory of ['fast', 'compact'])
+      for (const n of threadCounts) {
+        const ex = await createExplainer({ weights: files[dt], simd: true, threads: n, worker: false, memory });
+        if ((ex.info.threads || 1) !== n) { ex.dispose(); continue; }
+        const row = { dt, memory, threads: n, fileMB: MB(fs.statSync(files[dt]).size), heapMB: MB(ex.info.memoryBytes),
+                      peakMB: MB(ex.info.loadPeakBytes), wasmMB: MB(ex.info.wasmMemoryBytes), fwd: [], cam: [] };
+        // fidelity on every input: top-1 agreement, logit error / max |logit|, map error
+        const fid = [];
+        for (const im of images) {
+          const r = await ex.explain(im, { topK: 1 });
+          fid.push({ logits: r.logits, top: r.predictions[0].index, map: r.explanations[0].heatmap });
+        }
+        if (!ref) ref = fid;
+        row.top1 = fid.filter((x, k) => x.top === ref[k].top).length;
+        row.logitRel = Math.max(...fid.map((x, k) => logitsRel(x.logits, ref[k].logits)));
+        row.mapErr = Math.max(...fid.map((x, k) => (x.top === ref[k].top ? maxAbs(x.map, ref[k].map) : NaN)));
+        for (let r = 0; r <= runs; r++) {
+          const t = performance.now();
+          const res = await ex.explain(r & 1 ? img2 : img, { topK: 1 });
+          const ms = performance.now() - t;
+          if (r > 0) { row.fwd.push(res.timings.forwardMs); row.cam.push(ms); }
+        }
+        ex.dispose();
+        rows.push(row);
+        log(`  ${dt} ${memory} ${n} thr: done (load average ${os.loadavg()[0].toFixed(2)})`);
+      }
+  log(`
+VGG16 random weights, memory per (file dtype x memory mode); heap = wasm heap in use (malloc), ` +
+      `median of ${runs} runs, ms; fidelity vs the f32 file in fast mode on ${images.length} inputs`);
+  log(`  ${'file'.padEnd(5)}${'memory'.padEnd(9)}${'file MB'.padStart(8)}${'heap MB'.padStart(9)}${'peak load'.padStart(10)}` +
+      `${'wasm MB'.padStart(9)}${'threads'.padStart(8)}${'forward'.padStart(9)}${'fwd+CAM'.padStart(9)}` +
+      `${'top-1'.padStart(7)}${'logit err'.padStart(11)}${'map err'.padStart(9)}`);
+  for (const r of rows)
+    log(`  ${r.dt.padEnd(5)}${r.memory.padEnd(9)}${f(r.fileMB).padStart(8)}${f(r.heapMB).padStart(9)}${f(r.peakMB).padStart(10)}` +
+        `${f(r.wasmMB).padStart(9)}${String(r.threads).padStart(8)}${f(median(r.fwd)).padStart(9)}${f(median(r.cam)).padStart(9)}` +
+        `${`${r.top1}/${images.length}`.padStart(7)}${e(r.logitRel).padStart(11)}${e(r.mapErr).padStart(9)}`);
+  log('  every run (fwd+CAM): ' + rows.map((r) => `${r.dt}/${r.memory}/${r.threads} ${r.cam.map((v) => f(v)).join(' ')}`).join('; '));
+  log(`  load average at the end: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+}
+
 // ---- main ----------------------------------------------------------------------------------
+if (onlyMemoryRows) {
+  const gcamFile = weightsArg ? path.resolve(weightsArg) : path.join(cache, 'vgg16-seed1.gcam');
+  if (!fs.existsSync(gcamFile)) throw new Error(`${gcamFile}: no such file (--only-memory-rows needs --weights or a cache)`);
+  log(`bench_peers --only-memory-rows: node ${process.version}, ${os.cpus().length} cores, load average ` +
+      `${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  await memoryTable(gcamFile, makeImages(224, 224));
+  process.exit(0);
+}
 ensurePeers();
 const { gcam, dir, sha } = ensureModels();
 const man = JSON.parse(fs.readFileSync(path.join(dir, 'tfjs/manifest.json'), 'utf8'));
@@ -448,3 +527,4 @@ if (failed) {
   process.exit(1);
 }
 log('\nbench_peers: all logits and maps checked');
+if (memoryRows) await memoryTable(gcam, images);

@@ -274,11 +274,16 @@ static int bench_layers(int reps) {
 
 #ifndef GCAM_BENCH_NO_PIPELINE
 
-enum { N_BACKENDS = 2 };
+enum { N_BACKENDS = 3 };
+/* [0] and [1] are compared below; [2] is our kernels with compact conv weights
+ * (GCAM_MEMORY_COMPACT: transformed as each layer runs), timed in the same alternation */
 static const struct {
   gcam_backend backend;
+  gcam_memory memory;
   const char *name;
-} BACKENDS[N_BACKENDS] = {{GCAM_BACKEND_PORTABLE, "PORTABLE"}, {GCAM_BACKEND_XNNPACK, "XNNPACK"}};
+} BACKENDS[N_BACKENDS] = {{GCAM_BACKEND_PORTABLE, GCAM_MEMORY_FAST, "PORTABLE"},
+                          {GCAM_BACKEND_XNNPACK, GCAM_MEMORY_FAST, "XNNPACK"},
+                          {GCAM_BACKEND_PORTABLE, GCAM_MEMORY_COMPACT, "COMPACT"}};
 
 typedef struct {
   gcam_model *model;
@@ -297,6 +302,7 @@ static int fail_api(const char *backend, const char *what, gcam_status st) {
 static int pipeline_open(pipeline *p, const char *path, int b) {
   gcam_model_params mp = gcam_model_default_params();
   mp.backend = BACKENDS[b].backend;
+  mp.memory = BACKENDS[b].memory;
   double t0 = now_ms();
   gcam_status st = gcam_model_load_from_file(path, &mp, &p->model);
   p->load_ms = now_ms() - t0;
@@ -360,16 +366,18 @@ static int bench_pipeline(const char *path, int reps) {
         if (rep >= 0) t[rep] = ms;
       }
 
-  printf("%-9s | %10s | %10s | %10s | %18s | %5s\n", "backend", "load ms", "forward ms",
-         "explain ms", "forward+explain ms", "top");
+  printf("%-9s | %10s | %10s | %10s | %18s | %5s | %9s\n", "backend", "load ms", "forward ms",
+         "explain ms", "forward+explain ms", "top", "weight MB");
   for (int b = 0; b < N_BACKENDS; b++) {
     if (!live[b]) {
       printf("%-9s | failed (see stderr)\n", BACKENDS[b].name);
       continue;
     }
-    printf("%-9s | %10.1f | %10.1f | %10.1f | %18.1f | %5d\n", BACKENDS[b].name, p[b].load_ms,
-           median(p[b].t_fwd, reps), median(p[b].t_exp, reps), median(p[b].t_both, reps),
-           (int)p[b].top);
+    gcam_model_info info;
+    gcam_model_get_info(p[b].model, &info);
+    printf("%-9s | %10.1f | %10.1f | %10.1f | %18.1f | %5d | %9.0f\n", BACKENDS[b].name,
+           p[b].load_ms, median(p[b].t_fwd, reps), median(p[b].t_exp, reps),
+           median(p[b].t_both, reps), (int)p[b].top, (double)info.weight_bytes / 1048576.0);
   }
   if (live[0] && live[1]) {
     const float *l0, *l1;
@@ -384,7 +392,10 @@ static int bench_pipeline(const char *path, int reps) {
     printf("forward: PORTABLE time / XNNPACK time = %.2fx\n",
            median(p[0].t_fwd, reps) / median(p[1].t_fwd, reps));
   }
-  ok = live[0];
+  if (live[0] && live[2])
+    printf("forward+explain: COMPACT time / PORTABLE time = %.2fx\n",
+           median(p[2].t_both, reps) / median(p[0].t_both, reps));
+  ok = live[0] && live[2];
 #ifdef GCAM_HAVE_XNNPACK
   ok &= live[1];
 #endif

@@ -102,8 +102,20 @@ typedef enum gcam_backend {
   GCAM_BACKEND_XNNPACK = 2   /* Debian's XNNPACK for the convolutions (native builds only) */
 } gcam_backend;
 
+/* How the 3x3 conv weights sit in memory (the portable backend; XNNPACK keeps its own).
+ * VGG16, 224x224: conv weights 59 MB as f32 in the file. */
+typedef enum gcam_memory {
+  GCAM_MEMORY_FAST = 0,   /* packed for the kernels once, at load: Winograd F(4,3) weights take
+                           * 4x the file's f32 size (VGG16: 236 MB), whatever the file's dtype */
+  GCAM_MEMORY_COMPACT = 1 /* kept as the file has them (f32; f16 in f16 and int8 files: VGG16
+                           * 59 MB / 29 MB) and transformed as each layer runs, into a scratch
+                           * of at most 12 MB per state; slightly different rounding than FAST
+                           * (the transform in f32 instead of double), same accuracy */
+} gcam_memory;
+
 typedef struct gcam_model_params {
   gcam_backend backend;
+  gcam_memory memory;     /* default GCAM_MEMORY_FAST */
 } gcam_model_params;
 
 gcam_model_params gcam_model_default_params(void);
@@ -127,8 +139,10 @@ typedef struct gcam_model_info {
                                        * 4 = F(4,3), 2 = F(2,3), 0 = direct (CMake option
                                        * GCAM_WINOGRAD_M); 0 with XNNPACK, which
                                        * picks its own */
-  size_t weight_bytes;                /* bytes of the weights allocation */
+  size_t weight_bytes;                /* bytes of the weights allocation: dense weights stay in
+                                       * the file's storage type (f32, f16, int8 + scales) */
   char sha256[65];                    /* hex SHA-256 the file carries (of its bytes 64..end) */
+  gcam_memory memory;                 /* the conv weights' layout in use */
 } gcam_model_info;
 
 /* Load a whole weights file held in memory (the primary path: the browser has no files).

@@ -25,7 +25,7 @@ static void gcam__head_backward(gcam_state *s, int32_t c, gcam_score score) {
   }
   for (int32_t j = m->n_dense - 1; j >= 0; j--) {
     const gcam_dense_layer *l = &m->dense[j];
-    gcam__dense_backward_input_pool(d_in, d, l->w, l->IN, l->OUT, &s->pool);
+    gcam__dense_backward_input_dt_pool(d_in, d, &l->w, l->IN, l->OUT, &s->pool);
     if (j > 0) gcam__relu_backward(d_in, gcam__dense_output(s, j - 1), (size_t)l->IN);
     float *t = d;
     d = d_in, d_in = t;

@@ -18,8 +18,12 @@ static gcam_status gcam__conv(gcam_state *s, int32_t i, float *out, const float 
   if (s->model->backend == GCAM_BACKEND_XNNPACK)
     return gcam__xnn_conv3x3_relu_run(s->xnn_conv[i], out, in, l->H, l->W);
 #endif
-  gcam__conv3x3_relu_forward_pool(out, in, l->packed, l->H, l->W, l->C, l->OC, s->scratch,
-                                  &s->pool);
+  if (l->w_compact)
+    gcam__conv3x3_relu_forward_compact_pool(out, in, l->w_compact, l->w_dtype, l->bias, l->H,
+                                            l->W, l->C, l->OC, s->scratch, s->pack, &s->pool);
+  else
+    gcam__conv3x3_relu_forward_pool(out, in, l->packed, l->H, l->W, l->C, l->OC, s->scratch,
+                                    &s->pool);
   return GCAM_STATUS_OK;
 }
 
@@ -52,7 +56,7 @@ gcam_status gcam_state_forward_tensor(gcam_state *s, const float *input) {
   for (int32_t j = 0; j < m->n_dense; j++) {
     const gcam_dense_layer *l = &m->dense[j];
     float *y = gcam__dense_output(s, j);
-    gcam__dense_forward_pool(y, x, l->w, l->bias, l->IN, l->OUT, j < m->n_dense - 1, &s->pool);
+    gcam__dense_forward_dt_pool(y, x, &l->w, l->IN, l->OUT, j < m->n_dense - 1, &s->pool);
     x = y;
   }
   gcam__softmax_forward(s->probs, x, m->n_classes);

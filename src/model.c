@@ -38,7 +38,8 @@ gcam_status gcam_model_get_info(const gcam_model *m, gcam_model_info *info) {
       const int tile = gcam__conv3x3_path(m->conv[i].C, m->conv[i].OC);
       if (tile > info->winograd_tile) info->winograd_tile = tile;
     }
-  info->weight_bytes = m->weight_floats * sizeof(float);
+  info->weight_bytes = m->weight_bytes;
+  info->memory = m->memory;
   static const char hex[] = "0123456789abcdef";
   for (int i = 0; i < 32; i++) {
     info->sha256[2 * i] = hex[m->sha256[i] >> 4];

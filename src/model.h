@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "gcam.h"
+#include "ops.h"
 
 #define GCAM_MAX_CONV 64
 #define GCAM_MAX_DENSE 16
@@ -18,14 +19,19 @@ typedef struct gcam_conv_layer {
   int32_t pool;       /* 1: a 2x2 max-pool follows */
   float *packed;      /* portable backend: gcam__conv3x3_pack() output */
   float *w_hwio;      /* XNNPACK backend: (3,3,C,OC) canonical */
-  float *bias;        /* XNNPACK backend: (OC) */
+  float *bias;        /* XNNPACK backend, and compact: (OC) */
+  /* GCAM_MEMORY_COMPACT, Winograd layers: (3,3,C,OC) as stored (f32 or f16 bits), packed
+   * into the state's scratch as the layer runs (NULL: `packed` holds the layer) */
+  const void *w_compact;
+  gcam__dtype w_dtype;
   size_t scratch_floats;
 } gcam_conv_layer;
 
 typedef struct gcam_dense_layer {
   int32_t IN, OUT;
-  float *w;           /* (IN, OUT), rows in HWC flatten order */
-  float *bias;        /* (OUT) */
+  /* w (IN, OUT) in the file's storage type (f32, f16, int8 + scale), rows in HWC flatten
+   * order; bias (OUT) f32. Points into the model's weights. */
+  gcam__dense_weights w;
 } gcam_dense_layer;
 
 struct gcam_model {
@@ -38,9 +44,10 @@ struct gcam_model {
   gcam_preprocess preprocess;
   float mean[3], std[3];
   gcam_backend backend;
+  gcam_memory memory;
 
-  float *weights;                 /* the one allocation of weights */
-  size_t weight_floats;
+  void *weights;                  /* the one allocation of weights (64-byte aligned pieces) */
+  size_t weight_bytes;
   char *labels;                   /* n_classes NUL-terminated strings, or NULL */
   const char **label_ptr;         /* n_classes pointers into labels */
   uint8_t sha256[32];

@@ -1,18 +1,21 @@
 /* model_load.c: reads a gcam weights file (weights/FORMAT.md), whole or streamed in chunks.
  *
  * The loader is a small state machine: fixed header -> rest of the header (validated in full
- * before any weight is read) -> payload. Every payload element is widened to f32, checked to
- * be finite and written straight to its final place (dense weights) or, for a conv, to a
- * staging buffer that is packed for the kernels once the conv's bias has arrived. The file is
- * never held twice in memory, and the SHA-256 of everything after the first 64 bytes is
- * checked at the end. */
+ * before any weight is read) -> payload. Every payload element is checked (finite; int8
+ * scales finite and non-zero) and written straight to its final place: dense weights keep
+ * the file's storage type (f32, f16 or int8), biases and scales are widened to f32, and a
+ * conv's weights go, widened, to a staging buffer that is packed for the kernels once the
+ * conv's bias has arrived. The file is never held twice in memory, and the SHA-256 of
+ * everything after the first 64 bytes is checked at the end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "kernels/simd.h"
 #include "model.h"
 #include "ops.h"
+#include "parallel.h"
 #include "sha256.h"
 #ifdef GCAM_HAVE_XNNPACK
 #include "xnn_backend.h"
@@ -28,12 +31,19 @@
 
 static const uint8_t gcam__magic[8] = {'G', 'C', 'A', 'M', 'V', 'G', 'G', '\n'};
 
-typedef enum { GCAM__CONV_W, GCAM__CONV_B, GCAM__DENSE_W, GCAM__DENSE_B } gcam__kind;
+typedef enum { GCAM__CONV_W, GCAM__CONV_B, GCAM__DENSE_W, GCAM__DENSE_S, GCAM__DENSE_B } gcam__kind;
+
+/* the dtypes each kind of tensor may have (bit d: dtype d): int8 only for dense weights,
+ * whose scales are f32 */
+static const uint32_t gcam__kind_dtypes[] = {3, 3, 7, 1, 3};
 
 typedef struct gcam__tensor {
   gcam__kind kind;
   int32_t layer;
-  uint32_t elem_size;       /* 4 (f32) or 2 (f16) */
+  uint32_t dtype;           /* gcam__dtype */
+  int32_t keep;             /* stored in memory in the file's type (dense and compact conv
+                             * weights), else widened to f32 */
+  uint32_t elem_size;       /* 4 (f32), 2 (f16) or 1 (int8) */
   uint64_t offset, nbytes;  /* in the payload */
   uint64_t n_elems;
 } gcam__tensor;
@@ -57,7 +67,7 @@ struct gcam_model_loader {
 
   gcam_model *model;
   int32_t n_tensors;
-  gcam__tensor tensor[2 * (GCAM_MAX_CONV + GCAM_MAX_DENSE)];
+  gcam__tensor tensor[2 * (GCAM_MAX_CONV + GCAM_MAX_DENSE) + GCAM_MAX_DENSE];
   int32_t cur;                      /* tensor being received */
   uint64_t elem;                    /* elements of `cur` received */
   uint8_t carry[4];                 /* a partial element split across two chunks */
@@ -79,15 +89,6 @@ static float gcam__f32_from_bits(uint32_t u) {
   memcpy(&f, &u, 4);
   return f;
 }
-static float gcam__f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  if (exp == 0x1f) return gcam__f32_from_bits(sign | 0x7f800000 | man << 13); /* inf/nan */
-  if (exp == 0) {                                                             /* subnormal */
-    float f = (float)man * (1.0f / 16777216.0f);                              /* man * 2^-24 */
-    return sign ? -f : f;
-  }
-  return gcam__f32_from_bits(sign | (exp + 112) << 23 | man << 13);
-}
 static int gcam__finite(float f) {
   uint32_t u;
   memcpy(&u, &f, 4);
@@ -101,7 +102,6 @@ static uint64_t gcam__mul(uint64_t a, uint64_t b, int *overflow) {
   }
   return a * b;
 }
-static size_t gcam__align16(size_t floats) { return (floats + 15) & ~(size_t)15; }
 
 /* ---- the header -------------------------------------------------------------------------- */
 
@@ -159,7 +159,8 @@ static gcam_status gcam__parse_config(gcam_model_loader *L, gcam_model *m, uint3
   if (pre > 1 || flatten > 1)
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "unknown preprocess (%u) or flatten (%u) mode",
                        pre, flatten);
-  if (*n_tensors != 2 * (n_conv + n_dense))
+  /* two per layer, and one scale per int8 dense layer (counted exactly by parse_tensors) */
+  if (*n_tensors < 2 * (n_conv + n_dense) || *n_tensors > 2 * (n_conv + n_dense) + n_dense)
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "%u tensors for %u conv + %u dense layers",
                        *n_tensors, n_conv, n_dense);
   uint64_t need = (uint64_t)GCAM__FIXED_BYTES + 8ull * (n_conv + n_dense) +
@@ -220,8 +221,9 @@ static gcam_status gcam__parse_config(gcam_model_loader *L, gcam_model *m, uint3
 
 /* One tensor table entry against what the network says it must be. */
 static gcam_status gcam__check_tensor(gcam_model_loader *L, const uint8_t *e, int32_t idx,
-                                      const char *want_name, const uint32_t *want_dims,
-                                      uint32_t want_ndim, uint64_t *prev_end) {
+                                      gcam__kind kind, const char *want_name,
+                                      const uint32_t *want_dims, uint32_t want_ndim,
+                                      uint64_t *prev_end) {
   char name[41];
   memcpy(name, e, 40);
   name[40] = 0;
@@ -229,8 +231,12 @@ static gcam_status gcam__check_tensor(gcam_model_loader *L, const uint8_t *e, in
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "tensor %d is named '%s', expected '%s'", idx, name,
                        want_name);
   uint32_t dtype = gcam__u32(e + 40), ndim = gcam__u32(e + 44);
-  if (dtype > 1)
+  if (dtype > 2)
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "%s: unknown dtype %u", want_name, dtype);
+  if (!(gcam__kind_dtypes[kind] >> dtype & 1))
+    return gcam__error(GCAM_STATUS_BAD_CONFIG, "%s: dtype %s is not allowed here (int8 is for "
+                       "dense weights only; scales are f32)", want_name,
+                       dtype == 2 ? "int8" : dtype == 1 ? "f16" : "f32");
   if (ndim != want_ndim)
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "%s has %u dims, expected %u", want_name, ndim,
                        want_ndim);
@@ -244,7 +250,7 @@ static gcam_status gcam__check_tensor(gcam_model_loader *L, const uint8_t *e, in
                          "%s: dim %u is %u but the network needs %u", want_name, d, got, want);
     if (d < want_ndim) n = gcam__mul(n, got, &overflow);
   }
-  uint32_t es = dtype == 0 ? 4 : 2;
+  uint32_t es = dtype == 0 ? 4 : dtype == 1 ? 2 : 1;
   uint64_t offset = gcam__u64(e + 64), nbytes = gcam__u64(e + 72);
   uint64_t want_bytes = gcam__mul(n, es, &overflow);
   if (overflow || n > GCAM__MAX_TENSOR_ELEMS)
@@ -261,11 +267,12 @@ static gcam_status gcam__check_tensor(gcam_model_loader *L, const uint8_t *e, in
                        (unsigned long long)L->payload_bytes);
   *prev_end = offset + nbytes;
   gcam__tensor *t = &L->tensor[idx];
+  t->kind = kind, t->dtype = dtype;
   t->elem_size = es, t->offset = offset, t->nbytes = nbytes, t->n_elems = n;
   return GCAM_STATUS_OK;
 }
 
-static gcam_status gcam__parse_tensors(gcam_model_loader *L, gcam_model *m) {
+static gcam_status gcam__parse_tensors(gcam_model_loader *L, gcam_model *m, uint32_t n_tensors) {
   const uint8_t *e = L->header + GCAM__FIXED_BYTES + 8 * (m->n_conv + m->n_dense);
   uint64_t prev_end = 0;
   int32_t idx = 0;
@@ -275,22 +282,36 @@ static gcam_status gcam__parse_tensors(gcam_model_loader *L, gcam_model *m) {
     const gcam_conv_layer *l = &m->conv[i];
     uint32_t wd[4] = {3, 3, (uint32_t)l->C, (uint32_t)l->OC}, bd[1] = {(uint32_t)l->OC};
     snprintf(name, sizeof name, "conv%d.weight", i);
-    if ((st = gcam__check_tensor(L, e, idx, name, wd, 4, &prev_end))) return st;
-    L->tensor[idx].kind = GCAM__CONV_W, L->tensor[idx++].layer = i, e += GCAM__TENSOR_ENTRY_BYTES;
+    if ((st = gcam__check_tensor(L, e, idx, GCAM__CONV_W, name, wd, 4, &prev_end))) return st;
+    L->tensor[idx++].layer = i, e += GCAM__TENSOR_ENTRY_BYTES;
     snprintf(name, sizeof name, "conv%d.bias", i);
-    if ((st = gcam__check_tensor(L, e, idx, name, bd, 1, &prev_end))) return st;
-    L->tensor[idx].kind = GCAM__CONV_B, L->tensor[idx++].layer = i, e += GCAM__TENSOR_ENTRY_BYTES;
+    if ((st = gcam__check_tensor(L, e, idx, GCAM__CONV_B, name, bd, 1, &prev_end))) return st;
+    L->tensor[idx++].layer = i, e += GCAM__TENSOR_ENTRY_BYTES;
   }
   for (int32_t j = 0; j < m->n_dense; j++) {
     const gcam_dense_layer *l = &m->dense[j];
     uint32_t wd[2] = {(uint32_t)l->IN, (uint32_t)l->OUT}, bd[1] = {(uint32_t)l->OUT};
     snprintf(name, sizeof name, "dense%d.weight", j);
-    if ((st = gcam__check_tensor(L, e, idx, name, wd, 2, &prev_end))) return st;
-    L->tensor[idx].kind = GCAM__DENSE_W, L->tensor[idx++].layer = j, e += GCAM__TENSOR_ENTRY_BYTES;
+    if ((st = gcam__check_tensor(L, e, idx, GCAM__DENSE_W, name, wd, 2, &prev_end))) return st;
+    L->tensor[idx++].layer = j, e += GCAM__TENSOR_ENTRY_BYTES;
+    if (L->tensor[idx - 1].dtype == GCAM__DTYPE_I8) { /* its per-output scales come next */
+      if ((uint32_t)idx + 2 > n_tensors)
+        return gcam__error(GCAM_STATUS_BAD_CONFIG,
+                           "dense%d.weight is int8 but the table has no room for its scales", j);
+      snprintf(name, sizeof name, "dense%d.scale", j);
+      if ((st = gcam__check_tensor(L, e, idx, GCAM__DENSE_S, name, bd, 1, &prev_end))) return st;
+      L->tensor[idx++].layer = j, e += GCAM__TENSOR_ENTRY_BYTES;
+    }
+    if ((uint32_t)idx + 1 > n_tensors)
+      return gcam__error(GCAM_STATUS_BAD_CONFIG, "the tensor table ends before dense%d.bias", j);
     snprintf(name, sizeof name, "dense%d.bias", j);
-    if ((st = gcam__check_tensor(L, e, idx, name, bd, 1, &prev_end))) return st;
-    L->tensor[idx].kind = GCAM__DENSE_B, L->tensor[idx++].layer = j, e += GCAM__TENSOR_ENTRY_BYTES;
+    if ((st = gcam__check_tensor(L, e, idx, GCAM__DENSE_B, name, bd, 1, &prev_end))) return st;
+    L->tensor[idx++].layer = j, e += GCAM__TENSOR_ENTRY_BYTES;
   }
+  if ((uint32_t)idx != n_tensors)
+    return gcam__error(GCAM_STATUS_BAD_CONFIG,
+                       "the header counts %u tensors, the network and its int8 layers need %d",
+                       n_tensors, idx);
   L->n_tensors = idx;
   return GCAM_STATUS_OK;
 }
@@ -316,43 +337,79 @@ static gcam_status gcam__parse_labels(gcam_model_loader *L, gcam_model *m, uint3
   return GCAM_STATUS_OK;
 }
 
-/* The one weights allocation, laid out layer by layer; and the conv staging buffer. */
+/* The one weights allocation, laid out layer by layer in 64-byte aligned pieces; and the
+ * conv staging buffer. Byte counts in 64 bits, checked against overflow and size_t. */
+static uint64_t gcam__align64(uint64_t bytes) { return (bytes + 63) & ~(uint64_t)63; }
+
+/* GCAM_MEMORY_COMPACT applies to a conv that has a compact form (the Winograd ones) */
+static int gcam__conv_compact(const gcam_model *m, const gcam_conv_layer *l) {
+  return m->backend != GCAM_BACKEND_XNNPACK && m->memory == GCAM_MEMORY_COMPACT &&
+         gcam__conv3x3_compact_pack_floats(l->C, l->OC) > 0;
+}
+
 static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
-  int xnn = m->backend == GCAM_BACKEND_XNNPACK;
-  size_t total = 0, staging = 0;
+  int xnn = m->backend == GCAM_BACKEND_XNNPACK, overflow = 0;
+  uint64_t total = 0, staging = 0;
+  for (int32_t t = 0; t < L->n_tensors; t++) {
+    gcam__tensor *tt = &L->tensor[t];
+    tt->keep = tt->kind == GCAM__DENSE_W ||
+               (tt->kind == GCAM__CONV_W && gcam__conv_compact(m, &m->conv[tt->layer]));
+    if (tt->kind == GCAM__CONV_W) m->conv[tt->layer].w_dtype = (gcam__dtype)tt->dtype;
+  }
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
-    size_t hwio = (size_t)9 * (size_t)l->C * (size_t)l->OC;
-    total += xnn ? gcam__align16(hwio) + gcam__align16((size_t)l->OC)
-                 : gcam__align16(gcam__conv3x3_packed_floats(l->C, l->OC));
-    if (hwio + (size_t)l->OC > staging) staging = hwio + (size_t)l->OC;
+    uint64_t hwio = gcam__mul(9 * (uint64_t)l->C, (uint64_t)l->OC, &overflow);
+    if (gcam__conv_compact(m, l)) { /* as stored, + f32 bias; no staging */
+      total += gcam__align64(hwio * (l->w_dtype == GCAM__DTYPE_F16 ? 2 : 4)) +
+               gcam__align64(4 * (uint64_t)l->OC);
+      continue;
+    }
+    total += xnn ? gcam__align64(4 * hwio) + gcam__align64(4 * (uint64_t)l->OC)
+                 : gcam__align64(4 * (uint64_t)gcam__conv3x3_packed_floats(l->C, l->OC));
+    if (!xnn && hwio + (uint64_t)l->OC > staging) staging = hwio + (uint64_t)l->OC;
   }
-  for (int32_t j = 0; j < m->n_dense; j++)
-    total += gcam__align16((size_t)m->dense[j].IN * (size_t)m->dense[j].OUT) +
-             gcam__align16((size_t)m->dense[j].OUT);
-  if (total > SIZE_MAX / sizeof(float) / 2)
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "the weights do not fit in this address space");
-  m->weights = aligned_alloc(64, total * sizeof(float));
-  if (!xnn) L->staging = malloc(staging * sizeof(float));
-  if (!m->weights || (!xnn && !L->staging))
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %zu MB of weights",
-                       total * sizeof(float) >> 20);
-  m->weight_floats = total;
-  float *p = m->weights;
+  for (int32_t t = 0; t < L->n_tensors; t++) { /* dense tensors as stored (biases as f32) */
+    const gcam__tensor *tt = &L->tensor[t];
+    if (tt->kind == GCAM__DENSE_W) total += gcam__align64(tt->nbytes);
+    if (tt->kind == GCAM__DENSE_S || tt->kind == GCAM__DENSE_B)
+      total += gcam__align64(4 * tt->n_elems);
+    if (tt->kind == GCAM__DENSE_W) m->dense[tt->layer].w.dtype = (gcam__dtype)tt->dtype;
+  }
+  if (overflow || total > SIZE_MAX / 2 || 4 * staging > SIZE_MAX / 2)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "the weights need %llu MB, more than this address space holds",
+                       (unsigned long long)(total >> 20));
+  m->weights = aligned_alloc(64, (size_t)total);
+  if (!m->weights)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory: the weights need %llu MB",
+                       (unsigned long long)((total + (1u << 20) - 1) >> 20));
+  if (staging && !(L->staging = malloc((size_t)staging * sizeof(float))))
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "out of memory: loading needs %llu MB for the weights and %llu MB more",
+                       (unsigned long long)((total + (1u << 20) - 1) >> 20),
+                       (unsigned long long)((4 * staging + (1u << 20) - 1) >> 20));
+  m->weight_bytes = (size_t)total;
+  uint8_t *p = m->weights;
   for (int32_t i = 0; i < m->n_conv; i++) {
     gcam_conv_layer *l = &m->conv[i];
-    if (xnn) {
-      l->w_hwio = p, p += gcam__align16((size_t)9 * l->C * l->OC);
-      l->bias = p, p += gcam__align16((size_t)l->OC);
+    if (gcam__conv_compact(m, l)) {
+      l->w_compact = p, p += gcam__align64((uint64_t)9 * l->C * l->OC *
+                                           (l->w_dtype == GCAM__DTYPE_F16 ? 2 : 4));
+      l->bias = (float *)p, p += gcam__align64((uint64_t)4 * l->OC);
+    } else if (xnn) {
+      l->w_hwio = (float *)p, p += gcam__align64((uint64_t)36 * l->C * l->OC);
+      l->bias = (float *)p, p += gcam__align64((uint64_t)4 * l->OC);
     } else {
-      l->packed = p, p += gcam__align16(gcam__conv3x3_packed_floats(l->C, l->OC));
+      l->packed = (float *)p, p += gcam__align64(4 * (uint64_t)gcam__conv3x3_packed_floats(l->C, l->OC));
     }
     l->scratch_floats = gcam__conv3x3_scratch_floats(l->H, l->W, l->C, l->OC);
   }
-  for (int32_t j = 0; j < m->n_dense; j++) {
-    gcam_dense_layer *l = &m->dense[j];
-    l->w = p, p += gcam__align16((size_t)l->IN * l->OUT);
-    l->bias = p, p += gcam__align16((size_t)l->OUT);
+  for (int32_t t = 0; t < L->n_tensors; t++) {
+    const gcam__tensor *tt = &L->tensor[t];
+    gcam__dense_weights *w = &m->dense[tt->layer].w;
+    if (tt->kind == GCAM__DENSE_W) w->w = p, p += gcam__align64(tt->nbytes);
+    if (tt->kind == GCAM__DENSE_S) w->scale = (float *)p, p += gcam__align64(4 * tt->n_elems);
+    if (tt->kind == GCAM__DENSE_B) w->bias = (float *)p, p += gcam__align64(4 * tt->n_elems);
   }
   return GCAM_STATUS_OK;
 }
@@ -371,6 +428,7 @@ static gcam_status gcam__parse_header(gcam_model_loader *L) {
   if (!m) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
   L->model = m;
   m->backend = L->params.backend == GCAM_BACKEND_AUTO ? gcam__auto_backend() : L->params.backend;
+  m->memory = L->params.memory;
 #ifndef GCAM_HAVE_XNNPACK
   if (m->backend == GCAM_BACKEND_XNNPACK)
     return gcam__error(GCAM_STATUS_BACKEND, "this build has no XNNPACK backend");
@@ -379,43 +437,74 @@ static gcam_status gcam__parse_header(gcam_model_loader *L) {
   uint32_t n_tensors, labels_bytes;
   gcam_status st;
   if ((st = gcam__parse_config(L, m, &n_tensors, &labels_bytes))) return st;
-  if ((st = gcam__parse_tensors(L, m))) return st;
+  if ((st = gcam__parse_tensors(L, m, n_tensors))) return st;
   if ((st = gcam__parse_labels(L, m, labels_bytes))) return st;
   return gcam__allocate_weights(L, m);
 }
 
 /* ---- the payload ------------------------------------------------------------------------- */
 
-/* Where elements [e, e+k) of tensor t go, and how many of them are contiguous there. */
-static float *gcam__destination(gcam_model_loader *L, const gcam__tensor *t, uint64_t e,
-                                uint64_t *k) {
+/* Where elements [e, e+k) of tensor t go, and how many of them are contiguous there: f32
+ * (widened) for everything but dense weights, which keep the file's element size. */
+static void *gcam__destination(gcam_model_loader *L, const gcam__tensor *t, uint64_t e,
+                               uint64_t *k) {
   gcam_model *m = L->model;
   if (t->kind == GCAM__CONV_W || t->kind == GCAM__CONV_B) {
     gcam_conv_layer *l = &m->conv[t->layer];
+    if (l->w_compact) /* compact: weights as stored, bias widened */
+      return t->kind == GCAM__CONV_W ? (uint8_t *)l->w_compact + e * t->elem_size
+                                     : (void *)(l->bias + e);
     if (m->backend == GCAM_BACKEND_XNNPACK) return (t->kind == GCAM__CONV_W ? l->w_hwio : l->bias) + e;
     return L->staging + (t->kind == GCAM__CONV_W ? 0 : (size_t)9 * l->C * l->OC) + e;
   }
   gcam_dense_layer *l = &m->dense[t->layer];
-  if (t->kind == GCAM__DENSE_B) return l->bias + e;
+  if (t->kind == GCAM__DENSE_B) return (float *)l->w.bias + e;
+  if (t->kind == GCAM__DENSE_S) return (float *)l->w.scale + e;
   uint64_t row = e / (uint64_t)l->OUT, col = e % (uint64_t)l->OUT;
   if (*k > (uint64_t)l->OUT - col) *k = (uint64_t)l->OUT - col; /* stop at the row's end */
   if (t->layer == 0 && L->flatten_chw) {                        /* CHW row -> HWC row */
     uint64_t hw = (uint64_t)m->head_h * (uint64_t)m->head_w, C = (uint64_t)m->cam_c;
     row = (row % hw) * C + row / hw;
   }
-  return l->w + row * (uint64_t)l->OUT + col;
+  return (uint8_t *)l->w.w + (row * (uint64_t)l->OUT + col) * t->elem_size;
 }
 
-static gcam_status gcam__convert(float *dst, const uint8_t *src, uint64_t k, uint32_t es,
-                                 const gcam__tensor *t, uint64_t e) {
+static gcam_status gcam__bad_element(const gcam__tensor *t, uint64_t e, const char *what) {
+  static const char *kinds[] = {"conv", "conv", "dense", "dense", "dense"};
+  static const char *parts[] = {"weight", "bias", "weight", "scale", "bias"};
+  return gcam__error(GCAM_STATUS_CORRUPT, "%s%d.%s: element %llu is %s", kinds[t->kind],
+                     t->layer, parts[t->kind], (unsigned long long)e, what);
+}
+
+static gcam_status gcam__convert(void *dst, const uint8_t *src, uint64_t k, const gcam__tensor *t,
+                                 uint64_t e) {
+  if (t->kind == GCAM__DENSE_W && t->dtype == GCAM__DTYPE_I8) { /* every byte is a weight */
+    memcpy(dst, src, (size_t)k);
+    return GCAM_STATUS_OK;
+  }
+  if (t->keep && t->dtype == GCAM__DTYPE_F16) { /* kept as half bits */
+    uint16_t *d = dst;
+    for (uint64_t i = 0; i < k; i++) {
+      uint16_t h = (uint16_t)(src[2 * i] | src[2 * i + 1] << 8);
+      if ((h & 0x7c00) == 0x7c00) return gcam__bad_element(t, e + i, "NaN or infinite");
+      d[i] = h;
+    }
+    return GCAM_STATUS_OK;
+  }
+  float *d = dst;
   for (uint64_t i = 0; i < k; i++) {
-    float v = es == 4 ? gcam__f32_from_bits(gcam__u32(src + 4 * i))
-                      : gcam__f16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
-    if (!gcam__finite(v))
-      return gcam__error(GCAM_STATUS_CORRUPT, "%s %d: element %llu is NaN or infinite",
-                         t->kind <= GCAM__CONV_B ? "conv" : "dense", t->layer,
-                         (unsigned long long)(e + i));
-    dst[i] = v;
+    float v;
+    if (t->elem_size == 4) {
+      v = gcam__f32_from_bits(gcam__u32(src + 4 * i));
+      if (!gcam__finite(v)) return gcam__bad_element(t, e + i, "NaN or infinite");
+    } else {
+      uint16_t h = (uint16_t)(src[2 * i] | src[2 * i + 1] << 8);
+      if ((h & 0x7c00) == 0x7c00) return gcam__bad_element(t, e + i, "NaN or infinite");
+      v = gcam__f16_to_f32(h);
+    }
+    if (t->kind == GCAM__DENSE_S && v == 0.0f)
+      return gcam__bad_element(t, e + i, "zero (an int8 scale must be finite and non-zero)");
+    d[i] = v;
   }
   return GCAM_STATUS_OK;
 }
@@ -425,6 +514,7 @@ static void gcam__tensor_done(gcam_model_loader *L, const gcam__tensor *t) {
   gcam_model *m = L->model;
   if (t->kind != GCAM__CONV_B || m->backend == GCAM_BACKEND_XNNPACK) return;
   gcam_conv_layer *l = &m->conv[t->layer];
+  if (l->w_compact) return; /* packed as it runs */
   gcam__conv3x3_pack(l->packed, L->staging, L->staging + (size_t)9 * l->C * l->OC, l->C, l->OC);
 }
 
@@ -444,15 +534,15 @@ static gcam_status gcam__payload(gcam_model_loader *L, const uint8_t *p, size_t 
       while (L->n_carry < es && L->n_carry < sizeof L->carry && n) L->carry[L->n_carry++] = *p++, n--, pos++;
       if (L->n_carry < es) return GCAM_STATUS_OK;
       uint64_t k = 1;
-      float *dst = gcam__destination(L, t, L->elem, &k);
-      if ((st = gcam__convert(dst, L->carry, 1, es, t, L->elem))) return st;
+      void *dst = gcam__destination(L, t, L->elem, &k);
+      if ((st = gcam__convert(dst, L->carry, 1, t, L->elem))) return st;
       L->elem++, L->n_carry = 0;
     }
     while (L->elem < t->n_elems && n >= es) {
       uint64_t k = t->n_elems - L->elem;
       if (k > n / es) k = n / es;
-      float *dst = gcam__destination(L, t, L->elem, &k);
-      if ((st = gcam__convert(dst, p, k, es, t, L->elem))) return st;
+      void *dst = gcam__destination(L, t, L->elem, &k);
+      if ((st = gcam__convert(dst, p, k, t, L->elem))) return st;
       L->elem += k, p += k * es, n -= (size_t)(k * es), pos += k * es;
     }
     if (L->elem == t->n_elems) {
@@ -479,6 +569,11 @@ gcam_status gcam_model_loader_create(const gcam_model_params *params, uint64_t e
   if (L->params.backend < GCAM_BACKEND_AUTO || L->params.backend > GCAM_BACKEND_XNNPACK) {
     free(L);
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "unknown backend %d", (int)params->backend);
+  }
+  if (L->params.memory != GCAM_MEMORY_FAST && L->params.memory != GCAM_MEMORY_COMPACT) {
+    free(L);
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "unknown memory mode %d",
+                       (int)params->memory);
   }
   L->expected_size = expected_size;
   gcam__sha256_init(&L->sha);

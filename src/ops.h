@@ -58,6 +58,29 @@ void gcam__dense_backward_input(float *d_in, const float *d_out, const float *w,
 void gcam__dense_backward_input_ref(float *d_in, const float *d_out, const float *w, int32_t IN,
                                    int32_t OUT);
 
+/* Dense weights in their storage type: the file's dtype codes (weights/FORMAT.md). f16 is
+ * IEEE binary16; int8 is symmetric with one f32 scale per output feature,
+ * w[i,o] = q[i,o] * scale[o]. The kernels widen to f32 in registers; the arithmetic is f32. */
+typedef enum gcam__dtype { GCAM__DTYPE_F32 = 0, GCAM__DTYPE_F16 = 1, GCAM__DTYPE_I8 = 2 } gcam__dtype;
+
+typedef struct gcam__dense_weights {
+  gcam__dtype dtype;
+  const void *w;      /* (IN, OUT): float, uint16_t (half bits) or int8_t */
+  const float *scale; /* (OUT), int8 only */
+  const float *bias;  /* (OUT) */
+} gcam__dense_weights;
+
+/* the same two functions for any storage type; the _ref twins widen each weight exactly and
+ * sum in double (int8: bias + scale[o] * sum_i in[i] q[i,o]) */
+void gcam__dense_forward_dt(float *out, const float *in, const gcam__dense_weights *w,
+                            int32_t IN, int32_t OUT, int relu);
+void gcam__dense_forward_dt_ref(float *out, const float *in, const gcam__dense_weights *w,
+                                int32_t IN, int32_t OUT, int relu);
+void gcam__dense_backward_input_dt(float *d_in, const float *d_out, const gcam__dense_weights *w,
+                                   int32_t IN, int32_t OUT);
+void gcam__dense_backward_input_dt_ref(float *d_in, const float *d_out,
+                                       const gcam__dense_weights *w, int32_t IN, int32_t OUT);
+
 /* ---- elementwise --------------------------------------------------------------------------- */
 
 /* d (N) *= (y > 0), where y is the ReLU's output */

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "gcam.h"
+#include "ops.h"
 
 /* tasks a pool runs at once (1 for NULL, or a pool without run) */
 static inline int32_t gcam__pool_threads(const gcam_threadpool *pool) {
@@ -50,6 +51,23 @@ void gcam__conv3x3_relu_forward_pool(float *out, const float *in, const float *p
                                      int32_t H, int32_t W, int32_t C, int32_t OC,
                                      float *scratch, const gcam_threadpool *pool);
 
+/* GCAM_MEMORY_COMPACT: the layer's weights kept as w (3,3,C,OC) of type dt (f32 or f16) +
+ * bias (OC), transformed for the kernel as the layer runs, into `pack` (floats given by
+ * gcam__conv3x3_compact_pack_floats; 0 = the layer has no compact form: direct path, whose
+ * packed weights are no larger than the HWIO ones) */
+size_t gcam__conv3x3_compact_pack_floats(int32_t C, int32_t OC);
+void gcam__conv3x3_relu_forward_compact_pool(float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, const gcam_threadpool *pool);
+/* Winograd's compact form: output columns per transformed slice, its scratch, the run */
+int32_t gcam__conv3x3_wino_compact_cols(int m, int32_t C, int32_t OC);
+size_t gcam__conv3x3_wino_compact_scratch_floats(int m, int32_t C, int32_t OC);
+void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, const gcam_threadpool *pool);
+
 /* the two paths with their block sizes exposed (conv3x3.h), on a pool: for the tests */
 size_t gcam__conv3x3_wino_scratch_floats_pool(int m, int32_t H, int32_t W, int32_t C,
                                               int32_t OC, int32_t tiles, int32_t n_threads);
@@ -68,5 +86,10 @@ void gcam__dense_forward_pool(float *out, const float *in, const float *w, const
                               int32_t IN, int32_t OUT, int relu, const gcam_threadpool *pool);
 void gcam__dense_backward_input_pool(float *d_in, const float *d_out, const float *w,
                                      int32_t IN, int32_t OUT, const gcam_threadpool *pool);
+void gcam__dense_forward_dt_pool(float *out, const float *in, const gcam__dense_weights *w,
+                                 int32_t IN, int32_t OUT, int relu, const gcam_threadpool *pool);
+void gcam__dense_backward_input_dt_pool(float *d_in, const float *d_out,
+                                        const gcam__dense_weights *w, int32_t IN, int32_t OUT,
+                                        const gcam_threadpool *pool);
 
 #endif

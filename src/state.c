@@ -25,6 +25,7 @@ void gcam_state_free(gcam_state *s) {
   free(s->act[0]);
   free(s->act[1]);
   free(s->scratch);
+  free(s->pack);
   free(s->argmax);
   free(s->dense_out);
   free(s->probs);
@@ -116,6 +117,17 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
   s->act[1] = malloc(act * sizeof(float) + 16);
   s->scratch_floats = gcam__state_scratch_floats(m, 1);
   s->scratch = malloc(s->scratch_floats * sizeof(float));
+  size_t pack = 0; /* one scratch for the compact convs' packed weights, sized for the largest */
+  for (int32_t i = 0; i < m->n_conv; i++)
+    if (m->conv[i].w_compact) {
+      const size_t f = gcam__conv3x3_compact_pack_floats(m->conv[i].C, m->conv[i].OC);
+      if (f > pack) pack = f;
+    }
+  if (pack && !(s->pack = malloc(pack * sizeof(float)))) {
+    gcam_state_free(s);
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %zu MB of conv scratch",
+                       (pack * sizeof(float) + (1u << 20) - 1) >> 20);
+  }
   s->argmax = malloc(head * sizeof(int32_t));
   s->dense_out = malloc(dense * sizeof(float));
   s->probs = malloc((size_t)m->n_classes * sizeof(float));
@@ -127,8 +139,15 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
   if (!s->resized || !s->input || !s->act[0] || !s->act[1] || !s->scratch || !s->argmax ||
       !s->dense_out || !s->probs || !s->d[0] || !s->d[1] || !s->grad || !s->alpha ||
       !s->cam) {
+    /* what this state asked for, in 64 bits (the sizes are checked at load) */
+    const uint64_t bytes = (uint64_t)in * 4 + ((uint64_t)in * 3 + 2 * (uint64_t)act) * 4 + 48 +
+                           (uint64_t)s->scratch_floats * 4 + (uint64_t)head * 4 +
+                           ((uint64_t)dense + (uint64_t)m->n_classes + 2 * (uint64_t)d +
+                            (uint64_t)cam + (uint64_t)m->cam_c + (uint64_t)m->cam_h * m->cam_w) * 4;
     gcam_state_free(s);
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for the activations");
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "out of memory: the activations need %llu MB",
+                       (unsigned long long)((bytes + (1u << 20) - 1) >> 20));
   }
   if (m->backend == GCAM_BACKEND_XNNPACK) {
     gcam_status st = gcam__state_create_xnn(s);

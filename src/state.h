@@ -21,6 +21,7 @@ struct gcam_state {
   float *act[2];          /* ping-pong conv/pool activations */
   float *scratch;         /* conv kernel scratch, for pool.n_threads task slots */
   size_t scratch_floats;  /* its size */
+  float *pack;            /* compact convs' weights, packed as each layer runs (or NULL) */
   gcam_threadpool pool;   /* the host's threads (run == NULL: serial) */
   const float *cam_act;   /* (cam_h, cam_w, cam_c): the last conv's output, inside act[] */
   int32_t *argmax;        /* (head_h, head_w, cam_c) of the last pool */

@@ -27,6 +27,8 @@
 #include "kernels/conv3x3.h"
 #include "kernels/gemm.h"
 #include "ops.h"
+#include "kernels/simd.h"
+#include "parallel.h"
 #include "test.h"
 
 static unsigned seed = 12345;
@@ -541,6 +543,195 @@ static void test_dense_backward_fd(void) {
   CHECK(worst <= 1e-4, "dense backward_input vs finite differences: %.3g", worst);
 }
 
+static double half_value(uint16_t h);
+static uint16_t test_half(float x);
+
+/* ---- compact conv weights (GCAM_MEMORY_COMPACT) ------------------------------------------------
+ * Winograd F(2,3) and F(4,3) from HWIO weights transformed as the layer runs, f32 and f16
+ * weights, against the reference on the same (widened) weights and against the fast
+ * pre-packed path; shapes whose transformed weights exceed the 12 MB budget run in slices of
+ * output columns (C=512 -> OC=512 at 7x7, and OC=1003: a ragged last slice and column block). */
+static void test_conv_compact(void) {
+  static const int shapes[][4] = {{5, 7, 3, 19}, {9, 11, 13, 37}, {6, 5, 8, 4},
+                                  {7, 7, 512, 512}, {3, 5, 300, 1003}};
+  int bad = 0, cases = 0;
+  double worst = 0.0, worst_fast = 0.0;
+  for (int si = 0; si < 5; si++) {
+    const int H = shapes[si][0], W = shapes[si][1], C = shapes[si][2], OC = shapes[si][3];
+    const size_t n_in = (size_t)H * W * C, n_out = (size_t)H * W * OC, n_w = (size_t)9 * C * OC;
+    float *in = falloc(n_in), *w = falloc(n_w), *bias = falloc(OC);
+    float *ref = falloc(n_out), *out = falloc(n_out), *fast = falloc(n_out);
+    uint16_t *wh = malloc(n_w * 2);
+    test_fill_uniform(in, n_in, &seed, 0.0f, 1.0f);
+    test_fill_uniform(w, n_w, &seed, -0.1f, 0.1f);
+    test_fill_uniform(bias, OC, &seed, -0.1f, 0.1f);
+    for (int dt = 0; dt <= 1; dt++) {
+      if (dt == GCAM__DTYPE_F16) /* halves of about the same range, and w = their value */
+        for (size_t k = 0; k < n_w; k++) {
+          wh[k] = test_half(w[k] * 10.0f) - (3u << 10); /* exponent -3: |w| < 0.25 */
+          if ((wh[k] & 0x7c00) == 0x7c00 || (wh[k] & 0x7c00) > (15u << 10)) wh[k] &= 0x83ff;
+          w[k] = (float)half_value(wh[k]);
+        }
+      gcam__conv3x3_relu_forward_ref(ref, in, w, bias, H, W, C, OC);
+      double *mag = conv_magnitude(in, w, bias, H, W, C, OC);
+      for (int m = 2; m <= 4; m += 2) {
+        float *pk = falloc(gcam__conv3x3_wino_compact_scratch_floats(m, C, OC));
+        float *sw = falloc(gcam__conv3x3_wino_scratch_floats(m, H, W, C, OC, 0));
+        memset(out, 0xff, n_out * sizeof *out); /* NaN where nothing is written */
+        gcam__conv3x3_wino_forward_compact_pool(m, out, in, dt ? (const void *)wh : w,
+                                                (gcam__dtype)dt, bias, H, W, C, OC, sw, pk,
+                                                NULL);
+        float *pw = falloc(gcam__conv3x3_wino_packed_floats(m, C, OC));
+        gcam__conv3x3_wino_pack(m, pw, w, bias, C, OC);
+        gcam__conv3x3_wino_forward(m, fast, in, pw, H, W, C, OC, sw, 0, 0);
+        const double e = conv_err(out, ref, mag, n_out), ef = conv_err(out, fast, mag, n_out);
+        cases++;
+        if (!(e <= (m == 4 ? 1e-4 : 1e-5)) || !(ef <= 1e-5)) {
+          bad++;
+          CHECK(0, "compact F(%d,3) dtype %d %dx%dx%d->%d: %.3g vs ref, %.3g vs fast", m, dt, H,
+                W, C, OC, e, ef);
+        }
+        if (e > worst) worst = e;
+        if (ef > worst_fast) worst_fast = ef;
+        free(pk), free(sw), free(pw);
+      }
+      free(mag);
+    }
+    CHECK(gcam__conv3x3_wino_compact_scratch_floats(4, C, OC) * 4 <= ((size_t)12 << 20),
+          "compact scratch of %d->%d over 12 MB", C, OC);
+    free(in), free(w), free(bias), free(ref), free(out), free(fast), free(wh);
+  }
+  CHECK(gcam__conv3x3_wino_compact_cols(4, 512, 512) < 512, "512->512 is not sliced");
+  { /* sliced and many tile blocks (40x40: 100 tiles of 4x4): against the fast path only */
+    const int H = 40, W = 40, C = 512, OC = 512;
+    const size_t n_in = (size_t)H * W * C, n_out = (size_t)H * W * OC, n_w = (size_t)9 * C * OC;
+    float *in = falloc(n_in), *w = falloc(n_w), *bias = falloc(OC);
+    float *out = falloc(n_out), *fast = falloc(n_out);
+    test_fill_uniform(in, n_in, &seed, 0.0f, 1.0f);
+    test_fill_uniform(w, n_w, &seed, -0.1f, 0.1f);
+    test_fill_uniform(bias, OC, &seed, -0.1f, 0.1f);
+    float *pk = falloc(gcam__conv3x3_wino_compact_scratch_floats(4, C, OC));
+    float *sw = falloc(gcam__conv3x3_wino_scratch_floats(4, H, W, C, OC, 0));
+    float *pw = falloc(gcam__conv3x3_wino_packed_floats(4, C, OC));
+    gcam__conv3x3_wino_pack(4, pw, w, bias, C, OC);
+    gcam__conv3x3_wino_forward(4, fast, in, pw, H, W, C, OC, sw, 0, 0);
+    memset(out, 0xff, n_out * sizeof *out);
+    gcam__conv3x3_wino_forward_compact_pool(4, out, in, w, GCAM__DTYPE_F32, bias, H, W, C, OC,
+                                            sw, pk, NULL);
+    double big = 0;
+    for (size_t i = 0; i < n_out; i++) big = fabs(fast[i]) > big ? fabs(fast[i]) : big;
+    const double e = test_max_abs_err(out, fast, n_out) / big;
+    CHECK(e <= 1e-5, "compact 40x40x512->512 (sliced, many blocks) vs fast: %.3g", e);
+    free(in), free(w), free(bias), free(out), free(fast), free(pk), free(sw), free(pw);
+  }
+  CHECK(bad == 0, "%d of %d compact conv cases failed", bad, cases);
+  printf("conv compact: %d cases, worst error / sum|terms| %.2e vs ref, %.2e vs fast\n", cases,
+         worst, worst_fast);
+}
+
+/* ---- dense weights in f16 / int8 ------------------------------------------------------------ */
+
+/* the exact value of an IEEE half, from its definition (independent of the kernels') */
+static double half_value(uint16_t h) {
+  int e = (h >> 10) & 31, m = h & 1023;
+  double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
+  return h & 0x8000 ? -v : v;
+}
+
+/* every finite half: the scalar and the vector widening are exact */
+static void test_f16_widening(void) {
+  int bad_s = 0, bad_v = 0;
+  uint16_t h4[4];
+  for (uint32_t h = 0; h < 65536; h++) {
+    if ((h & 0x7c00) == 0x7c00) continue; /* Inf/NaN: refused by the loader */
+    const double want = half_value((uint16_t)h);
+    const float s = gcam__f16_to_f32((uint16_t)h);
+    bad_s += (double)s != want || !!signbit(s) != ((h & 0x8000) != 0);
+    for (int k = 0; k < 4; k++) h4[k] = (uint16_t)(h ^ (k << 13)); /* other lanes differ */
+    const gcam_f32x4 v = gcam__f16x4_load(h4);
+    bad_v += v[0] != s || !!signbit(v[0]) != !!signbit(s);
+    for (int k = 1; k < 4; k++)
+      if ((h4[k] & 0x7c00) != 0x7c00) bad_v += v[k] != gcam__f16_to_f32(h4[k]);
+  }
+  CHECK(bad_s == 0, "%d halves widened wrong by gcam__f16_to_f32", bad_s);
+  CHECK(bad_v == 0, "%d halves widened wrong by gcam__f16x4_load", bad_v);
+  int8_t q[4] = {-128, -1, 0, 127};
+  gcam_f32x4 v = gcam__i8x4_load(q);
+  CHECK(v[0] == -128.0f && v[1] == -1.0f && v[2] == 0.0f && v[3] == 127.0f, "int8 widening");
+}
+
+/* a half in (-2, 2) from a uniform x in [-1, 1): exponent 0..15 (subnormals included) */
+static uint16_t test_half(float x) {
+  const uint32_t u = (uint32_t)((x + 1.0f) * 2147483648.0f);
+  return (uint16_t)((u >> 31) << 15 | ((u >> 20) & 15) << 10 | (u & 1023));
+}
+
+/* the fast f16/int8 dense kernels against their _ref twins and against the f32 kernels on
+ * the widened weights, on awkward sizes: IN below, at and above the 8-row unroll, OUT not a
+ * multiple of 4 */
+static void test_dense_dtypes(void) {
+  const int INs[] = {1, 3, 7, 8, 9, 17, 100, 1031};
+  const int OUTs[] = {1, 3, 4, 5, 7, 9, 33, 1000};
+  int bad = 0, cases = 0;
+  double worst = 0.0;
+  for (int dt = 1; dt <= 2; dt++)
+    for (size_t ii = 0; ii < sizeof INs / sizeof *INs; ii++)
+      for (size_t oi = 0; oi < sizeof OUTs / sizeof *OUTs; oi++) {
+        const int IN = INs[ii], OUT = OUTs[oi];
+        const size_t n = (size_t)IN * OUT;
+        float *in = falloc(IN), *wf = falloc(n), *bias = falloc(OUT), *scale = falloc(OUT);
+        float *o1 = falloc(OUT), *o2 = falloc(OUT), *o3 = falloc(OUT), *g = falloc(OUT);
+        float *d1 = falloc(IN), *d2 = falloc(IN), *d3 = falloc(IN);
+        void *wq = malloc(n * 2);
+        test_fill_uniform(in, IN, &seed, -1.0f, 1.0f);
+        test_fill_uniform(wf, n, &seed, -1.0f, 1.0f);
+        test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
+        test_fill_uniform(scale, OUT, &seed, 0.001f, 0.02f);
+        test_fill_uniform(g, OUT, &seed, -1.0f, 1.0f);
+        for (size_t k = 0; k < n; k++) { /* the stored weights, and wf = their exact value */
+          if (dt == GCAM__DTYPE_F16) {
+            ((uint16_t *)wq)[k] = test_half(wf[k]);
+            wf[k] = (float)half_value(((uint16_t *)wq)[k]);
+          } else {
+            const int8_t q = (int8_t)((int)(wf[k] * 127.5f) - (k % 97 == 0));
+            ((int8_t *)wq)[k] = q;
+            wf[k] = (float)q * scale[k % OUT];
+          }
+        }
+        const gcam__dense_weights dw = {(gcam__dtype)dt, wq, scale, bias};
+        for (int relu = 0; relu < 2; relu++) {
+          gcam__dense_forward_dt_ref(o1, in, &dw, IN, OUT, relu);
+          gcam__dense_forward_dt(o2, in, &dw, IN, OUT, relu);
+          gcam__dense_forward_ref(o3, in, wf, bias, IN, OUT, relu);
+          double e = dense_err(o2, o1, in, wf, bias, IN, OUT, 0);
+          double e3 = dense_err(o1, o3, in, wf, bias, IN, OUT, 0);
+          cases++;
+          if (!(e <= 1e-5) || !(e3 <= 1e-6)) {
+            bad++;
+            CHECK(0, "dense forward dtype %d IN=%d OUT=%d relu=%d: %.3g vs ref, ref vs f32 %.3g",
+                  dt, IN, OUT, relu, e, e3);
+          }
+          if (e > worst) worst = e;
+        }
+        gcam__dense_backward_input_dt_ref(d1, g, &dw, IN, OUT);
+        gcam__dense_backward_input_dt(d2, g, &dw, IN, OUT);
+        gcam__dense_backward_input_ref(d3, g, wf, IN, OUT);
+        double e = dense_err(d2, d1, g, wf, NULL, IN, OUT, 1);
+        double e3 = dense_err(d1, d3, g, wf, NULL, IN, OUT, 1);
+        cases++;
+        if (!(e <= 1e-5) || !(e3 <= 1e-6)) {
+          bad++;
+          CHECK(0, "dense backward dtype %d IN=%d OUT=%d: %.3g vs ref, ref vs f32 %.3g", dt, IN,
+                OUT, e, e3);
+        }
+        if (e > worst) worst = e;
+        free(in), free(wf), free(bias), free(scale), free(o1), free(o2), free(o3), free(g);
+        free(d1), free(d2), free(d3), free(wq);
+      }
+  CHECK(bad == 0, "%d of %d f16/int8 dense cases failed", bad, cases);
+  printf("dense f16/int8: %d cases, worst error / sum|terms| %.2e\n", cases, worst);
+}
+
 /* ---- elementwise --------------------------------------------------------------------------- */
 
 static void test_elementwise(void) {
@@ -600,6 +791,9 @@ int main(void) {
   test_maxpool_backward();
   test_dense();
   test_dense_backward_fd();
+  test_f16_widening();
+  test_dense_dtypes();
+  test_conv_compact();
   test_elementwise();
   TEST_MAIN_END();
 }

@@ -10,6 +10,7 @@
 
 #define MODEL "tests/fixtures/vgg_small/model.gcam"
 #define MODEL_F16_CHW "tests/fixtures/vgg_small/model_torch.gcam"
+#define MODEL_INT8 "tests/fixtures/vgg_small/model_int8.gcam"
 
 static uint8_t *good;
 static size_t good_size;
@@ -231,6 +232,120 @@ static void test_bad_files(void) {
   free(f);
 }
 
+/* The tensor table entry named `name` in file f, or NULL */
+static uint8_t *tensor_entry(uint8_t *f, const char *name) {
+  uint32_t n_conv = rd32(f + 76), n_dense = rd32(f + 80), n_tensors = rd32(f + 120);
+  uint8_t *e = f + 128 + 8 * (n_conv + n_dense);
+  for (uint32_t k = 0; k < n_tensors; k++, e += 80)
+    if (strncmp((const char *)e, name, 40) == 0) return e;
+  return NULL;
+}
+
+/* int8 storage (weights/FORMAT.md, dtype 2): the good file loads whole and in chunks, its
+ * weights kept as int8 (a third of f32's bytes); zero, NaN and Inf scales, a scale tensor of
+ * the wrong shape or type, a missing scale tensor and int8 where only f32/f16 may be are
+ * refused with a status and a message */
+static void test_int8_files(void) {
+  size_t size;
+  uint8_t *i8 = test_read_file(MODEL_INT8, &size);
+  CHECK(i8 != NULL, "cannot read %s", MODEL_INT8);
+  if (!i8) return;
+  gcam_model *m;
+  gcam_status st = gcam_model_load_from_memory(i8, size, NULL, &m);
+  CHECK(st == GCAM_STATUS_OK, "load %s: %s", MODEL_INT8, gcam_last_error());
+  if (st) {
+    free(i8);
+    return;
+  }
+  float ref[10], z[10];
+  logits_of(m, ref);
+  gcam_model_info info;
+  gcam_model_get_info(m, &info);
+  gcam_model_free(m);
+  static const size_t chunks[] = {1, 3, 64, 777, 100003};
+  for (size_t i = 0; i < sizeof chunks / sizeof *chunks; i++) {
+    st = load_chunked(i8, size, chunks[i], i % 2 ? size : 0, &m);
+    CHECK(st == GCAM_STATUS_OK, "int8 chunk %zu: %s", chunks[i], gcam_last_error());
+    if (st) continue;
+    logits_of(m, z);
+    CHECK(memcmp(z, ref, sizeof z) == 0, "int8 chunk %zu: a different model", chunks[i]);
+    gcam_model_free(m);
+  }
+  /* dense weights as int8 + scales, not widened: the model is smaller than the f32 one */
+  gcam_model_info info32;
+  gcam_model_load_from_memory(good, good_size, NULL, &m);
+  gcam_model_get_info(m, &info32);
+  gcam_model_free(m);
+  CHECK(info.weight_bytes < info32.weight_bytes, "int8 model %zu bytes, f32 %zu",
+        info.weight_bytes, info32.weight_bytes);
+
+  uint8_t *f = malloc(size > good_size ? size : good_size);
+  uint64_t po = rd64(i8 + 16);
+  uint8_t *e = tensor_entry(i8, "dense1.scale");
+  CHECK(e != NULL, "%s has no dense1.scale", MODEL_INT8);
+  if (!e) {
+    free(f), free(i8);
+    return;
+  }
+  const size_t scale_at = (size_t)(po + rd64(e + 64)) + 4 * 5; /* its 6th value */
+  static const uint32_t bad_scales[] = {0x00000000u, 0x80000000u, 0x7fc00000u, 0x7f800000u,
+                                        0xff800000u};
+  static const char *bad_names[] = {"zero", "-0", "NaN", "+Inf", "-Inf"};
+  for (int k = 0; k < 5; k++) {
+    memcpy(f, i8, size);
+    wr32(f + scale_at, bad_scales[k]);
+    rehash(f, size);
+    char what[64];
+    snprintf(what, sizeof what, "int8 scale %s", bad_names[k]);
+    expect(what, f, size, GCAM_STATUS_CORRUPT, "dense1.scale: element 5");
+  }
+  /* a scale tensor of the wrong shape */
+  memcpy(f, i8, size);
+  wr32(tensor_entry(f, "dense1.scale") + 48, rd32(e + 48) + 1);
+  rehash(f, size);
+  expect("int8 scale of the wrong shape", f, size, GCAM_STATUS_BAD_CONFIG, "dense1.scale: dim 0");
+  /* scales stored as f16 (nbytes adjusted): scales must be f32 */
+  memcpy(f, i8, size);
+  wr32(tensor_entry(f, "dense1.scale") + 40, 1);
+  rehash(f, size);
+  expect("int8 scales as f16", f, size, GCAM_STATUS_BAD_CONFIG, "not allowed");
+  /* int8 where the format allows none: conv weights, conv and dense biases */
+  static const char *no_int8[] = {"conv0.weight", "conv5.bias", "dense0.bias", "dense2.bias"};
+  for (int k = 0; k < 4; k++) {
+    memcpy(f, i8, size);
+    wr32(tensor_entry(f, no_int8[k]) + 40, 2);
+    rehash(f, size);
+    char what[64];
+    snprintf(what, sizeof what, "int8 %s", no_int8[k]);
+    expect(what, f, size, GCAM_STATUS_BAD_CONFIG, "not allowed");
+  }
+  /* an int8 weight whose scales are missing: dense1.weight made int8 in the f32 file */
+  memcpy(f, good, good_size);
+  uint8_t *w1 = tensor_entry(f, "dense1.weight");
+  wr32(w1 + 40, 2);
+  wr32(w1 + 72, rd32(w1 + 72) / 4); /* nbytes as int8: the f32 payload has room */
+  rehash(f, good_size);
+  expect("int8 weight without scales", f, good_size, GCAM_STATUS_BAD_CONFIG, "dense1.scale");
+  /* the int8 file with dense1's weight claimed f16: its scale tensor is then unexpected */
+  memcpy(f, i8, size);
+  w1 = tensor_entry(f, "dense1.weight");
+  wr32(w1 + 40, 1);
+  wr32(w1 + 72, rd32(w1 + 72) * 2); /* nbytes as f16: overlaps the scale tensor */
+  rehash(f, size);
+  expect("scale after a non-int8 weight", f, size, GCAM_STATUS_CORRUPT, "overlapping");
+  memcpy(f, i8, size);
+  w1 = tensor_entry(f, "dense2.weight");
+  wr32(w1 + 40, 1);
+  rehash(f, size);
+  expect("int8 weight claimed f16", f, size, GCAM_STATUS_CORRUPT, "its shape needs");
+  /* a tensor count that leaves a scale out */
+  memcpy(f, i8, size);
+  wr32(f + 120, rd32(i8 + 120) - 1);
+  rehash(f, size);
+  expect("int8 tensor count short by one", f, size, GCAM_STATUS_BAD_FILE, NULL);
+  free(f), free(i8);
+}
+
 static void test_arguments(void) {
   gcam_model *m;
   CHECK(gcam_model_load_from_memory(good, good_size, NULL, NULL) == GCAM_STATUS_INVALID_ARGUMENT,
@@ -286,6 +401,7 @@ int main(void) {
 
   test_good_files(ref);
   test_bad_files();
+  test_int8_files();
   test_arguments();
   free(good);
   TEST_MAIN_END();

@@ -7,7 +7,8 @@
  *
  * Tolerances (the issue's): logits 1e-4 relative to the largest logit; normalized maps 1e-3
  * absolute; raw maps 1e-3 relative to their max; gradients 1e-4 relative to their largest
- * element; overlay pixels within 1 grey level of OpenCV's. Each runs on every backend built. */
+ * element; overlay pixels within 1 grey level of OpenCV's. Each runs on every backend built,
+ * and the portable one in both memory modes (GCAM_MEMORY_FAST and _COMPACT). */
 #include <string.h>
 
 #include "gcam.h"
@@ -205,11 +206,13 @@ static void check_topk_equals_single(const gcam_model *m, const uint8_t *rgba, i
   }
 }
 
-static void check_model(const line *ml, gcam_backend backend, const char *who) {
+static void check_model(const line *ml, gcam_backend backend, gcam_memory memory,
+                        const char *who) {
   char path[256];
   snprintf(path, sizeof path, DIR "%s", ml->w[2]);
   gcam_model_params mp = gcam_model_default_params();
   mp.backend = backend;
+  mp.memory = memory;
   gcam_model *m;
   gcam_status st = gcam_model_load_from_file(path, &mp, &m);
   CHECK(st == GCAM_STATUS_OK, "%s load %s: %s", who, path, gcam_last_error());
@@ -314,9 +317,10 @@ int main(void) {
   CHECK(read_manifest() > 0, "cannot read " DIR "manifest.txt (run from the repo root)");
   for (int i = 0; i < n_lines; i++) {
     if (strcmp(lines[i].w[0], "model") || lines[i].n < 13) continue;
-    check_model(&lines[i], GCAM_BACKEND_PORTABLE, "portable");
+    check_model(&lines[i], GCAM_BACKEND_PORTABLE, GCAM_MEMORY_FAST, "portable");
+    check_model(&lines[i], GCAM_BACKEND_PORTABLE, GCAM_MEMORY_COMPACT, "portable/compact");
 #ifdef GCAM_HAVE_XNNPACK
-    check_model(&lines[i], GCAM_BACKEND_XNNPACK, "xnnpack");
+    check_model(&lines[i], GCAM_BACKEND_XNNPACK, GCAM_MEMORY_FAST, "xnnpack");
 #endif
   }
   check_state_errors();

@@ -5,10 +5,10 @@
  * (tools/threadpool.c) and for a "shuffled" pool: one thread running the tasks in a scrambled
  * order, which catches a task that depends on another without relying on thread timing.
  *   - kernels: Winograd F(2,3) and F(4,3) in both of their threaded modes (whole blocks per
- *     thread, and each block's steps split), the direct conv, dense forward and backward, at
- *     awkward sizes; each also against its naive *_ref twin (relative 1e-4: an independent
+ *     thread, and each block's steps split), the direct conv, dense forward and backward (f32
+ *     weights, and f16 and int8 ones), at awkward sizes; each also against its naive *_ref twin (relative 1e-4: an independent
  *     reference, so a wrong serial path cannot pass by agreeing with itself);
- *   - whole networks: tests/fixtures/vgg_small/model.gcam (logits also against torch's, 1e-4
+ *   - whole networks: tests/fixtures/vgg_small/model.gcam and model_int8.gcam (logits also against torch's, 1e-4
  *     relative to the largest) and a reduced VGG16 written here (odd input 100x76, widths /4,
  *     dense 301, 301, 37) with seeded random weights: logits, probabilities, and for several
  *     classes in both score modes the raw and normalized maps, their max and the gradient.
@@ -150,6 +150,78 @@ static void check_dense(int32_t IN, int32_t OUT) {
       free(d), free(d1);
 }
 
+/* the f16 and int8 dense kernels: a pool bit-identical to serial, serial near the _ref twin */
+static void check_dense_dt(int32_t IN, int32_t OUT, gcam__dtype dt) {
+  unsigned seed = 7u + (unsigned)(IN * 31 + OUT) + (unsigned)dt;
+  const size_t n = (size_t)IN * OUT;
+  float *x = random_floats((size_t)IN, &seed, -1.0f, 1.0f);
+  float *u = random_floats(n, &seed, -1.0f, 1.0f);
+  float *bias = random_floats((size_t)OUT, &seed, -0.1f, 0.1f);
+  float *scale = random_floats((size_t)OUT, &seed, 0.0005f, 0.001f);
+  float *d_out = random_floats((size_t)OUT, &seed, -1.0f, 1.0f);
+  void *w = malloc(n * 2);
+  for (size_t k = 0; k < n; k++) {
+    if (dt == GCAM__DTYPE_F16) /* halves in (-1/8, 1/8): exponents 0..11 */
+      ((uint16_t *)w)[k] = (uint16_t)((u[k] < 0) << 15 | (k % 12) << 10 | (k * 37 % 1024));
+    else
+      ((int8_t *)w)[k] = (int8_t)(u[k] * 127.0f);
+  }
+  const gcam__dense_weights dw = {dt, w, scale, bias};
+  float *ref_y = malloc((size_t)OUT * 4), *y = malloc((size_t)OUT * 4), *y1 = malloc((size_t)OUT * 4);
+  float *ref_d = malloc((size_t)IN * 4), *d = malloc((size_t)IN * 4), *d1 = malloc((size_t)IN * 4);
+  gcam__dense_forward_dt_ref(ref_y, x, &dw, IN, OUT, 0);
+  gcam__dense_backward_input_dt_ref(ref_d, d_out, &dw, IN, OUT);
+  gcam__dense_forward_dt_pool(y, x, &dw, IN, OUT, 0, NULL);
+  gcam__dense_backward_input_dt_pool(d, d_out, &dw, IN, OUT, NULL);
+  CHECK(test_max_rel_err(y, ref_y, (size_t)OUT, 1.0) <= 1e-4, "dense dtype %d %dx%d forward vs ref",
+        dt, IN, OUT);
+  CHECK(test_max_rel_err(d, ref_d, (size_t)IN, 1.0) <= 1e-4, "dense dtype %d %dx%d backward vs ref",
+        dt, IN, OUT);
+  for (int p = 0; p < n_pools; p++) {
+    memset(y1, 0xff, (size_t)OUT * 4);
+    memset(d1, 0xff, (size_t)IN * 4);
+    gcam__dense_forward_dt_pool(y1, x, &dw, IN, OUT, 0, &pools[p].hook);
+    gcam__dense_backward_input_dt_pool(d1, d_out, &dw, IN, OUT, &pools[p].hook);
+    CHECK(memcmp(y, y1, (size_t)OUT * 4) == 0, "dense dtype %d %dx%d forward: %s differs", dt, IN,
+          OUT, pools[p].name);
+    CHECK(memcmp(d, d1, (size_t)IN * 4) == 0, "dense dtype %d %dx%d backward: %s differs", dt, IN,
+          OUT, pools[p].name);
+  }
+  free(x), free(u), free(bias), free(scale), free(d_out), free(w), free(ref_y), free(y);
+  free(y1), free(ref_d), free(d), free(d1);
+}
+
+/* compact conv weights, transformed as the layer runs (sliced when large): a pool gives the
+ * serial bits */
+static void check_conv_compact(int32_t H, int32_t W, int32_t C, int32_t OC, gcam__dtype dt) {
+  unsigned seed = 5u + (unsigned)(C * 7 + OC) + (unsigned)dt;
+  const size_t n_w = (size_t)9 * C * OC, n_out = (size_t)H * W * OC;
+  float *in = random_floats((size_t)H * W * C, &seed, 0.0f, 1.0f);
+  float *w = random_floats(n_w, &seed, -0.1f, 0.1f);
+  float *bias = random_floats((size_t)OC, &seed, -0.1f, 0.1f);
+  uint16_t *wh = malloc(n_w * 2);
+  for (size_t k = 0; k < n_w; k++) wh[k] = (uint16_t)((w[k] < 0) << 15 | (k % 12) << 10 | (k % 1024));
+  const void *wp = dt == GCAM__DTYPE_F16 ? (const void *)wh : w;
+  float *pack = malloc(gcam__conv3x3_compact_pack_floats(C, OC) * sizeof(float));
+  float *serial = malloc(n_out * 4), *got = malloc(n_out * 4);
+  size_t sn = gcam__conv3x3_scratch_floats_pool(H, W, C, OC, 1);
+  float *scratch = malloc(sn * 4);
+  gcam__conv3x3_relu_forward_compact_pool(serial, in, wp, dt, bias, H, W, C, OC, scratch, pack,
+                                          NULL);
+  free(scratch);
+  for (int p = 0; p < n_pools; p++) {
+    sn = gcam__conv3x3_scratch_floats_pool(H, W, C, OC, pools[p].hook.n_threads);
+    scratch = malloc(sn * 4);
+    memset(got, 0xff, n_out * 4);
+    gcam__conv3x3_relu_forward_compact_pool(got, in, wp, dt, bias, H, W, C, OC, scratch, pack,
+                                            &pools[p].hook);
+    CHECK(memcmp(got, serial, n_out * 4) == 0, "compact conv dtype %d %dx%dx%d->%d: %s differs",
+          dt, H, W, C, OC, pools[p].name);
+    free(scratch);
+  }
+  free(in), free(w), free(bias), free(wh), free(pack), free(serial), free(got);
+}
+
 static void test_kernels(void) {
   /* Winograd: default blocks; tiny blocks (many: whole blocks per thread); one big block
    * (its steps split); odd sizes, channels not a multiple of 4 or 8, small oc blocks */
@@ -174,6 +246,15 @@ static void test_kernels(void) {
   check_dense(8, 4);
   check_dense(3, 3);
   check_dense(700, 101);
+  check_conv_compact(7, 6, 512, 520, GCAM__DTYPE_F32); /* sliced */
+  check_conv_compact(7, 6, 512, 520, GCAM__DTYPE_F16);
+  check_conv_compact(13, 17, 5, 19, GCAM__DTYPE_F32);  /* whole, many blocks */
+  for (int dt = GCAM__DTYPE_F16; dt <= GCAM__DTYPE_I8; dt++) {
+    check_dense_dt(259, 1003, (gcam__dtype)dt);
+    check_dense_dt(1024, 64, (gcam__dtype)dt);
+    check_dense_dt(3, 3, (gcam__dtype)dt);
+    check_dense_dt(700, 101, (gcam__dtype)dt);
+  }
 }
 
 /* ---- whole networks ----------------------------------------------------------------------- */
@@ -260,10 +341,14 @@ static uint8_t *random_rgba(int32_t w, int32_t h, unsigned seed) {
   return px;
 }
 
-static void test_small_fixture(void) {
+static void test_small_fixture(const char *tag, const char *file, gcam_memory memory) {
+  char path[256];
+  snprintf(path, sizeof path, "tests/fixtures/vgg_small/%s", file);
   gcam_model *m;
-  gcam_status st = gcam_model_load_from_file("tests/fixtures/vgg_small/model.gcam", NULL, &m);
-  CHECK(st == GCAM_STATUS_OK, "load vgg_small: %s", gcam_last_error());
+  gcam_model_params mp = gcam_model_default_params();
+  mp.memory = memory;
+  gcam_status st = gcam_model_load_from_file(path, &mp, &m);
+  CHECK(st == GCAM_STATUS_OK, "load %s: %s", path, gcam_last_error());
   if (st) return;
   size_t size;
   void *png = test_read_file("tests/fixtures/vgg_small/img0.png", &size);
@@ -274,16 +359,17 @@ static void test_small_fixture(void) {
   free(png);
   results serial;
   if (!st && run_model(m, NULL, rgba, w, h, &serial)) {
-    float *want = test_read_file("tests/fixtures/vgg_small/m0_img0_logits.f32", &size);
-    CHECK(want && size == 40, "m0_img0_logits.f32");
+    snprintf(path, sizeof path, "tests/fixtures/vgg_small/%s_img0_logits.f32", tag);
+    float *want = test_read_file(path, &size);
+    CHECK(want && size == 40, "%s", path);
     if (want && size == 40) {
       double big = 0;
       for (int i = 0; i < 10; i++) big = fabs(want[i]) > big ? fabs(want[i]) : big;
       double e = test_max_abs_err(serial.logits, want, 10) / big;
-      CHECK(e <= 1e-4, "vgg_small serial logits vs torch: rel err %.3g", e);
+      CHECK(e <= 1e-4, "vgg_small %s serial logits vs torch: rel err %.3g", tag, e);
     }
     free(want);
-    compare_model("vgg_small", m, rgba, w, h, &serial);
+    compare_model(file, m, rgba, w, h, &serial);
     results_free(&serial);
   }
   gcam_image_free(rgba);
@@ -427,7 +513,10 @@ static void test_arguments(void) {
 int main(void) {
   make_pools();
   test_kernels();
-  test_small_fixture();
+  test_small_fixture("m0", "model.gcam", GCAM_MEMORY_FAST);         /* f32 */
+  test_small_fixture("m0", "model.gcam", GCAM_MEMORY_COMPACT);
+  test_small_fixture("m2", "model_int8.gcam", GCAM_MEMORY_FAST);    /* int8 dense, f16 convs */
+  test_small_fixture("m2", "model_int8.gcam", GCAM_MEMORY_COMPACT);
   test_reduced_vgg16();
   test_arguments();
   free_pools();

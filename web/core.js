@@ -256,7 +256,7 @@ async function wasmBytes(url, ms) {
 /** Load one build's loader and .wasm and instantiate it with `nThreads` threads. Every way
  * this can fail (a loader or .wasm missing or wrong, a pthread worker that cannot start, no
  * answer in time) is a GcamLoadError naming the file; nothing waits forever. */
-async function instantiate(build, wasmUrl, base, nThreads, ms) {
+async function instantiate(build, wasmUrl, base, nThreads, ms, maxPages) {
   const { file } = BUILDS[build];
   let factory;
   try {
@@ -291,7 +291,11 @@ async function instantiate(build, wasmUrl, base, nThreads, ms) {
     return w;
   };
   try {
-    const ready = factory({ wasmBinary, gcamWorkers: nThreads - 1, gcamStartWorker, print: () => {}, printErr: () => {} });
+    // The heap starts at 16 MB and grows up to maxMemoryMB (a phone's budget); past it malloc
+    // fails and the C call returns GCAM_STATUS_OUT_OF_MEMORY (no abort).
+    const wasmMemory = new WebAssembly.Memory({ initial: 256, maximum: maxPages, shared: nThreads > 1 });
+    const ready = factory({ wasmBinary, wasmMemory, gcamWorkers: nThreads - 1, gcamStartWorker,
+                            print: () => {}, printErr: () => {} });
     return await withTimeout(Promise.race([ready, failed]), ms, `instantiating ${url.href}`);
   } catch (e) {
     for (const w of workers) w.terminate();
@@ -311,26 +315,44 @@ function moduleWorkers(M) {
  * threaded build cannot start (but answered), one thread is used and console.warn says why.
  * `timeoutMs` bounds each file's answer (LOAD_TIMEOUT_MS by default).
  */
-export async function loadWasm({ wasmUrl, simd, threads, base, warnThreads = true, timeoutMs } = {}) {
+export async function loadWasm({ wasmUrl, simd, threads, base, warnThreads = true, timeoutMs, maxMemoryMB } = {}) {
   timeoutMs = checkTimeoutOption(timeoutMs);
+  const maxPages = memoryPages(maxMemoryMB);
   const useSimd = simd === undefined ? simdSupported() : !!simd;
   let nThreads = await resolveThreads(threads, useSimd, warnThreads);
   let M;
   if (nThreads > 1) {
     try {
-      M = await instantiate('threads', wasmUrl, base, nThreads, timeoutMs);
+      M = await instantiate('threads', wasmUrl, base, nThreads, timeoutMs, maxPages);
     } catch (e) {
       if (e.timedOut) throw e; // the time is spent: no second try
       console.warn(`gradcam-wasm: the threaded build could not start (${e.message}): running on one thread.`);
       nThreads = 1;
     }
   }
-  if (!M) M = await instantiate(useSimd ? 'simd' : 'scalar', wasmUrl, base, 1, timeoutMs);
+  if (!M) M = await instantiate(useSimd ? 'simd' : 'scalar', wasmUrl, base, 1, timeoutMs, maxPages);
   // Emscripten 3.1.6 keeps its worker_threads referenced: they would keep Node alive
   if (isNode) for (const w of moduleWorkers(M)) if (w.unref) w.unref();
   M.gcamSimd = useSimd;
   M.gcamThreads = nThreads;
   return M;
+}
+
+/** wasm pages (64 KiB) of the heap's maximum: maxMemoryMB in [32, 4096], default 4096 */
+function memoryPages(maxMemoryMB) {
+  if (maxMemoryMB === undefined) return 65536;
+  if (typeof maxMemoryMB !== 'number' || !(maxMemoryMB >= 32 && maxMemoryMB <= 4096))
+    throw new GcamArgumentError(`maxMemoryMB must be a number from 32 to 4096, got ${maxMemoryMB}`);
+  return Math.floor(maxMemoryMB * 16);
+}
+
+/** createExplainer's `memory`: how the conv weights sit in the heap (gcam_memory) */
+export const MEMORY_MODES = { fast: 0, compact: 1 };
+export function memoryMode(memory) {
+  if (memory === undefined) return MEMORY_MODES.fast;
+  if (!Object.hasOwn(MEMORY_MODES, memory))
+    throw new GcamArgumentError(`memory must be 'compact' or 'fast', got ${memory}`);
+  return MEMORY_MODES[memory];
 }
 
 const SCORES = { logit: 0, softmax: 1 };
@@ -408,19 +430,22 @@ const KEEP_BYTES = 16 << 20;
 
 export class Engine {
   /** Load the wasm and stream the weights into it. */
-  static async create({ weights, wasmUrl, simd, threads, onProgress, base, warnThreads, loadTimeoutMs } = {}) {
+  static async create({ weights, wasmUrl, simd, threads, onProgress, base, warnThreads, loadTimeoutMs, memory,
+                        maxMemoryMB } = {}) {
     checkThreadsOption(threads); // argument checks before any download
     checkTimeoutOption(loadTimeoutMs);
+    const mode = memoryMode(memory);
+    memoryPages(maxMemoryMB);
     // the worker passes an already open { total, chunks } stream of Uint8Arrays
     const internal = weights && typeof weights === 'object' && typeof weights.chunks === 'object' &&
       weights.chunks !== null && Symbol.asyncIterator in weights.chunks &&
       Number.isSafeInteger(weights.total) && weights.total >= 0;
     const stream = internal ? weights : await weightsStream(weights, base);
-    const M = await loadWasm({ wasmUrl, simd, threads, base, warnThreads, timeoutMs: loadTimeoutMs });
+    const M = await loadWasm({ wasmUrl, simd, threads, base, warnThreads, timeoutMs: loadTimeoutMs, maxMemoryMB });
     let engine;
     try {
       engine = new Engine(M);
-      await engine._load(stream, onProgress);
+      await engine._load(stream, onProgress, mode);
     } catch (e) {
       if (engine) {
         // after a trap (or a bug of ours) the heap cannot be trusted to free anything
@@ -491,13 +516,14 @@ export class Engine {
     }
   }
 
-  async _load({ total, chunks }, onProgress) {
+  async _load({ total, chunks }, onProgress, mode = MEMORY_MODES.fast) {
     const M = this.M;
     if (!this.slots) throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', 'cannot allocate 64 bytes in the wasm heap');
-    this._check(M._gcam_wasm_loader_create(total, this.slots), 'loading weights');
+    this._check(M._gcam_wasm_loader_create(total, mode, this.slots), 'loading weights');
     let loader = M.HEAPU32[this.slots >> 2];
     let loaded = 0;
     let reported = -1;
+    let peak = 0; // heap in use, sampled after each chunk
     const report = (force) => {
       if (!onProgress || (!force && loaded - reported < (1 << 20))) return;
       reported = loaded;
@@ -515,6 +541,7 @@ export class Engine {
           M.HEAPU8.set(piece, staging); // HEAPU8 is re-read: memory may have grown
           this._check(M._gcam_model_loader_write(loader, staging, piece.byteLength), 'loading weights');
           loaded += piece.byteLength;
+          peak = Math.max(peak, M._gcam_wasm_heap_bytes());
         }
         report(false);
       }
@@ -539,6 +566,10 @@ export class Engine {
       if (!this.pool) throw new GcamError('GCAM_STATUS_BACKEND', `starting threads: cannot start ${M.gcamThreads} threads`);
       this._check(M._gcam_wasm_state_set_pool(this.state, this.pool), 'starting threads');
     }
+    this.info.memory = mode === MEMORY_MODES.compact ? 'compact' : 'fast';
+    this.info.memoryBytes = M._gcam_wasm_heap_bytes(); // model + state + what JS allocated
+    this.info.loadPeakBytes = peak;                    // the most in use while loading
+    this.info.wasmMemoryBytes = M.HEAPU8.length;       // the wasm memory (it never shrinks)
   }
 
   _readInfo() {
@@ -628,7 +659,8 @@ export class Engine {
       });
       const t2 = now();
       return { predictions, explanations, logits, forwardReused: reused,
-               timings: { forwardMs: reused ? 0 : t1 - t0, explainMs: t2 - t1 } };
+               timings: { forwardMs: reused ? 0 : t1 - t0, explainMs: t2 - t1 },
+               memoryBytes: M._gcam_wasm_heap_bytes() };
     });
   }
 

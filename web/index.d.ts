@@ -65,6 +65,13 @@ export interface ExplainerOptions {
    * (served with COOP: same-origin and COEP: require-corp); otherwise 1 is used, and a
    * count above 1 asked for explicitly gets one console.warn saying why. */
   threads?: number | 'auto';
+  /** how the conv weights sit in the heap: 'fast' (default: packed for the kernels at load,
+   * VGG16 236 MB) or 'compact' (as the file stores them, 59 MB f32 / 29 MB f16 and int8,
+   * transformed as each layer runs; see README "Memory") */
+  memory?: 'compact' | 'fast';
+  /** the most the wasm heap may grow to, in MB (32..4096; default 4096): past it loading or
+   * explaining fails with a GcamError GCAM_STATUS_OUT_OF_MEMORY saying how much was needed */
+  maxMemoryMB?: number;
 }
 
 export interface Prediction {
@@ -107,6 +114,8 @@ export interface ExplainResult {
    * last image), so only the backward through the dense head ran */
   forwardReused: boolean;
   timings: { forwardMs: number; explainMs: number };
+  /** bytes of the wasm heap in use after this call (model, state, the explainer's buffers) */
+  memoryBytes: number;
 }
 
 export interface OverlayOptions {
@@ -136,6 +145,14 @@ export interface ModelInfo {
   threads: number;
   /** whether the SIMD build is running */
   simd: boolean;
+  /** the conv weights' layout in use */
+  memory: 'compact' | 'fast';
+  /** bytes of the wasm heap in use after loading (model, state, buffers) */
+  memoryBytes: number;
+  /** the most bytes in use while the weights streamed in */
+  loadPeakBytes: number;
+  /** size of the wasm memory (grown on demand, never shrunk) */
+  wasmMemoryBytes: number;
 }
 
 export interface Explainer {

@@ -188,7 +188,7 @@ class WorkerExplainer {
   async _init(options, base) {
     const common = {
       wasmUrl: wasmUrls(options.wasmUrl, base), simd: options.simd, threads: options.threads, base,
-      loadTimeoutMs: options.loadTimeoutMs,
+      loadTimeoutMs: options.loadTimeoutMs, memory: options.memory, maxMemoryMB: options.maxMemoryMB,
     };
     const source = options.weights;
     let kind;

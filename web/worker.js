@@ -46,7 +46,8 @@ async function handle(msg) {
       const onProgress = (p) => self.postMessage({ type: 'progress', loaded: p.loaded, total: p.total });
       // warnThreads: false: web/index.js already warned in the page's console
       engine = await Engine.create({ weights, wasmUrl: msg.wasmUrl, simd: msg.simd, threads: msg.threads, base: msg.base,
-                                     loadTimeoutMs: msg.loadTimeoutMs, warnThreads: false, onProgress });
+                                     loadTimeoutMs: msg.loadTimeoutMs, warnThreads: false,
+                                     memory: msg.memory, maxMemoryMB: msg.maxMemoryMB, onProgress });
       feed = null;
       return { value: { info: engine.info, labels: engine.labels } };
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Convert a VGG's weights from Keras or torchvision into the gcam format (weights/FORMAT.md).
 
-    convert.py SRC OUT [--dtype f32|f16] [--labels FILE] [--input-size N]
+    convert.py SRC OUT [--dtype f32|f16|int8] [--labels FILE] [--input-size N]
 
 SRC is recognised by its content, not its name:
   - HDF5 (Keras): the published `vgg16_weights_tf_dim_ordering_tf_kernels.h5` layout
@@ -448,6 +448,17 @@ def convert(src, out, dtype="f32", labels_path=None, input_size=224):
     return sha, net, labels
 
 
+def weight_fidelity(w, dtype):
+    """max |w - w as stored| / max |w| of one weight matrix stored as `dtype`."""
+    import numpy as np
+    if dtype == "int8":
+        return gcamfile.int8_fidelity(w)
+    w64 = np.asarray(w, dtype=np.float64)
+    amax = np.abs(w64).max()
+    stored = np.asarray(w, dtype=np.float16).astype(np.float64)
+    return float(np.abs(w64 - stored).max() / amax) if amax > 0 else 0.0
+
+
 def file_sha256(path):
     import hashlib
     h = hashlib.sha256()
@@ -463,7 +474,9 @@ def main(argv=None):
         "VGG weights into the gcam format.")
     ap.add_argument("src")
     ap.add_argument("out")
-    ap.add_argument("--dtype", choices=["f32", "f16"], default="f32")
+    ap.add_argument("--dtype", choices=["f32", "f16", "int8"], default="f32",
+                    help="f16: every tensor as IEEE half; int8: dense weights int8 with one "
+                    "scale per output feature, convs f16 (FORMAT.md)")
     ap.add_argument("--labels", help="JSON list of class names, or imagenet_class_index.json")
     ap.add_argument("--input-size", type=int, default=224,
                     help="square input size the network was trained for (default 224)")
@@ -483,6 +496,10 @@ def main(argv=None):
     print(f"network: convs {widths}; dense {dense}; input {a.input_size}x{a.input_size}; "
           f"preprocess {net.preprocess}; labels {'%d' % len(labels) if labels else 'none'}")
     print(f"wrote {a.out}: {os.path.getsize(a.out)} bytes, {n_params} parameters as {a.dtype}")
+    if a.dtype != "f32":
+        print(f"fidelity ({a.dtype}): max |w - stored w| / max |w| per dense layer: " +
+              ", ".join(f"dense{j} {weight_fidelity(w, a.dtype):.2e}"
+                        for j, (w, _) in enumerate(net.denses)))
     print(f"header sha256 {sha} (of bytes 64..end, checked by the loader)")
     print(f"file sha256   {file_sha256(a.out)} (sha256sum of the whole file)")
     return 0

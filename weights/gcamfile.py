@@ -8,6 +8,9 @@ NaN/Inf) and raises GcamFileError with a one-line reason.
                      denses=[(w_in_out, b), ...], input_hw=(224, 224),
                      preprocess="caffe", flatten="hwc", labels=None, dtype="f32")
     m = read_gcam("m.gcam")        # m.convs, m.denses (float32 arrays), m.dense0_hwc(), ...
+
+dtype "int8" (FORMAT.md): dense weights symmetric int8, one scale per output feature,
+q = round(w / s), s = max_i |w[i, o]| / 127; conv tensors f16, dense biases f32.
 """
 
 import hashlib
@@ -25,8 +28,10 @@ MAX_HEADER = 16 << 20
 
 PREPROCESS = {"caffe": 0, "torch": 1}
 FLATTEN = {"hwc": 0, "chw": 1}
-DTYPES = {"f32": 0, "f16": 1}
-DTYPE_NP = {0: np.dtype("<f4"), 1: np.dtype("<f2")}
+# file dtypes: "int8" files hold dense weights as int8 with one f32 scale per output feature
+# (tensor dense{j}.scale), conv weights and all biases but the dense ones as f16
+DTYPES = {"f32": 0, "f16": 1, "int8": 2}
+DTYPE_NP = {0: np.dtype("<f4"), 1: np.dtype("<f2"), 2: np.dtype("i1")}
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -142,13 +147,38 @@ def _check_network(input_hw, convs, denses, labels):
         raise GcamFileError(f"{len(labels)} labels for {n_in} classes")
 
 
-def _tensor_list(convs, denses):
+def _tensor_list(convs, denses, dtype="f32"):
+    """[(name, array, file dtype name)] in file order (int8: with each dense layer's scales)."""
     out = []
+    conv_dt = "f16" if dtype == "int8" else dtype
     for i, (w, b, _) in enumerate(convs):
-        out += [(f"conv{i}.weight", w), (f"conv{i}.bias", b)]
+        out += [(f"conv{i}.weight", w, conv_dt), (f"conv{i}.bias", b, conv_dt)]
     for j, (w, b) in enumerate(denses):
-        out += [(f"dense{j}.weight", w), (f"dense{j}.bias", b)]
+        if dtype == "int8":
+            q, scale = quantize_int8(w)
+            out += [(f"dense{j}.weight", q, "int8"), (f"dense{j}.scale", scale, "f32"),
+                    (f"dense{j}.bias", b, "f32")]
+        else:
+            out += [(f"dense{j}.weight", w, dtype), (f"dense{j}.bias", b, dtype)]
     return out
+
+
+def quantize_int8(w):
+    """w (IN, OUT) -> (q int8 (IN, OUT), scale float32 (OUT)): symmetric, per output feature,
+    s = max_i |w[i, o]| / 127 (1 for an all-zero column: any non-zero scale serves)."""
+    w = np.asarray(w, dtype=np.float64)
+    amax = np.abs(w).max(axis=0)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale.astype(np.float64)), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def int8_fidelity(w):
+    """max |w - q*s| / max |w| of a dense weight quantized by quantize_int8 (<= 1/254)."""
+    q, s = quantize_int8(w)
+    w = np.asarray(w, dtype=np.float64)
+    amax = np.abs(w).max()
+    return float(np.abs(w - q.astype(np.float64) * s).max() / amax) if amax > 0 else 0.0
 
 
 def write_gcam(path, convs, denses, input_hw=(224, 224), preprocess="caffe", mean=None,
@@ -163,7 +193,7 @@ def write_gcam(path, convs, denses, input_hw=(224, 224), preprocess="caffe", mea
     if flatten not in FLATTEN:
         raise GcamFileError(f"flatten {flatten!r}: 'hwc' or 'chw'")
     if dtype not in DTYPES:
-        raise GcamFileError(f"dtype {dtype!r}: 'f32' or 'f16'")
+        raise GcamFileError(f"dtype {dtype!r}: 'f32', 'f16' or 'int8'")
     if mean is None:
         mean = CAFFE_MEAN_BGR if preprocess == "caffe" else TORCH_MEAN_RGB
     if std is None:
@@ -178,27 +208,32 @@ def write_gcam(path, convs, denses, input_hw=(224, 224), preprocess="caffe", mea
     denses = [(np.asarray(w), np.asarray(b)) for w, b in denses]
     _check_network(input_hw, convs, denses, labels)
 
-    np_dtype = DTYPE_NP[DTYPES[dtype]]
+    for name, arr in [(f"conv{i}", c[0]) for i, c in enumerate(convs)] + \
+            [(f"dense{j}", d[0]) for j, d in enumerate(denses)]:
+        if arr.dtype.kind not in "fiu":
+            raise GcamFileError(f"{name}.weight: dtype {arr.dtype} is not numeric")
+        if not np.all(np.isfinite(arr)):
+            raise GcamFileError(f"{name}.weight holds NaN or Inf")
     tensors = []
-    for name, arr in _tensor_list(convs, denses):
+    for name, arr, dt in _tensor_list(convs, denses, dtype):
         if arr.dtype.kind not in "fiu":
             raise GcamFileError(f"{name}: dtype {arr.dtype} is not numeric")
         if not np.all(np.isfinite(arr)):
             raise GcamFileError(f"{name} holds NaN or Inf")
         with np.errstate(over="ignore"):
-            stored = np.ascontiguousarray(arr, dtype=np_dtype)
-        if not np.all(np.isfinite(stored)):
-            raise GcamFileError(f"{name} overflows {dtype} (max |x| = {np.abs(arr).max():g})")
-        tensors.append((name, stored))
+            stored = np.ascontiguousarray(arr, dtype=DTYPE_NP[DTYPES[dt]])
+        if dt != "int8" and not np.all(np.isfinite(stored)):
+            raise GcamFileError(f"{name} overflows {dt} (max |x| = {np.abs(arr).max():g})")
+        tensors.append((name, stored, dt))
 
     # payload: each tensor at a 64-byte aligned offset
     offsets, pos = [], 0
-    for _, t in tensors:
+    for _, t, _ in tensors:
         pos = _align64(pos)
         offsets.append(pos)
         pos += t.nbytes
     payload = bytearray(pos)
-    for (_, t), off in zip(tensors, offsets):
+    for (_, t, _), off in zip(tensors, offsets):
         payload[off:off + t.nbytes] = t.tobytes()
     label_blob = b""
     if labels is not None:
@@ -223,9 +258,9 @@ def write_gcam(path, convs, denses, input_hw=(224, 224), preprocess="caffe", mea
         head += struct.pack("<II", w.shape[3], 1 if pool else 0)
     for w, _ in denses:
         head += struct.pack("<II", w.shape[1], 0)
-    for (name, t), off in zip(tensors, offsets):
+    for (name, t, dt), off in zip(tensors, offsets):
         dims = list(t.shape) + [0] * (4 - t.ndim)
-        head += struct.pack("<40sII4IQQ", name.encode("ascii"), DTYPES[dtype], t.ndim, *dims,
+        head += struct.pack("<40sII4IQQ", name.encode("ascii"), DTYPES[dt], t.ndim, *dims,
                             off, t.nbytes)
     head += label_blob
     assert len(head) == header_bytes
@@ -269,8 +304,9 @@ def parse_gcam(data):
         raise GcamFileError(f"input {ih}x{iw}x{ic}: 1..4096 x 1..4096 x 3 expected")
     if not 1 <= n_conv <= 64 or not 1 <= n_dense <= 16:
         raise GcamFileError(f"n_conv {n_conv} (1..64) / n_dense {n_dense} (1..16)")
-    if n_tensors != 2 * (n_conv + n_dense):
-        raise GcamFileError(f"n_tensors {n_tensors} != 2 * ({n_conv} + {n_dense})")
+    if not 2 * (n_conv + n_dense) <= n_tensors <= 2 * (n_conv + n_dense) + n_dense:
+        raise GcamFileError(f"n_tensors {n_tensors}: 2 * ({n_conv} + {n_dense}), plus one "
+                            f"scale per int8 dense layer")
     if pre not in PREPROCESS.values() or flat not in FLATTEN.values():
         raise GcamFileError(f"unknown preprocess {pre} or flatten {flat}")
     mean, std = (m0, m1, m2), (s0, s1, s2)
@@ -313,12 +349,18 @@ def parse_gcam(data):
     for j, of in enumerate(dense_table):
         shapes += [(f"dense{j}.weight", (nin, of)), (f"dense{j}.bias", (of,))]
         nin = of
+    # allowed dtypes: int8 only for dense weights, whose scales (dense{j}.scale) are f32
+    allowed = {name: ({0, 1, 2} if name.startswith("dense") and name.endswith("weight")
+                      else {0, 1}) for name, _ in shapes}
 
     payload = data[payload_offset:]
     if hashlib.sha256(data[64:]).digest() != sha:
         raise GcamFileError("SHA-256 mismatch: the file is corrupt")
     arrays, end, dtypes = {}, 0, set()
-    for k, (name, shape) in enumerate(shapes):
+    shapes = list(shapes)
+    k = 0
+    while k < len(shapes):
+        name, shape = shapes[k]
         raw = struct.unpack_from("<40sII4IQQ", data, pos)
         pos += TENSOR_ENTRY
         tname = raw[0].rstrip(b"\0").decode("ascii", "replace")
@@ -327,6 +369,14 @@ def parse_gcam(data):
             raise GcamFileError(f"tensor {k} is named {tname!r}, expected {name!r}")
         if dt not in DTYPE_NP:
             raise GcamFileError(f"{name}: unknown dtype {dt}")
+        if dt not in allowed.get(name, {0}):
+            raise GcamFileError(f"{name}: dtype {dt} is not allowed here (int8 is for dense "
+                                f"weights only; scales are f32)")
+        if dt == 2:  # its scales come next
+            shapes.insert(k + 1, (name.replace(".weight", ".scale"), (shape[1],)))
+        if len(shapes) > n_tensors:
+            raise GcamFileError(f"n_tensors {n_tensors}, the network and its int8 layers need "
+                                f"more")
         if ndim != len(shape) or dims != tuple(shape) + (0,) * (4 - len(shape)):
             raise GcamFileError(f"{name}: dims {dims[:ndim]} but the network says {shape}")
         if nbytes != int(np.prod(shape)) * DTYPE_NP[dt].itemsize:
@@ -339,8 +389,18 @@ def parse_gcam(data):
                             offset=off).reshape(shape).astype(np.float32)
         if not np.all(np.isfinite(arr)):
             raise GcamFileError(f"{name} holds NaN or Inf")
+        if name.endswith(".scale") and np.any(arr == 0):
+            raise GcamFileError(f"{name} holds a zero scale")
         arrays[name] = arr
-        dtypes.add(dt)
+        if not name.endswith(".scale"):
+            dtypes.add(dt)
+        k += 1
+    if len(shapes) != n_tensors:
+        raise GcamFileError(f"n_tensors {n_tensors}, the network and its int8 layers need "
+                            f"{len(shapes)}")
+    for j in range(n_dense):  # int8 weights widened: q * scale
+        if f"dense{j}.scale" in arrays:
+            arrays[f"dense{j}.weight"] = arrays[f"dense{j}.weight"] * arrays[f"dense{j}.scale"]
 
     labels = None
     if labels_bytes:
@@ -357,7 +417,8 @@ def parse_gcam(data):
         convs=[(arrays[f"conv{i}.weight"], arrays[f"conv{i}.bias"], conv_table[i][1])
                for i in range(n_conv)],
         denses=[(arrays[f"dense{j}.weight"], arrays[f"dense{j}.bias"]) for j in range(n_dense)],
-        labels=labels, dtype="f16" if dtypes == {1} else "f32" if dtypes == {0} else "mixed",
+        labels=labels, dtype=("f16" if dtypes == {1} else "f32" if dtypes == {0}
+                              else "int8" if 2 in dtypes else "mixed"),
         sha256=sha.hex(), file_bytes=n, payload_bytes=payload_bytes, final_hwc=final_hwc)
 
 

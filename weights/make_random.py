@@ -76,7 +76,7 @@ def main(argv=None):
     ap.add_argument("--dense", default="4096,4096", help="hidden dense widths, comma-separated")
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--preprocess", choices=["caffe", "torch"], default="caffe")
-    ap.add_argument("--dtype", choices=["f32", "f16"], default="f32")
+    ap.add_argument("--dtype", choices=["f32", "f16", "int8"], default="f32")
     ap.add_argument("--labels", action="store_true", help="embed labels class0..classN-1")
     a = ap.parse_args(argv)
     dense = [int(v) for v in a.dense.split(",") if v.strip()]

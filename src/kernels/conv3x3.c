@@ -157,3 +157,16 @@ void gcam__conv3x3_relu_forward(float *out, const float *in, const float *packed
                                int32_t W, int32_t C, int32_t OC, float *scratch) {
   gcam__conv3x3_relu_forward_pool(out, in, packed, H, W, C, OC, scratch, NULL);
 }
+
+size_t gcam__conv3x3_compact_pack_floats(int32_t C, int32_t OC) {
+  const int m = gcam__conv3x3_path(C, OC);
+  return m ? gcam__conv3x3_wino_compact_scratch_floats(m, C, OC) : 0;
+}
+
+void gcam__conv3x3_relu_forward_compact_pool(float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, const gcam_threadpool *pool) {
+  gcam__conv3x3_wino_forward_compact_pool(gcam__conv3x3_path(C, OC), out, in, w, dt, bias, H, W,
+                                          C, OC, scratch, pack, pool);
+}

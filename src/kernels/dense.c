@@ -1,88 +1,127 @@
 /* dense.c: fully connected layers at batch 1. Both directions are memory bound (VGG16's fc1
- * is 25088 x 4096 floats, 411 MB): the loops read w once, row after row, as a stream.
+ * is 25088 x 4096 weights, 411 MB as f32): the loops read w once, row after row, as a stream.
+ * So the weights may stay in memory in a narrower storage type (gcam__dense_weights: f32,
+ * IEEE half, or int8 with one scale per output feature), widened to f32 in registers: fewer
+ * bytes read, the same f32 arithmetic. One loop body per direction serves the three types
+ * (always inlined with the type a constant, so each type gets its own specialised loop).
  * On a pool, the forward splits the outputs and the backward the rows of w into contiguous
  * ranges, cut on the kernels' vector boundaries so each value's arithmetic is unchanged. */
 #include "ops.h"
 #include "parallel.h"
 #include "simd.h"
 
+#define GCAM__INLINE static inline __attribute__((always_inline))
+
 /* below this many weights a layer is not worth a trip through the pool */
 #define GCAM_DENSE_MIN_PARALLEL ((size_t)1 << 16)
+
+/* weights k..k+3 and weight k of w, whatever the storage type (int8: unscaled) */
+GCAM__INLINE gcam_f32x4 gcam__w4(const void *w, size_t k, gcam__dtype dt) {
+  if (dt == GCAM__DTYPE_F16) return gcam__f16x4_load((const uint16_t *)w + k);
+  if (dt == GCAM__DTYPE_I8) return gcam__i8x4_load((const int8_t *)w + k);
+  return gcam__f32x4_load((const float *)w + k);
+}
+GCAM__INLINE float gcam__w1(const void *w, size_t k, gcam__dtype dt) {
+  if (dt == GCAM__DTYPE_F16) return gcam__f16_to_f32(((const uint16_t *)w)[k]);
+  if (dt == GCAM__DTYPE_I8) return (float)((const int8_t *)w)[k];
+  return ((const float *)w)[k];
+}
 
 /* out[o0, o1) = bias + in . w, for a row stride n; o0 is a multiple of 4 and o1 is too unless
  * o1 == n, so every column takes the same (vector or scalar) path as in a whole-row pass.
  * Eight rows of w per pass over `out`, which stays in L1 (fewer passes, fewer loads and
- * stores of `out` per weight read). */
-static void gcam__dense_forward_cols(float *out, const float *in, const float *w,
-                                     const float *bias, int32_t IN, size_t n, size_t o0,
-                                     size_t o1, int relu) {
-  memcpy(out + o0, bias + o0, (o1 - o0) * sizeof *out);
+ * stores of `out` per weight read). int8 sums in . q from zero and scales once at the end:
+ * bias + scale[o] * sum_i in[i] q[i,o]. */
+GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
+                                           const gcam__dense_weights *dw, int32_t IN, size_t n,
+                                           size_t o0, size_t o1, int relu, gcam__dtype dt) {
+  const void *w = dw->w;
+  if (dt == GCAM__DTYPE_I8)
+    memset(out + o0, 0, (o1 - o0) * sizeof *out);
+  else
+    memcpy(out + o0, dw->bias + o0, (o1 - o0) * sizeof *out);
   int32_t i = 0;
   for (; i + 8 <= IN; i += 8) {
-    const float *w0 = w + (size_t)i * n;
+    const size_t w0 = (size_t)i * n;
     gcam_f32x4 v[8];
     for (int r = 0; r < 8; r++) v[r] = gcam__f32x4_splat(in[i + r]);
     size_t o = o0;
     for (; o + 4 <= o1; o += 4) {
-      const float *p = w0 + o;
-      gcam_f32x4 a = gcam__f32x4_load(out + o) + v[0] * gcam__f32x4_load(p);
-      gcam_f32x4 b = v[1] * gcam__f32x4_load(p + n);
-      a += v[2] * gcam__f32x4_load(p + 2 * n);
-      b += v[3] * gcam__f32x4_load(p + 3 * n);
-      a += v[4] * gcam__f32x4_load(p + 4 * n);
-      b += v[5] * gcam__f32x4_load(p + 5 * n);
-      a += v[6] * gcam__f32x4_load(p + 6 * n);
-      b += v[7] * gcam__f32x4_load(p + 7 * n);
+      const size_t p = w0 + o;
+      gcam_f32x4 a = gcam__f32x4_load(out + o) + v[0] * gcam__w4(w, p, dt);
+      gcam_f32x4 b = v[1] * gcam__w4(w, p + n, dt);
+      a += v[2] * gcam__w4(w, p + 2 * n, dt);
+      b += v[3] * gcam__w4(w, p + 3 * n, dt);
+      a += v[4] * gcam__w4(w, p + 4 * n, dt);
+      b += v[5] * gcam__w4(w, p + 5 * n, dt);
+      a += v[6] * gcam__w4(w, p + 6 * n, dt);
+      b += v[7] * gcam__w4(w, p + 7 * n, dt);
       gcam__f32x4_store(out + o, a + b);
     }
     for (; o < o1; o++) {
       float acc = out[o];
-      for (int r = 0; r < 8; r++) acc += in[i + r] * w0[(size_t)r * n + o];
+      for (int r = 0; r < 8; r++) acc += in[i + r] * gcam__w1(w, w0 + (size_t)r * n + o, dt);
       out[o] = acc;
     }
   }
   for (; i < IN; i++) {
-    const float *wi = w + (size_t)i * n;
+    const size_t wi = (size_t)i * n;
     const float x = in[i];
     const gcam_f32x4 v = gcam__f32x4_splat(x);
     size_t o = o0;
     for (; o + 4 <= o1; o += 4)
-      gcam__f32x4_store(out + o, gcam__f32x4_load(out + o) + v * gcam__f32x4_load(wi + o));
-    for (; o < o1; o++) out[o] += x * wi[o];
+      gcam__f32x4_store(out + o, gcam__f32x4_load(out + o) + v * gcam__w4(w, wi + o, dt));
+    for (; o < o1; o++) out[o] += x * gcam__w1(w, wi + o, dt);
   }
+  if (dt == GCAM__DTYPE_I8)
+    for (size_t o = o0; o < o1; o++) out[o] = dw->bias[o] + dw->scale[o] * out[o];
   if (relu)
     for (size_t o = o0; o < o1; o++) out[o] = out[o] > 0.0f ? out[o] : 0.0f;
 }
 
 static inline float gcam__hsum(gcam_f32x4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 
+/* d_out[o] (int8: times scale[o], as w[i,o] = q[i,o] * scale[o]) */
+GCAM__INLINE gcam_f32x4 gcam__g4(const float *d_out, const float *scale, size_t o,
+                                 gcam__dtype dt) {
+  gcam_f32x4 g = gcam__f32x4_load(d_out + o);
+  return dt == GCAM__DTYPE_I8 ? g * gcam__f32x4_load(scale + o) : g;
+}
+GCAM__INLINE float gcam__g1(const float *d_out, const float *scale, size_t o, gcam__dtype dt) {
+  return dt == GCAM__DTYPE_I8 ? d_out[o] * scale[o] : d_out[o];
+}
+
 /* d_in[i] = dot(w row i, d_out) for rows [i0, i1); i0 is a multiple of 8 and i1 is too
  * unless i1 == IN. Eight rows per pass share each load of d_out. */
-static void gcam__dense_backward_rows(float *d_in, const float *d_out, const float *w,
-                                      size_t n, size_t i0, size_t i1) {
+GCAM__INLINE void gcam__dense_backward_rows(float *d_in, const float *d_out,
+                                            const gcam__dense_weights *dw, size_t n, size_t i0,
+                                            size_t i1, gcam__dtype dt) {
+  const void *w = dw->w;
+  const float *sc = dw->scale;
   size_t i = i0;
   for (; i + 8 <= i1; i += 8) {
-    const float *w0 = w + i * n;
+    const size_t w0 = i * n;
     gcam_f32x4 a[8];
     for (int r = 0; r < 8; r++) a[r] = (gcam_f32x4){0.0f, 0.0f, 0.0f, 0.0f};
     size_t o = 0;
     for (; o + 4 <= n; o += 4) {
-      const gcam_f32x4 g = gcam__f32x4_load(d_out + o);
-      for (int r = 0; r < 8; r++) a[r] += g * gcam__f32x4_load(w0 + (size_t)r * n + o);
+      const gcam_f32x4 g = gcam__g4(d_out, sc, o, dt);
+      for (int r = 0; r < 8; r++) a[r] += g * gcam__w4(w, w0 + (size_t)r * n + o, dt);
     }
     for (int r = 0; r < 8; r++) {
       float s = gcam__hsum(a[r]);
-      for (size_t k = o; k < n; k++) s += w0[(size_t)r * n + k] * d_out[k];
+      for (size_t k = o; k < n; k++)
+        s += gcam__w1(w, w0 + (size_t)r * n + k, dt) * gcam__g1(d_out, sc, k, dt);
       d_in[i + r] = s;
     }
   }
   for (; i < i1; i++) {
-    const float *wi = w + i * n;
+    const size_t wi = i * n;
     gcam_f32x4 a = {0};
     size_t o = 0;
-    for (; o + 4 <= n; o += 4) a += gcam__f32x4_load(d_out + o) * gcam__f32x4_load(wi + o);
+    for (; o + 4 <= n; o += 4) a += gcam__g4(d_out, sc, o, dt) * gcam__w4(w, wi + o, dt);
     float s = gcam__hsum(a);
-    for (; o < n; o++) s += wi[o] * d_out[o];
+    for (; o < n; o++) s += gcam__w1(w, wi + o, dt) * gcam__g1(d_out, sc, o, dt);
     d_in[i] = s;
   }
 }
@@ -107,37 +146,84 @@ static void gcam__dense_range(size_t units, size_t g, int32_t n_tasks, int32_t t
 
 typedef struct {
   float *y;
-  const float *x, *w, *bias;
+  const float *x;
+  const gcam__dense_weights *w;
   int32_t IN, OUT, relu, n_tasks;
 } gcam__dense_job;
 
 static void gcam__dense_forward_task(void *context, int32_t t) {
   const gcam__dense_job *j = context;
   size_t o0, o1;
-  gcam__dense_range((size_t)j->OUT, 4, j->n_tasks, t, &o0, &o1);
-  gcam__dense_forward_cols(j->y, j->x, j->w, j->bias, j->IN, (size_t)j->OUT, o0, o1, j->relu);
+  const size_t n = (size_t)j->OUT;
+  gcam__dense_range(n, 4, j->n_tasks, t, &o0, &o1);
+  switch (j->w->dtype) {
+  case GCAM__DTYPE_F16:
+    gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, GCAM__DTYPE_F16);
+    break;
+  case GCAM__DTYPE_I8:
+    gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, GCAM__DTYPE_I8);
+    break;
+  default:
+    gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, GCAM__DTYPE_F32);
+  }
 }
 
 static void gcam__dense_backward_task(void *context, int32_t t) {
   const gcam__dense_job *j = context;
   size_t i0, i1;
+  const size_t n = (size_t)j->OUT;
   gcam__dense_range((size_t)j->IN, 8, j->n_tasks, t, &i0, &i1);
-  gcam__dense_backward_rows(j->y, j->x, j->w, (size_t)j->OUT, i0, i1);
+  switch (j->w->dtype) {
+  case GCAM__DTYPE_F16:
+    gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, GCAM__DTYPE_F16);
+    break;
+  case GCAM__DTYPE_I8:
+    gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, GCAM__DTYPE_I8);
+    break;
+  default:
+    gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, GCAM__DTYPE_F32);
+  }
 }
 
-void gcam__dense_forward_pool(float *out, const float *in, const float *w, const float *bias,
-                              int32_t IN, int32_t OUT, int relu, const gcam_threadpool *pool) {
+void gcam__dense_forward_dt_pool(float *out, const float *in, const gcam__dense_weights *w,
+                                 int32_t IN, int32_t OUT, int relu,
+                                 const gcam_threadpool *pool) {
   const size_t n = (size_t)OUT;
-  gcam__dense_job j = {out, in, w, bias, IN, OUT, relu, 1};
+  gcam__dense_job j = {out, in, w, IN, OUT, relu, 1};
   j.n_tasks = gcam__dense_tasks(pool, (size_t)IN * n, n / 4);
   gcam__parallel_for(pool, gcam__dense_forward_task, &j, j.n_tasks);
 }
 
-void gcam__dense_backward_input_pool(float *d_in, const float *d_out, const float *w,
-                                     int32_t IN, int32_t OUT, const gcam_threadpool *pool) {
-  gcam__dense_job j = {d_in, d_out, w, NULL, IN, OUT, 0, 1};
+void gcam__dense_backward_input_dt_pool(float *d_in, const float *d_out,
+                                        const gcam__dense_weights *w, int32_t IN, int32_t OUT,
+                                        const gcam_threadpool *pool) {
+  gcam__dense_job j = {d_in, d_out, w, IN, OUT, 0, 1};
   j.n_tasks = gcam__dense_tasks(pool, (size_t)IN * (size_t)OUT, (size_t)IN / 8);
   gcam__parallel_for(pool, gcam__dense_backward_task, &j, j.n_tasks);
+}
+
+void gcam__dense_forward_dt(float *out, const float *in, const gcam__dense_weights *w,
+                            int32_t IN, int32_t OUT, int relu) {
+  gcam__dense_forward_dt_pool(out, in, w, IN, OUT, relu, NULL);
+}
+
+void gcam__dense_backward_input_dt(float *d_in, const float *d_out, const gcam__dense_weights *w,
+                                   int32_t IN, int32_t OUT) {
+  gcam__dense_backward_input_dt_pool(d_in, d_out, w, IN, OUT, NULL);
+}
+
+/* ---- f32 weights: the original entry points ------------------------------------------------ */
+
+void gcam__dense_forward_pool(float *out, const float *in, const float *w, const float *bias,
+                              int32_t IN, int32_t OUT, int relu, const gcam_threadpool *pool) {
+  const gcam__dense_weights dw = {GCAM__DTYPE_F32, w, NULL, bias};
+  gcam__dense_forward_dt_pool(out, in, &dw, IN, OUT, relu, pool);
+}
+
+void gcam__dense_backward_input_pool(float *d_in, const float *d_out, const float *w,
+                                     int32_t IN, int32_t OUT, const gcam_threadpool *pool) {
+  const gcam__dense_weights dw = {GCAM__DTYPE_F32, w, NULL, NULL};
+  gcam__dense_backward_input_dt_pool(d_in, d_out, &dw, IN, OUT, pool);
 }
 
 void gcam__dense_forward(float *out, const float *in, const float *w, const float *bias,

@@ -1,6 +1,7 @@
 /* ref.c: the naive twins of the fast ops: plain loops over the canonical weight layouts,
  * accumulating in double. They are the tests' oracle and the ops' documentation. */
 #include "ops.h"
+#include "simd.h"
 
 void gcam__conv3x3_relu_forward_ref(float *out, const float *in, const float *w_hwio,
                                    const float *bias, int32_t H, int32_t W, int32_t C,
@@ -59,6 +60,38 @@ void gcam__dense_backward_input_ref(float *d_in, const float *d_out, const float
   for (int32_t i = 0; i < IN; i++) {
     double acc = 0.0;
     for (int32_t o = 0; o < OUT; o++) acc += (double)w[(size_t)i * OUT + o] * d_out[o];
+    d_in[i] = (float)acc;
+  }
+}
+
+/* weight k of w, widened exactly (int8: unscaled) */
+static double gcam__dense_w_ref(const gcam__dense_weights *w, size_t k) {
+  switch (w->dtype) {
+  case GCAM__DTYPE_F16: return gcam__f16_to_f32(((const uint16_t *)w->w)[k]);
+  case GCAM__DTYPE_I8: return ((const int8_t *)w->w)[k];
+  default: return ((const float *)w->w)[k];
+  }
+}
+
+void gcam__dense_forward_dt_ref(float *out, const float *in, const gcam__dense_weights *w,
+                                int32_t IN, int32_t OUT, int relu) {
+  for (int32_t o = 0; o < OUT; o++) {
+    double acc = 0.0;
+    for (int32_t i = 0; i < IN; i++) acc += (double)in[i] * gcam__dense_w_ref(w, (size_t)i * OUT + o);
+    if (w->dtype == GCAM__DTYPE_I8) acc *= w->scale[o];
+    acc += w->bias[o];
+    out[o] = (relu && !(acc > 0.0)) ? 0.0f : (float)acc;
+  }
+}
+
+void gcam__dense_backward_input_dt_ref(float *d_in, const float *d_out,
+                                       const gcam__dense_weights *w, int32_t IN, int32_t OUT) {
+  for (int32_t i = 0; i < IN; i++) {
+    double acc = 0.0;
+    for (int32_t o = 0; o < OUT; o++) {
+      double s = w->dtype == GCAM__DTYPE_I8 ? w->scale[o] : 1.0;
+      acc += gcam__dense_w_ref(w, (size_t)i * OUT + o) * s * d_out[o];
+    }
     d_in[i] = (float)acc;
   }
 }

@@ -9,6 +9,11 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 typedef float gcam_f32x4 __attribute__((vector_size(16)));
 typedef int32_t gcam_i32x4 __attribute__((vector_size(16)));
@@ -27,6 +32,59 @@ static inline gcam_f32x4 gcam__f32x4_splat(float x) { return (gcam_f32x4){x, x, 
 static inline gcam_f32x4 gcam__f32x4_relu(gcam_f32x4 v) {
   gcam_i32x4 keep = v > (gcam_f32x4){0.0f, 0.0f, 0.0f, 0.0f};
   return (gcam_f32x4)((gcam_i32x4)v & keep);
+}
+
+/* ---- narrow storage types, widened to f32 in registers ------------------------------------
+ * Dense weights may stay in memory as IEEE half (f16) or as int8; the kernels widen them as
+ * they stream through. Both widenings are exact. */
+
+/* an IEEE half to f32, every finite value and zero exact (the loader refuses Inf/NaN): the
+ * half's exponent and mantissa moved to f32's places read as a value 2^-112 too small, for
+ * normal and subnormal halves alike, and one multiply by 2^112 (exact) puts it right. The
+ * scalar twin of gcam__f16x4_load. */
+static inline float gcam__f16_to_f32(uint16_t h) {
+  uint32_t u = (uint32_t)(h & 0x7fffu) << 13 | (uint32_t)(h & 0x8000u) << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f * 0x1p112f;
+}
+
+typedef uint16_t gcam_u16x4 __attribute__((vector_size(8)));
+typedef uint32_t gcam_u32x4 __attribute__((vector_size(16)));
+typedef int8_t gcam_i8x4 __attribute__((vector_size(4)));
+
+/* four halves -> f32x4: as gcam__f16_to_f32, the sign carried by an arithmetic shift */
+static inline gcam_f32x4 gcam__f16x4_load(const uint16_t *p) {
+  gcam_u16x4 h;
+  memcpy(&h, p, sizeof h);
+  gcam_u32x4 u = __builtin_convertvector(h, gcam_u32x4) << 16;
+  gcam_i32x4 bits = ((gcam_i32x4)u >> 3) & (gcam_i32x4){(int32_t)0x8fffe000, (int32_t)0x8fffe000,
+                                                         (int32_t)0x8fffe000, (int32_t)0x8fffe000};
+  return (gcam_f32x4)bits * gcam__f32x4_splat(0x1p112f);
+}
+
+/* four int8 -> f32x4. The generic form is scalarised by clang 14 for wasm (four lane
+ * extracts and converts) and by GCC for SSE2, so each target gets its three widening
+ * instructions spelled out. */
+static inline gcam_f32x4 gcam__i8x4_load(const int8_t *p) {
+#if defined(__wasm_simd128__)
+  /* byte i to the top of lane i, then an arithmetic shift (clang folds the extend_low
+   * intrinsics back into the scalarised form) */
+  v128_t v = wasm_v128_load32_splat(p);
+  v = wasm_i8x16_shuffle(v, v, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  return (gcam_f32x4)wasm_f32x4_convert_i32x4(wasm_i32x4_shr(v, 24));
+#elif defined(__SSE2__)
+  int32_t w;
+  memcpy(&w, p, 4);
+  __m128i v = _mm_cvtsi32_si128(w);
+  v = _mm_unpacklo_epi8(v, v);                     /* each byte twice */
+  v = _mm_srai_epi32(_mm_unpacklo_epi16(v, v), 24); /* four times, sign-extended */
+  return (gcam_f32x4)_mm_cvtepi32_ps(v);
+#else
+  gcam_i8x4 q;
+  memcpy(&q, p, sizeof q);
+  return __builtin_convertvector(q, gcam_f32x4);
+#endif
 }
 
 #endif

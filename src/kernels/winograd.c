@@ -236,6 +236,7 @@ typedef struct {
   int32_t H, W, C, OC; /* the layer */
   int32_t TW;          /* tiles per row */
   size_t v_xi, m_xi;   /* floats of one xi's rows in V (T x C) and in M (T x OC) */
+  size_t ostride;      /* floats between output pixels (OC, or more for a slice of columns) */
 } gcam__wino_geom;
 
 /* V[xi][t] = B^T d B for tiles t0 .. t0+tb-1 */
@@ -262,19 +263,20 @@ static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const flo
 }
 
 /* M[xi] (tb x OC) = V[xi] (tb x C) . U[xi] (C x OC) for the units [u0, u1) of
- * (xi, oc_block columns), xi-major: each unit writes its own columns of one M[xi] */
+ * (xi, oc_block columns), xi-major: each unit writes its own columns of one M[xi]. `packed`
+ * holds columns [col0, col0 + cols) of U (all of them: 0, OC), laid out as a cols-wide layer. */
 static void gcam__wino_gemm_block(const gcam__wino_geom *g, float *M, const float *V,
                                   const float *packed, size_t tb, int32_t ocb, size_t u0,
-                                  size_t u1) {
-  const size_t xi_floats = gcam__wino_xi_floats(g->C, g->OC);
+                                  size_t u1, int32_t col0, int32_t cols) {
+  const size_t xi_floats = gcam__wino_xi_floats(g->C, cols);
   const size_t blk = gcam__gemm_block_floats((size_t)g->C);
-  const size_t n_ocb = ((size_t)g->OC + (size_t)ocb - 1) / (size_t)ocb;
+  const size_t n_ocb = ((size_t)cols + (size_t)ocb - 1) / (size_t)ocb;
   for (size_t u = u0; u < u1; u++) {
     const size_t xi = u / n_ocb;
     const int32_t oc0 = (int32_t)(u % n_ocb) * ocb;
     const float *vx = V + xi * g->v_xi;
-    float *mx = M + xi * g->m_xi;
-    const size_t nc = (size_t)(g->OC - oc0 < ocb ? g->OC - oc0 : ocb);
+    float *mx = M + xi * g->m_xi + col0;
+    const size_t nc = (size_t)(cols - oc0 < ocb ? cols - oc0 : ocb);
     const float *w = packed + xi * xi_floats + (size_t)(oc0 / NR) * blk;
     for (size_t r0 = 0; r0 < tb; r0 += MR) {
       const size_t mr = tb - r0 < MR ? tb - r0 : MR;
@@ -295,7 +297,7 @@ static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const 
     float *y[16];
     for (int i = 0; i < g->m * g->m; i++) {
       const int32_t oy = g->m * ty + i / g->m, ox = g->m * tx + i % g->m;
-      y[i] = (oy < g->H && ox < g->W) ? out + ((size_t)oy * g->W + ox) * g->OC : NULL;
+      y[i] = (oy < g->H && ox < g->W) ? out + ((size_t)oy * g->W + ox) * g->ostride : NULL;
     }
     for (size_t o = 0; o < (size_t)g->OC; o += 4) {
       if (g->m == 4)
@@ -314,13 +316,14 @@ typedef struct {
   const float *in, *packed, *bias, *zero;
   size_t T, n_tiles, n_units, slot_floats;
   int32_t ocb, n_tasks;
+  int32_t col0, cols; /* the columns `packed` holds (0, OC; or a compact slice) */
   size_t t0, tb; /* the current block (step mode) */
 } gcam__wino_job;
 
 static void gcam__wino_run_block(const gcam__wino_job *j, float *V, size_t t0, size_t tb) {
   float *M = V + (size_t)j->g.a * j->g.a * j->g.v_xi;
   gcam__wino_input_block(&j->g, V, j->in, j->zero, t0, tb);
-  gcam__wino_gemm_block(&j->g, M, V, j->packed, tb, j->ocb, 0, j->n_units);
+  gcam__wino_gemm_block(&j->g, M, V, j->packed, tb, j->ocb, 0, j->n_units, j->col0, j->cols);
   gcam__wino_output_block(&j->g, j->out, M, j->bias, t0, tb);
 }
 
@@ -349,7 +352,7 @@ static void gcam__wino_gemm_task(void *context, int32_t task) {
   gcam__split(j->n_units, j->n_tasks, task, &u0, &u1);
   const float *V = j->scratch;
   float *M = j->scratch + (size_t)j->g.a * j->g.a * j->g.v_xi;
-  gcam__wino_gemm_block(&j->g, M, V, j->packed, j->tb, j->ocb, u0, u1);
+  gcam__wino_gemm_block(&j->g, M, V, j->packed, j->tb, j->ocb, u0, u1, j->col0, j->cols);
 }
 
 static void gcam__wino_output_task(void *context, int32_t task) {
@@ -364,15 +367,16 @@ static int32_t gcam__min_tasks(int32_t n_threads, size_t units) {
   return units < (size_t)n_threads ? (int32_t)(units > 0 ? units : 1) : n_threads;
 }
 
-void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const float *packed,
-                                     int32_t H, int32_t W, int32_t C, int32_t OC,
-                                     float *scratch, int32_t tiles, int32_t oc_block,
-                                     const gcam_threadpool *pool) {
+/* the layer (or, with ostride > OC, a slice of its output columns) */
+static void gcam__wino_job_init(gcam__wino_job *jp, int m, float *out, size_t ostride,
+                                const float *in, const float *packed, int32_t H, int32_t W,
+                                int32_t C, int32_t OC, float *scratch, int32_t tiles,
+                                int32_t oc_block) {
   gcam__wino_job j;
   memset(&j, 0, sizeof j);
   j.T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
   j.g = (gcam__wino_geom){m, m + 2, H, W, C, OC, (W + m - 1) / m, j.T * (size_t)C,
-                          j.T * (size_t)OC};
+                          j.T * (size_t)OC, ostride};
   j.n_tiles = gcam__wino_n_tiles(m, H, W);
   j.out = out, j.in = in, j.packed = packed;
   j.bias = packed + (size_t)j.g.a * j.g.a * gcam__wino_xi_floats(C, OC);
@@ -382,7 +386,16 @@ void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const f
   float *zero = scratch;
   memset(zero, 0, (size_t)C * sizeof *zero);
   j.zero = zero, j.scratch = scratch + C;
+  j.col0 = 0, j.cols = OC;
+  *jp = j;
+}
 
+static void gcam__wino_forward(int m, float *out, size_t ostride, const float *in,
+                               const float *packed, int32_t H, int32_t W, int32_t C, int32_t OC,
+                               float *scratch, int32_t tiles, int32_t oc_block,
+                               const gcam_threadpool *pool) {
+  gcam__wino_job j;
+  gcam__wino_job_init(&j, m, out, ostride, in, packed, H, W, C, OC, scratch, tiles, oc_block);
   const int32_t n_threads = gcam__pool_threads(pool);
   const int32_t slots = gcam__wino_slots(j.n_tiles, j.T, n_threads);
   if (slots > 1) {
@@ -402,6 +415,182 @@ void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const f
     gcam__parallel_for(pool, gcam__wino_gemm_task, &j, j.n_tasks);
     j.n_tasks = gcam__min_tasks(n_threads, j.tb);
     gcam__parallel_for(pool, gcam__wino_output_task, &j, j.n_tasks);
+  }
+}
+
+void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const float *packed,
+                                     int32_t H, int32_t W, int32_t C, int32_t OC,
+                                     float *scratch, int32_t tiles, int32_t oc_block,
+                                     const gcam_threadpool *pool) {
+  gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block,
+                     pool);
+}
+
+/* ---- compact weights: transformed when the layer runs ---------------------------------------
+ * GCAM_MEMORY_COMPACT keeps a layer's 3x3 weights as they came (HWIO, f32 or f16: 1/4 of the
+ * F(4,3) packed size) and transforms them each time the layer runs, into a scratch of at most
+ * GCAM__COMPACT_BUDGET bytes: the whole layer when its U fits, else slices of output columns,
+ * each slice a small layer of its own (the input transform is redone per slice: 2/OC of the
+ * GEMM's work per slice). The transform is f32 SIMD over 4 output channels (the fast
+ * layout's is done once in double), split over input channels on a pool. */
+#define GCAM__COMPACT_BUDGET ((size_t)12 << 20)
+
+static size_t gcam__wino_u_floats(int m, int32_t C, int32_t cols) {
+  return gcam__conv3x3_wino_packed_floats(m, C, cols);
+}
+
+int32_t gcam__conv3x3_wino_compact_cols(int m, int32_t C, int32_t OC) {
+  const size_t budget = GCAM__COMPACT_BUDGET / sizeof(float);
+  if (gcam__wino_u_floats(m, C, OC) <= budget) return OC;
+  size_t per_block = gcam__wino_u_floats(m, C, NR); /* one NR column block, its bias */
+  size_t blocks = budget / per_block;
+  if (blocks < 1) blocks = 1;
+  const size_t nblk = ((size_t)OC + NR - 1) / NR;
+  const size_t slices = (nblk + blocks - 1) / blocks; /* balanced */
+  return (int32_t)((nblk + slices - 1) / slices * NR);
+}
+
+size_t gcam__conv3x3_wino_compact_scratch_floats(int m, int32_t C, int32_t OC) {
+  return gcam__wino_u_floats(m, C, gcam__conv3x3_wino_compact_cols(m, C, OC));
+}
+
+typedef struct {
+  int m;
+  float *packed;
+  const void *w;
+  gcam__dtype dt;
+  int32_t C, OC, o0, o1, n_tasks;
+} gcam__wino_pack_job;
+
+static inline gcam_f32x4 gcam__wino_w4(const void *w, size_t k, gcam__dtype dt) {
+  return dt == GCAM__DTYPE_F16 ? gcam__f16x4_load((const uint16_t *)w + k)
+                               : gcam__f32x4_load((const float *)w + k);
+}
+
+/* r = G x for one 3-vector, the structure of G spelled out (11 operations instead of 30 for
+ * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding */
+static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
+                                gcam_f32x4 x2) {
+  if (m == 4) {
+    const gcam_f32x4 p = (x0 + x2) * gcam__f32x4_splat(-1.0f / 6), q = x1 * gcam__f32x4_splat(1.0f / 6);
+    const gcam_f32x4 s = x0 * gcam__f32x4_splat(1.0f / 24) + x2 * gcam__f32x4_splat(1.0f / 6);
+    const gcam_f32x4 u = x1 * gcam__f32x4_splat(1.0f / 12);
+    r[0] = x0 * gcam__f32x4_splat(0.25f);
+    r[1] = p - q, r[2] = p + q, r[3] = s + u, r[4] = s - u;
+    r[5] = x2;
+  } else {
+    const gcam_f32x4 s = (x0 + x2) * gcam__f32x4_splat(0.5f), h = x1 * gcam__f32x4_splat(0.5f);
+    r[0] = x0, r[1] = s + h, r[2] = s - h, r[3] = x2;
+  }
+}
+
+/* U = G g G^T for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
+ * group padded by repeating the last column, its extra lanes not stored) */
+static void gcam__wino_pack_task(void *context, int32_t task) {
+  const gcam__wino_pack_job *j = context;
+  const int a = j->m + 2;
+  const int32_t cols = j->o1 - j->o0;
+  const size_t xi_floats = gcam__wino_xi_floats(j->C, cols), blk = gcam__gemm_block_floats(j->C);
+  size_t c0, c1;
+  gcam__split((size_t)j->C, j->n_tasks, task, &c0, &c1);
+  for (size_t c = c0; c < c1; c++)
+    for (int32_t q = 0; q < cols; q += 4) {
+      const int32_t n = cols - q < 4 ? cols - q : 4;
+      gcam_f32x4 g[9], t[3][6], u[6];
+      for (int k = 0; k < 9; k++) {
+        const size_t at = ((size_t)k * j->C + c) * j->OC + (size_t)(j->o0 + q);
+        if (n == 4) {
+          g[k] = gcam__wino_w4(j->w, at, j->dt);
+        } else {
+          for (int l = 0; l < 4; l++) {
+            const size_t e = at + (size_t)(l < n ? l : n - 1);
+            g[k][l] = j->dt == GCAM__DTYPE_F16 ? gcam__f16_to_f32(((const uint16_t *)j->w)[e])
+                                               : ((const float *)j->w)[e];
+          }
+        }
+      }
+      for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
+      float *base = j->packed + (size_t)(q / NR) * blk + NR + c * NR + (size_t)(q % NR);
+      for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
+        gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i]);
+        for (int l = 0; l < a; l++)
+          gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u[l], (size_t)n);
+      }
+    }
+}
+
+/* columns [o0, o1) of the layer packed as a (C -> o1-o0) layer: zero biases and padding,
+ * the transform on the pool, then the slice's biases */
+static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dtype dt,
+                                  const float *bias, int32_t C, int32_t OC, int32_t o0,
+                                  int32_t o1, const gcam_threadpool *pool) {
+  const int a = m + 2;
+  const int32_t cols = o1 - o0;
+  const size_t xi_floats = gcam__wino_xi_floats(C, cols), blk = gcam__gemm_block_floats(C);
+  const size_t nblk = ((size_t)cols + NR - 1) / NR, pad = nblk * NR - (size_t)cols;
+  for (int xi = 0; xi < a * a; xi++)
+    for (size_t b = 0; b < nblk; b++) {
+      float *p = packed + (size_t)xi * xi_floats + b * blk;
+      memset(p, 0, NR * sizeof *p);
+      if (pad && b == nblk - 1)
+        for (size_t c = 0; c < (size_t)C; c++)
+          memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
+    }
+  gcam__wino_pack_job j = {m, packed, w, dt, C, OC, o0, o1, gcam__pool_threads(pool)};
+  if (j.n_tasks > C) j.n_tasks = C;
+  gcam__parallel_for(pool, gcam__wino_pack_task, &j, j.n_tasks);
+  memcpy(packed + (size_t)a * a * xi_floats, bias + o0, (size_t)cols * sizeof *bias);
+}
+
+/* A layer whose tiles make one block (VGG16's 512-channel layers): the input transform once,
+ * then per slice of output columns, small enough to stay in L2 (GCAM__COMPACT_SLICE), its
+ * weights transformed and its GEMMs run; the output transform once. Each step on the pool
+ * as the fast path's step mode. */
+#define GCAM__COMPACT_SLICE ((size_t)2 << 20)
+
+static void gcam__wino_compact_one_block(int m, float *out, const float *in, const void *w,
+                                         gcam__dtype dt, const float *bias, int32_t H, int32_t W,
+                                         int32_t C, int32_t OC, float *scratch, float *pack,
+                                         int32_t tiles, const gcam_threadpool *pool) {
+  gcam__wino_job j;
+  gcam__wino_job_init(&j, m, out, (size_t)OC, in, pack, H, W, C, OC, scratch, tiles, 0);
+  j.bias = bias;
+  j.t0 = 0, j.tb = j.n_tiles;
+  const int32_t n_threads = gcam__pool_threads(pool);
+  size_t blocks = GCAM__COMPACT_SLICE / sizeof(float) / gcam__wino_u_floats(m, C, NR);
+  if (blocks < 1) blocks = 1;
+  const int32_t cols = (int32_t)(blocks * NR) < OC ? (int32_t)(blocks * NR) : OC;
+  j.n_tasks = gcam__min_tasks(n_threads, j.tb);
+  gcam__parallel_for(pool, gcam__wino_input_task, &j, j.n_tasks);
+  for (int32_t o0 = 0; o0 < OC; o0 += cols) {
+    const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
+    gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
+    j.col0 = o0, j.cols = o1 - o0;
+    j.ocb = gcam__conv3x3_oc_block(C, j.cols);
+    j.n_units = (size_t)j.g.a * j.g.a * (((size_t)j.cols + (size_t)j.ocb - 1) / (size_t)j.ocb);
+    j.n_tasks = gcam__min_tasks(n_threads, j.n_units);
+    gcam__parallel_for(pool, gcam__wino_gemm_task, &j, j.n_tasks);
+  }
+  j.n_tasks = gcam__min_tasks(n_threads, j.tb);
+  gcam__parallel_for(pool, gcam__wino_output_task, &j, j.n_tasks);
+}
+
+void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, const gcam_threadpool *pool) {
+  const int32_t cols = gcam__conv3x3_wino_compact_cols(m, C, OC);
+  const int32_t tiles = gcam__conv3x3_wino_tiles(m, H, W, C, OC, 0); /* the whole layer's */
+  if (cols < OC && gcam__wino_n_tiles(m, H, W) <= (size_t)tiles) {
+    gcam__wino_compact_one_block(m, out, in, w, dt, bias, H, W, C, OC, scratch, pack, tiles,
+                                 pool);
+    return;
+  }
+  for (int32_t o0 = 0; o0 < OC; o0 += cols) {
+    const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
+    gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
+    gcam__wino_forward(m, out + o0, (size_t)OC, in, pack, H, W, C, o1 - o0, scratch, tiles, 0,
+                       pool);
   }
 }
 

@@ -99,10 +99,11 @@ export async function randomWeights(name, args) {
 }
 
 /** The random-weight VGG16 for the full-size checks: GCAM_VGG16_WEIGHTS, or made once in
- * the temp folder (553 MB, seed 1). */
-export async function randomVgg16() {
-  if (process.env.GCAM_VGG16_WEIGHTS) return path.resolve(process.env.GCAM_VGG16_WEIGHTS);
-  return randomWeights('vgg16-random-seed1', ['--arch', 'vgg16', '--seed', '1', '--labels']);
+ * the temp folder (553 MB, seed 1); `dtype` f16 or int8: the same seed in that storage type. */
+export async function randomVgg16(dtype = 'f32') {
+  if (dtype === 'f32' && process.env.GCAM_VGG16_WEIGHTS) return path.resolve(process.env.GCAM_VGG16_WEIGHTS);
+  const tag = dtype === 'f32' ? '' : `-${dtype}`;
+  return randomWeights(`vgg16-random-seed1${tag}`, ['--arch', 'vgg16', '--seed', '1', '--labels', '--dtype', dtype]);
 }
 
 /** A seeded RGBA test image (opaque), { data, width, height }. */

@@ -78,9 +78,11 @@ def main(out_dir):
 
     # m0: Keras-style reduced VGG16 (caffe, HWC flatten, f32, labels)
     # m1: torchvision-style (torch preprocessing, dense0 rows stored CHW, f16 storage)
+    # m2: int8 storage (dense int8 + per-output scales, convs f16), CHW like m1
     specs = [
         ("m0", "model.gcam", dict(seed=2026, preprocess="caffe"), "hwc", "f32"),
         ("m1", "model_torch.gcam", dict(seed=2027, preprocess="torch"), "chw", "f16"),
+        ("m2", "model_int8.gcam", dict(seed=2028, preprocess="torch"), "chw", "int8"),
     ]
     models = []
     for tag, fname, kw, flatten, dtype in specs:

@@ -233,6 +233,31 @@ def test_f16_error_small(tmp_path, capsys, image_file):
     assert lerr / scale < 0.02 and cerr < 0.05
 
 
+def test_int8_error_small(tmp_path, capsys, image_file):
+    """--dtype int8 (dense int8 per output feature, convs f16): prints its fidelity; the same
+    top-1 as f32 and small logit and heatmap errors, through the C CLI"""
+    img_path, img = image_file
+    layers = sources.keras_vgg_arrays(seed=12, width_div=16, dense=(64, 64), classes=10)
+    src = tmp_path / "src.h5"
+    sources.write_keras2(src, layers)
+    f32, i8 = tmp_path / "m32.gcam", tmp_path / "m8.gcam"
+    assert run_convert(capsys, src, f32)[0] == 0
+    rc, so, se = run_convert(capsys, src, i8, "--dtype", "int8")
+    assert rc == 0, se
+    assert "fidelity (int8)" in so and "dense0" in so
+    assert gcamfile.read_gcam(i8).dtype == "int8"
+    assert os.path.getsize(i8) < 0.4 * os.path.getsize(f32)
+    a = run_cli_json(f32, img_path, top_k=5)
+    b = run_cli_json(i8, img_path, top_k=5)
+    scale = max(abs(v) for v in a["logits"].values())
+    lerr = max(abs(a["logits"][c] - b["logits"][c]) for c in a["logits"] if c in b["logits"])
+    cerr = max(float(np.max(np.abs(a["cams"][c] - b["cams"][c]))) for c in a["cams"]
+               if c in b["cams"])
+    print(f"int8 vs f32 (small VGG16, CLI): max logit error {lerr:.3g} "
+          f"({lerr / scale:.3g} relative), max heatmap error {cerr:.3g}")
+    assert lerr / scale < 0.05 and cerr < 0.1
+
+
 # ---- refusals -------------------------------------------------------------------------------
 
 def refused(capsys, src, out, *extra, match):

@@ -60,6 +60,65 @@ def test_round_trip_f16_and_chw(tmp_path):
     assert os.path.getsize(p) < 0.55 * os.path.getsize(p32)
 
 
+def test_round_trip_int8(tmp_path):
+    """int8 files: dense weights int8 + one f32 scale per output, convs f16, dense biases f32;
+    the reader widens q * scale; every dense weight within half a step of its scale."""
+    convs, denses = small_net(5)
+    p = tmp_path / "m8.gcam"
+    gcamfile.write_gcam(p, convs, denses, (64, 64), "caffe", dtype="int8")
+    m = gcamfile.read_gcam(p)
+    assert m.dtype == "int8"
+    assert np.array_equal(m.convs[2][0], convs[2][0].astype(np.float16).astype(np.float32))
+    for (w, b), (w2, b2) in zip(denses, m.denses):
+        q, s = gcamfile.quantize_int8(w)
+        assert q.dtype == np.int8 and s.shape == (w.shape[1],) and np.all(s > 0)
+        assert np.array_equal(w2, q.astype(np.float32) * s)
+        assert np.all(np.abs(w2 - w) <= 0.5 * s * (1 + 1e-6) + 1e-12)
+        assert np.array_equal(b2, b.astype(np.float32))
+        assert gcamfile.int8_fidelity(w) <= 1 / 254 + 1e-7
+    n_tensors = struct.unpack_from("<I", p.read_bytes(), 120)[0]
+    assert n_tensors == 2 * (len(convs) + len(denses)) + len(denses)
+
+
+def test_reader_refuses_bad_int8(tmp_path):
+    """the reader refuses zero/NaN/Inf scales and int8 where the format allows none (C side:
+    tests/test_model_load.c)"""
+    convs, denses = small_net(6)
+    p = tmp_path / "m8.gcam"
+    gcamfile.write_gcam(p, convs, denses, (64, 64), dtype="int8")
+    good = bytearray(p.read_bytes())
+    po = struct.unpack_from("<Q", good, 16)[0]
+    n_conv, n_dense = len(convs), len(denses)
+    table = 128 + 8 * (n_conv + n_dense)
+
+    def entry(name):
+        for k in range(struct.unpack_from("<I", good, 120)[0]):
+            e = table + 80 * k
+            if good[e:e + 40].rstrip(b"\0") == name.encode():
+                return e
+        raise KeyError(name)
+
+    def resigned(data):
+        data[32:64] = hashlib.sha256(bytes(data[64:])).digest()
+        return bytes(data)
+
+    e = entry("dense1.scale")
+    off = po + struct.unpack_from("<Q", good, e + 64)[0]
+    for v, match in [(0.0, "zero scale"), (np.nan, "NaN or Inf"), (np.inf, "NaN or Inf")]:
+        d = bytearray(good)
+        struct.pack_into("<f", d, off + 4, v)
+        with pytest.raises(gcamfile.GcamFileError, match=match):
+            gcamfile.parse_gcam(resigned(d))
+    d = bytearray(good)
+    struct.pack_into("<I", d, entry("conv1.weight") + 40, 2)  # int8 conv weight
+    with pytest.raises(gcamfile.GcamFileError, match="not allowed"):
+        gcamfile.parse_gcam(resigned(d))
+    d = bytearray(good)
+    struct.pack_into("<I", d, entry("dense1.scale") + 48, 3)  # scale of the wrong shape
+    with pytest.raises(gcamfile.GcamFileError, match="dims"):
+        gcamfile.parse_gcam(resigned(d))
+
+
 def test_writer_refuses_bad_networks(tmp_path):
     convs, denses = small_net()
     p = tmp_path / "x.gcam"
@@ -186,7 +245,7 @@ def test_fixtures_agree_with_numpy_forward():
             assert np.max(np.abs(got - want)) < 1e-5
             assert abs(cam_raw.max() - float(raw_max)) <= 1e-5 * float(raw_max)
             checked += 1
-    assert checked == 12          # 2 models x 2 images x 3 classes
+    assert checked == 18          # 3 models x 2 images x 3 classes
 
 
 def _head_grad(m, A, c):

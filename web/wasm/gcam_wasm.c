@@ -1,14 +1,18 @@
 /* gcam_wasm.c: the few entry points the JS wrapper needs on top of gcam.h, so that JS never
  * depends on the C ABI of structs passed by value or on 64-bit integers (which JS would
  * have to pass as BigInt or as two halves). Compiled into the WebAssembly build only. */
+#include <malloc.h>
 #include <stdint.h>
 
 #include "gcam.h"
 
-/* Start a streaming load with the default backend. `expected_size` is a double because a
- * JS number holds any file size below 2^53 exactly. */
-gcam_status gcam_wasm_loader_create(double expected_size, gcam_model_loader **out) {
+/* Start a streaming load with the default backend and memory mode `memory` (gcam_memory:
+ * 0 fast, 1 compact; anything else is refused by the loader). `expected_size` is a double
+ * because a JS number holds any file size below 2^53 exactly. */
+gcam_status gcam_wasm_loader_create(double expected_size, int32_t memory,
+                                    gcam_model_loader **out) {
   gcam_model_params params = gcam_model_default_params();
+  params.memory = (gcam_memory)memory;
   if (!(expected_size >= 0.0) || expected_size > 9007199254740992.0)
     return gcam_model_loader_create(&params, 0, out);
   return gcam_model_loader_create(&params, (uint64_t)expected_size, out);
@@ -36,6 +40,13 @@ gcam_status gcam_wasm_model_info(const gcam_model *model, int32_t *ints, char *s
   ints[11] = info.weight_bytes > (size_t)INT32_MAX ? INT32_MAX : (int32_t)info.weight_bytes;
   for (int i = 0; i < 65; i++) sha256[i] = info.sha256[i];
   return GCAM_STATUS_OK;
+}
+
+/* Bytes of the heap in use by malloc (what an app shows as "memory"; the wasm memory itself
+ * only grows), as a double: may exceed 2^31. */
+double gcam_wasm_heap_bytes(void) {
+  struct mallinfo mi = mallinfo();
+  return (double)(size_t)mi.uordblks;
 }
 
 /* gcam_overlay_rgba with the parameters as scalars. */
