@@ -32,6 +32,20 @@ void gcam__conv3x3_relu_forward_ref(float *out, const float *in, const float *w_
                                    const float *bias, int32_t H, int32_t W, int32_t C,
                                    int32_t OC);
 
+/* ---- 3x3 convolution backward: the input gradient (kernels/conv3x3_backward.c) ---------- */
+
+/* The fast path packs the forward's w_hwio (3,3,C,OC) rotated 180 degrees and transposed
+ * (OC -> C) once, like a forward's weights; no bias. */
+size_t gcam__conv3x3_backward_packed_floats(int32_t C, int32_t OC);
+void gcam__conv3x3_backward_pack(float *packed, const float *w_hwio, int32_t C, int32_t OC);
+size_t gcam__conv3x3_backward_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC);
+/* dy (H,W,OC) = d/d(conv3x3(in) + bias) -> dx (H,W,C) = d/d in. dy is the gradient before the
+ * ReLU: apply gcam__relu_backward with the layer's output first. `dx` must not alias `dy`. */
+void gcam__conv3x3_backward_input(float *dx, const float *dy, const float *packed, int32_t H,
+                                  int32_t W, int32_t C, int32_t OC, float *scratch);
+void gcam__conv3x3_backward_input_ref(float *dx, const float *dy, const float *w_hwio,
+                                      int32_t H, int32_t W, int32_t C, int32_t OC);
+
 /* ---- 2x2 max-pool, stride 2 (floor: an odd last row/column is dropped) ----------------- */
 
 /* in (H,W,C) -> out (H/2,W/2,C); argmax (H/2,W/2,C) = flat index into `in` of the max

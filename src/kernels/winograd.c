@@ -49,8 +49,9 @@ static const double gcam__G4[6][3] = {{1.0 / 4, 0, 0},
                                       {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                       {0, 0, 1}};
 
-void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const float *bias,
-                             int32_t C, int32_t OC) {
+void gcam__conv3x3_wino_pack_strided(int m, float *packed, const float *w, ptrdiff_t s_tap,
+                                     ptrdiff_t s_in, ptrdiff_t s_out, const float *bias,
+                                     int32_t C, int32_t OC) {
   const int a = m + 2;
   const double(*G)[3] = m == 4 ? gcam__G4 : gcam__G2;
   const size_t xi_floats = gcam__wino_xi_floats(C, OC), blk = gcam__gemm_block_floats(C);
@@ -58,7 +59,7 @@ void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const fl
   for (int32_t c = 0; c < C; c++)
     for (int32_t o = 0; o < OC; o++) {
       double g[3][3], t[6][3];
-      for (int i = 0; i < 9; i++) g[i / 3][i % 3] = w_hwio[((size_t)i * C + c) * OC + o];
+      for (int i = 0; i < 9; i++) g[i / 3][i % 3] = w[i * s_tap + c * s_in + o * s_out];
       for (int i = 0; i < a; i++) /* t = G g */
         for (int j = 0; j < 3; j++)
           t[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
@@ -69,7 +70,16 @@ void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const fl
                  (size_t)c * NR + o % NR] = (float)u;
         }
     }
-  memcpy(packed + (size_t)a * a * xi_floats, bias, (size_t)OC * sizeof *bias);
+  float *b = packed + (size_t)a * a * xi_floats;
+  if (bias)
+    memcpy(b, bias, (size_t)OC * sizeof *bias);
+  else
+    memset(b, 0, (size_t)OC * sizeof *b);
+}
+
+void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const float *bias,
+                             int32_t C, int32_t OC) {
+  gcam__conv3x3_wino_pack_strided(m, packed, w_hwio, (ptrdiff_t)C * OC, OC, 1, bias, C, OC);
 }
 
 int32_t gcam__conv3x3_wino_tiles(int m, int32_t H, int32_t W, int32_t C, int32_t OC,
@@ -150,8 +160,9 @@ static inline void gcam__wino2_input(float *v, size_t xs, const float *const *d,
 
 /* F(2,3): Y = A^T M A + bias, ReLU, for channels [o, o+n) of one tile; M[xi] is read at
  * mm + xi*xs; y[i*2+j] is output pixel (i, j), or NULL outside the image */
-static inline void gcam__wino2_output(float *const *y, const float *mm, size_t xs,
-                                      const float *bias, size_t o, size_t n) {
+static inline __attribute__((always_inline)) void gcam__wino2_output(
+    float *const *y, const float *mm, size_t xs, const float *bias, size_t o, size_t n,
+    int relu) {
   gcam_f32x4 s[2][4];
   for (int j = 0; j < 4; j++) {
     const float *mj = mm + (size_t)j * xs + o;
@@ -162,10 +173,9 @@ static inline void gcam__wino2_output(float *const *y, const float *mm, size_t x
   }
   const gcam_f32x4 b = gcam__load_n(bias + o, n);
   for (int i = 0; i < 2; i++) {
-    if (y[i * 2])
-      gcam__store_n(y[i * 2] + o, gcam__f32x4_relu(s[i][0] + s[i][1] + s[i][2] + b), n);
-    if (y[i * 2 + 1])
-      gcam__store_n(y[i * 2 + 1] + o, gcam__f32x4_relu(s[i][1] - s[i][2] - s[i][3] + b), n);
+    const gcam_f32x4 r0 = s[i][0] + s[i][1] + s[i][2] + b, r1 = s[i][1] - s[i][2] - s[i][3] + b;
+    if (y[i * 2]) gcam__store_n(y[i * 2] + o, relu ? gcam__f32x4_relu(r0) : r0, n);
+    if (y[i * 2 + 1]) gcam__store_n(y[i * 2 + 1] + o, relu ? gcam__f32x4_relu(r1) : r1, n);
   }
 }
 
@@ -210,8 +220,9 @@ static inline void gcam__wino4_input(float *v, size_t xs, const float *const *d,
   }
 }
 
-static inline void gcam__wino4_output(float *const *y, const float *mm, size_t xs,
-                                      const float *bias, size_t o, size_t n) {
+static inline __attribute__((always_inline)) void gcam__wino4_output(
+    float *const *y, const float *mm, size_t xs, const float *bias, size_t o, size_t n,
+    int relu) {
   gcam_f32x4 s[4][6]; /* s[i][j] = (A^T M)[i][j] */
   for (int j = 0; j < 6; j++) {
     const float *mj = mm + (size_t)j * xs + o;
@@ -226,7 +237,8 @@ static inline void gcam__wino4_output(float *const *y, const float *mm, size_t x
     gcam_f32x4 r[4];
     gcam__at6(r, s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5]);
     for (int j = 0; j < 4; j++)
-      if (y[i * 4 + j]) gcam__store_n(y[i * 4 + j] + o, gcam__f32x4_relu(r[j] + b), n);
+      if (y[i * 4 + j])
+        gcam__store_n(y[i * 4 + j] + o, relu ? gcam__f32x4_relu(r[j] + b) : r[j] + b, n);
   }
 }
 
@@ -236,6 +248,7 @@ typedef struct {
   int32_t H, W, C, OC; /* the layer */
   int32_t TW;          /* tiles per row */
   size_t v_xi, m_xi;   /* floats of one xi's rows in V (T x C) and in M (T x OC) */
+  int relu;            /* 0 for the backward (conv3x3_backward.c) */
 } gcam__wino_geom;
 
 /* V[xi][t] = B^T d B for tiles t0 .. t0+tb-1 */
@@ -286,9 +299,11 @@ static void gcam__wino_gemm_block(const gcam__wino_geom *g, float *M, const floa
   }
 }
 
-/* out = ReLU(A^T M A + bias) for tiles t0 .. t0+tb-1, cropped to the image */
-static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const float *M,
-                                    const float *bias, size_t t0, size_t tb) {
+/* out = ReLU(A^T M A + bias) (without the ReLU when relu = 0) for tiles t0 .. t0+tb-1,
+ * cropped to the image; `relu` is a constant after inlining */
+static inline __attribute__((always_inline)) void gcam__wino_output_tiles(
+    const gcam__wino_geom *g, float *out, const float *M, const float *bias, size_t t0,
+    size_t tb, int relu) {
   for (size_t t = 0; t < tb; t++) {
     const int32_t ty = (int32_t)((t0 + t) / (size_t)g->TW);
     const int32_t tx = (int32_t)((t0 + t) % (size_t)g->TW);
@@ -299,11 +314,19 @@ static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const 
     }
     for (size_t o = 0; o < (size_t)g->OC; o += 4) {
       if (g->m == 4)
-        gcam__wino4_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o);
+        gcam__wino4_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o, relu);
       else
-        gcam__wino2_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o);
+        gcam__wino2_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o, relu);
     }
   }
+}
+
+static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const float *M,
+                                    const float *bias, size_t t0, size_t tb) {
+  if (g->relu)
+    gcam__wino_output_tiles(g, out, M, bias, t0, tb, 1);
+  else
+    gcam__wino_output_tiles(g, out, M, bias, t0, tb, 0);
 }
 
 /* One layer's work as pool tasks. In slot mode (n_slots > 1) task t runs whole blocks with
@@ -364,15 +387,15 @@ static int32_t gcam__min_tasks(int32_t n_threads, size_t units) {
   return units < (size_t)n_threads ? (int32_t)(units > 0 ? units : 1) : n_threads;
 }
 
-void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const float *packed,
-                                     int32_t H, int32_t W, int32_t C, int32_t OC,
-                                     float *scratch, int32_t tiles, int32_t oc_block,
-                                     const gcam_threadpool *pool) {
+void gcam__conv3x3_wino_run_pool(int m, float *out, const float *in, const float *packed,
+                                 int32_t H, int32_t W, int32_t C, int32_t OC, float *scratch,
+                                 int32_t tiles, int32_t oc_block, int relu,
+                                 const gcam_threadpool *pool) {
   gcam__wino_job j;
   memset(&j, 0, sizeof j);
   j.T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
   j.g = (gcam__wino_geom){m, m + 2, H, W, C, OC, (W + m - 1) / m, j.T * (size_t)C,
-                          j.T * (size_t)OC};
+                          j.T * (size_t)OC, relu};
   j.n_tiles = gcam__wino_n_tiles(m, H, W);
   j.out = out, j.in = in, j.packed = packed;
   j.bias = packed + (size_t)j.g.a * j.g.a * gcam__wino_xi_floats(C, OC);
@@ -403,6 +426,14 @@ void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const f
     j.n_tasks = gcam__min_tasks(n_threads, j.tb);
     gcam__parallel_for(pool, gcam__wino_output_task, &j, j.n_tasks);
   }
+}
+
+void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const float *packed,
+                                     int32_t H, int32_t W, int32_t C, int32_t OC,
+                                     float *scratch, int32_t tiles, int32_t oc_block,
+                                     const gcam_threadpool *pool) {
+  gcam__conv3x3_wino_run_pool(m, out, in, packed, H, W, C, OC, scratch, tiles, oc_block, 1,
+                              pool);
 }
 
 void gcam__conv3x3_wino_forward(int m, float *out, const float *in, const float *packed,
