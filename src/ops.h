@@ -78,7 +78,8 @@ void gcam__dense_backward_input_ref(float *d_in, const float *d_out, const float
 void gcam__relu_backward(float *d, const float *y, size_t N);
 /* p (N) = softmax(z), computed stably in double */
 void gcam__softmax_forward(float *p, const float *z, int32_t N);
-/* d(p_c)/dz (N) = p_c * (onehot_c - p) */
-void gcam__softmax_backward_onehot(float *dz, const float *p, int32_t N, int32_t c);
+/* d(p_c)/dz (N) = p_c * (onehot_c - p), p = softmax(z), computed from the logits z in double
+ * (1 - p_c as the sum of the other probabilities: no cancellation when p_c saturates) */
+void gcam__softmax_backward_onehot_logits(float *dz, const float *z, int32_t N, int32_t c);
 
 #endif
