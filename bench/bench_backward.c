@@ -2,6 +2,8 @@
  * on VGG16's 13 conv shapes, one thread.
  *
  *   build/bench_backward [runs]      (default 3 timed runs per figure, after one warm-up)
+ *   build/bench_backward cam         each CAM method (cam_methods.c) at the maps of
+ *                                    block5_conv3, block4_conv3 and block3_conv3
  *
  * wasm: as bench_kernels.c says (emcc ... bench/bench_backward.c + every .c of src/kernels).
  * Each figure is the median CPU time of the thread (the machine's cores are shared). The
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cam_methods.h"
 #include "kernels/conv3x3.h"
 #include "ops.h"
 
@@ -83,7 +86,42 @@ static double median_time(void (*fn)(const bufs *), const bufs *b, int runs) {
   return t[runs / 2];
 }
 
+/* the CAM methods on random post-ReLU activations and gradients: one run each (the eigen
+ * ones take seconds at block4/block3) */
+static int bench_cam(void) {
+  static const int32_t maps[3][3] = {{14, 14, 512}, {28, 28, 512}, {56, 56, 256}};
+  printf("method               14x14x512 ms  28x28x512 ms  56x56x256 ms\n");
+  for (int m = 0; m < GCAM__CAM_COUNT; m++) {
+    printf("%-20s", gcam__cam_method_name(m));
+    for (int i = 0; i < 3; i++) {
+      const int32_t H = maps[i][0], W = maps[i][1], K = maps[i][2];
+      const size_t n = (size_t)H * W * K;
+      float *A = xmalloc(n * 4), *g = xmalloc(n * 4), *raw = xmalloc((size_t)H * W * 4);
+      unsigned seed = 99u + (unsigned)i;
+      for (size_t j = 0; j < n; j++) {
+        seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
+        const float u = (float)((seed >> 8) * (1.0 / 16777216.0)) - 0.5f;
+        A[j] = u > 0.0f ? u : 0.0f;
+        g[j] = 0.01f * u;
+      }
+      size_t nw = 0;
+      if (gcam__cam_work_doubles(m, H, W, K, &nw) != GCAM_STATUS_OK) return 1;
+      double *work = xmalloc(nw * sizeof *work);
+      const double t0 = cpu_s();
+      const gcam_status st = gcam__cam_map(raw, NULL, NULL, m, A, g, H, W, K, work, nw);
+      const double t = cpu_s() - t0;
+      if (st != GCAM_STATUS_OK) return 1;
+      printf("  %12.1f", t * 1e3);
+      fflush(stdout);
+      free(A), free(g), free(raw), free(work);
+    }
+    printf("\n");
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "cam")) return bench_cam();
   int runs = argc > 1 ? atoi(argv[1]) : 3;
   if (runs < 1 || runs > 16) {
     fprintf(stderr, "bench_backward: runs must be 1..16\n");

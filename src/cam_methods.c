@@ -33,8 +33,9 @@
  * channel sum sum_k A[p,k], since X^T (that sum) = cov * 1); a sum of exactly 0 falls back to
  * the first non-zero component being positive. The vector is the top eigenvector of the
  * smaller Gram matrix (X^T X, K x K, when K <= H*W; else X X^T, whose top eigenvector u gives
- * v = X^T u / |X^T u|), found by cyclic Jacobi rotations in double: robust when the top two
- * singular values are close (power iteration is not), O(n^3) per sweep for n = min(H*W, K). */
+ * v = X^T u / |X^T u|), in double: Householder tridiagonalisation, bisection, inverse
+ * iteration (gcam__top_eigenvector): robust when the top two singular values are close (power
+ * iteration is not), O(n^3) for n = min(H*W, K), plus the Gram's O(H*W*K*n). */
 #include "cam_methods.h"
 
 #include <math.h>
@@ -71,9 +72,10 @@ gcam_status gcam__cam_work_doubles(int method, int32_t H, int32_t W, int32_t K,
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "map shape %dx%dx%d is not positive",
                        (int)H, (int)W, (int)K);
   const uint64_t HW = (uint64_t)H * (uint64_t)W, n = HW < (uint64_t)K ? HW : (uint64_t)K;
-  /* eigen: X (HW x K), Gram and its eigenvectors (n x n each), v (K), the means (K) */
-  const uint64_t d = gcam__is_eigen(method) ? HW * (uint64_t)K + 2 * n * n + 2 * (uint64_t)K
-                                            : (uint64_t)K;
+  /* eigen: X (HW x K), Gram and its reflectors (n x n each), v (K), the means (K), 7n */
+  const uint64_t d = gcam__is_eigen(method)
+                         ? HW * (uint64_t)K + 2 * n * n + 2 * (uint64_t)K + 7 * n
+                         : (uint64_t)K;
   if (d > (uint64_t)(SIZE_MAX / sizeof(double)) || HW * (uint64_t)K > (uint64_t)INT32_MAX)
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "a %dx%dx%d map's work does not fit in memory",
                        (int)H, (int)W, (int)K);
@@ -83,47 +85,135 @@ gcam_status gcam__cam_work_doubles(int method, int32_t H, int32_t W, int32_t K,
 
 /* ---- the first principal direction ---------------------------------------------------------- */
 
-/* The eigenvector of the largest eigenvalue of the symmetric n x n G (destroyed) into e (n),
- * by cyclic Jacobi with the rotations accumulated in V (n x n). */
-static void gcam__top_eigenvector(double *e, double *G, double *V, size_t n) {
-  for (size_t i = 0; i < n * n; i++) V[i] = 0.0;
-  for (size_t i = 0; i < n; i++) V[i * n + i] = 1.0;
-  double total = 0.0;
-  for (size_t i = 0; i < n * n; i++) total += G[i] * G[i];
-  for (int sweep = 0; sweep < 60; sweep++) {
-    double off = 0.0;
-    for (size_t p = 0; p < n; p++)
-      for (size_t q = p + 1; q < n; q++) off += G[p * n + q] * G[p * n + q];
-    if (off <= 1e-30 * total || off == 0.0) break;
-    for (size_t p = 0; p < n; p++)
-      for (size_t q = p + 1; q < n; q++) {
-        const double gpq = G[p * n + q];
-        if (fabs(gpq) <= 1e-300) continue;
-        /* the rotation in the (p, q) plane that zeroes G[p][q] */
-        const double theta = (G[q * n + q] - G[p * n + p]) / (2.0 * gpq);
-        const double t = (theta >= 0 ? 1.0 : -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0));
-        const double c = 1.0 / sqrt(t * t + 1.0), s = t * c;
-        for (size_t k = 0; k < n; k++) { /* G J */
-          const double a = G[k * n + p], b = G[k * n + q];
-          G[k * n + p] = c * a - s * b;
-          G[k * n + q] = s * a + c * b;
-        }
-        for (size_t k = 0; k < n; k++) { /* J^T (G J) */
-          const double a = G[p * n + k], b = G[q * n + k];
-          G[p * n + k] = c * a - s * b;
-          G[q * n + k] = s * a + c * b;
-        }
-        for (size_t k = 0; k < n; k++) { /* V J */
-          const double a = V[k * n + p], b = V[k * n + q];
-          V[k * n + p] = c * a - s * b;
-          V[k * n + q] = s * a + c * b;
-        }
-      }
+/* The largest eigenvalue of the symmetric tridiagonal (d, e) (n), by bisection on Sturm counts
+ * (the number of eigenvalues below x is the number of negative pivots of T - x I). */
+static double gcam__tridiag_top_eigenvalue(const double *d, const double *e, size_t n) {
+  double lo = d[0], hi = d[0]; /* Gershgorin */
+  for (size_t i = 0; i < n; i++) {
+    const double r = (i > 0 ? fabs(e[i - 1]) : 0.0) + (i + 1 < n ? fabs(e[i]) : 0.0);
+    lo = d[i] - r < lo ? d[i] - r : lo;
+    hi = d[i] + r > hi ? d[i] + r : hi;
   }
-  size_t best = 0;
-  for (size_t i = 1; i < n; i++)
-    if (G[i * n + i] > G[best * n + best]) best = i;
-  for (size_t k = 0; k < n; k++) e[k] = V[k * n + best];
+  const double scale = fabs(lo) > fabs(hi) ? fabs(lo) : fabs(hi);
+  if (scale == 0.0) return 0.0;
+  hi += 1e-12 * scale;
+  for (int it = 0; it < 200 && hi - lo > 4e-16 * scale; it++) {
+    const double x = 0.5 * (lo + hi);
+    size_t below = 0;
+    double q = 1.0;
+    for (size_t i = 0; i < n; i++) {
+      q = d[i] - x - (i > 0 ? e[i - 1] * e[i - 1] / q : 0.0);
+      if (q == 0.0) q = -1e-300 * scale; /* x on an eigenvalue of a leading block */
+      below += q < 0.0;
+    }
+    if (below == n)
+      hi = x;
+    else
+      lo = x;
+  }
+  return hi;
+}
+
+/* x (n): the eigenvector of the tridiagonal (d, e) for its eigenvalue lambda, by inverse
+ * iteration: solve (T - lambda I) x = previous x by Gaussian elimination with partial
+ * pivoting (fill-in du2), a tiny pivot standing in for the zero one. t: 5n doubles. */
+static void gcam__tridiag_eigenvector(double *x, const double *d, const double *e, size_t n,
+                                      double lambda, double *t) {
+  double *dd = t, *du = dd + n, *du2 = du + n, *dl = du2 + n, *r = dl + n;
+  double norm_t = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    const double a = fabs(d[i]) + (i > 0 ? fabs(e[i - 1]) : 0.0) + (i + 1 < n ? fabs(e[i]) : 0.0);
+    norm_t = a > norm_t ? a : norm_t;
+  }
+  const double tiny = (norm_t > 0.0 ? norm_t : 1.0) * 1e-15;
+  for (size_t i = 0; i < n; i++) x[i] = 1.0 / sqrt((double)n) * (1.0 + 1e-3 * (double)(i % 7));
+  for (int it = 0; it < 4; it++) {
+    for (size_t i = 0; i < n; i++) {
+      dd[i] = d[i] - lambda;
+      du[i] = i + 1 < n ? e[i] : 0.0;
+      dl[i] = i + 1 < n ? e[i] : 0.0;
+      du2[i] = 0.0;
+      r[i] = x[i];
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+      if (fabs(dd[i]) >= fabs(dl[i])) { /* row i is the pivot: eliminate dl[i] */
+        if (dd[i] == 0.0) dd[i] = tiny;
+        const double f = dl[i] / dd[i];
+        dd[i + 1] -= f * du[i];
+        r[i + 1] -= f * r[i];
+      } else { /* swap rows i and i+1, then eliminate */
+        const double f = dd[i] / dl[i], dd1 = dd[i + 1], du1 = i + 2 < n ? du[i + 1] : 0.0;
+        dd[i] = dl[i];
+        dd[i + 1] = du[i] - f * dd1;
+        du[i] = dd1;
+        du2[i] = du1;
+        if (i + 2 < n) du[i + 1] = -f * du1;
+        const double ri = r[i];
+        r[i] = r[i + 1];
+        r[i + 1] = ri - f * r[i];
+      }
+    }
+    double norm = 0.0;
+    for (size_t k = n; k-- > 0;) {
+      const double piv = fabs(dd[k]) < tiny ? (dd[k] < 0 ? -tiny : tiny) : dd[k];
+      double v = r[k];
+      if (k + 1 < n) v -= du[k] * x[k + 1];
+      if (k + 2 < n) v -= du2[k] * x[k + 2];
+      x[k] = v / piv;
+      norm += x[k] * x[k];
+    }
+    norm = sqrt(norm);
+    for (size_t i = 0; i < n; i++) x[i] /= norm;
+  }
+}
+
+/* The eigenvector of the largest eigenvalue of the symmetric n x n G (destroyed) into v (n):
+ * Householder reduction to tridiagonal T = Q^T G Q (the reflectors kept in H, n x n), the top
+ * eigenvalue of T by bisection, its eigenvector y by inverse iteration, v = Q y. About
+ * 4/3 n^3 flops (Jacobi rotations, tried first, took 100x longer at n = 512). t: 7n doubles. */
+static void gcam__top_eigenvector(double *v, double *G, double *H, size_t n, double *t) {
+  double *d = t, *e = d + n;
+  for (size_t k = 0; k + 2 < n; k++) {
+    double *h = H + k * n; /* reflector k: I - 2 h h^T on indices k+1 .. n-1 */
+    double xnorm = 0.0;
+    for (size_t i = k + 1; i < n; i++) xnorm += G[i * n + k] * G[i * n + k];
+    xnorm = sqrt(xnorm);
+    const double alpha = G[(k + 1) * n + k] > 0.0 ? -xnorm : xnorm;
+    double hnorm = 0.0;
+    for (size_t i = k + 1; i < n; i++) {
+      h[i] = G[i * n + k] - (i == k + 1 ? alpha : 0.0);
+      hnorm += h[i] * h[i];
+    }
+    e[k] = alpha;
+    if (hnorm == 0.0) { /* the column is already reduced */
+      e[k] = G[(k + 1) * n + k];
+      for (size_t i = k + 1; i < n; i++) h[i] = 0.0;
+      continue;
+    }
+    hnorm = sqrt(hnorm);
+    for (size_t i = k + 1; i < n; i++) h[i] /= hnorm;
+    /* G' = G - 2 h w^T - 2 w h^T on the trailing block, w = p - (h.p) h, p = G h */
+    double *p = v, hp = 0.0; /* v is free until the end */
+    for (size_t i = k + 1; i < n; i++) {
+      double acc = 0.0;
+      for (size_t j = k + 1; j < n; j++) acc += G[i * n + j] * h[j];
+      p[i] = acc;
+      hp += h[i] * acc;
+    }
+    for (size_t i = k + 1; i < n; i++) p[i] -= hp * h[i];
+    for (size_t i = k + 1; i < n; i++)
+      for (size_t j = k + 1; j < n; j++) G[i * n + j] -= 2.0 * (h[i] * p[j] + p[i] * h[j]);
+  }
+  for (size_t i = 0; i < n; i++) d[i] = G[i * n + i];
+  if (n >= 2) e[n - 2] = G[(n - 1) * n + n - 2];
+  const double lambda = gcam__tridiag_top_eigenvalue(d, e, n);
+  gcam__tridiag_eigenvector(v, d, e, n, lambda, e + n);
+  for (size_t k = n >= 2 ? n - 2 : 0; k-- > 0;) { /* v = H_0 ... H_{n-3} y */
+    const double *h = H + k * n;
+    double dot = 0.0;
+    for (size_t i = k + 1; i < n; i++) dot += h[i] * v[i];
+    for (size_t i = k + 1; i < n; i++) v[i] -= 2.0 * dot * h[i];
+  }
 }
 
 /* raw (HW) = ReLU(X v), X = the centred A (eigencam) or g * A (eigengradcam) */
@@ -131,6 +221,7 @@ static void gcam__eigen_cam(float *raw, int grad, const float *A, const float *d
                             size_t K, double *work) {
   const size_t n = HW < K ? HW : K;
   double *X = work, *G = X + HW * K, *V = G + n * n, *v = V + n * n, *mean = v + K;
+  double *t = mean + K; /* 7n */
   for (size_t k = 0; k < K; k++) mean[k] = 0.0;
   for (size_t p = 0; p < HW; p++)
     for (size_t k = 0; k < K; k++) {
@@ -148,7 +239,7 @@ static void gcam__eigen_cam(float *raw, int grad, const float *A, const float *d
         for (size_t p = 0; p < HW; p++) acc += X[p * K + i] * X[p * K + j];
         G[i * K + j] = G[j * K + i] = acc;
       }
-    gcam__top_eigenvector(v, G, V, K);
+    gcam__top_eigenvector(v, G, V, K, t);
   } else {
     for (size_t i = 0; i < HW; i++) /* X X^T */
       for (size_t j = i; j < HW; j++) {
@@ -157,7 +248,7 @@ static void gcam__eigen_cam(float *raw, int grad, const float *A, const float *d
         G[i * HW + j] = G[j * HW + i] = acc;
       }
     double *u = mean; /* the means are no longer needed; HW < K doubles of room */
-    gcam__top_eigenvector(u, G, V, HW);
+    gcam__top_eigenvector(u, G, V, HW, t);
     double norm = 0.0;
     for (size_t k = 0; k < K; k++) {
       double acc = 0.0;
