@@ -233,12 +233,18 @@ static void gcam__eigen_cam(float *raw, int grad, const float *A, const float *d
   for (size_t p = 0; p < HW; p++)
     for (size_t k = 0; k < K; k++) X[p * K + k] -= mean[k];
   if (K <= HW) {
-    for (size_t i = 0; i < K; i++) /* X^T X */
-      for (size_t j = i; j < K; j++) {
-        double acc = 0.0;
-        for (size_t p = 0; p < HW; p++) acc += X[p * K + i] * X[p * K + j];
-        G[i * K + j] = G[j * K + i] = acc;
+    /* X^T X as a sum of the rows' outer products: contiguous rows, the upper triangle */
+    for (size_t i = 0; i < K * K; i++) G[i] = 0.0;
+    for (size_t p = 0; p < HW; p++) {
+      const double *x = X + p * K;
+      for (size_t i = 0; i < K; i++) {
+        const double xi = x[i];
+        double *gi = G + i * K;
+        for (size_t j = i; j < K; j++) gi[j] += xi * x[j];
       }
+    }
+    for (size_t i = 0; i < K; i++)
+      for (size_t j = 0; j < i; j++) G[i * K + j] = G[j * K + i];
     gcam__top_eigenvector(v, G, V, K, t);
   } else {
     for (size_t i = 0; i < HW; i++) /* X X^T */
