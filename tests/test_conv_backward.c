@@ -4,6 +4,8 @@
  *   - the twin vs central finite differences in double, on tiny sizes, through
  *     conv + bias + ReLU + 2x2 max-pool (so relu_backward and maxpool2x2_backward too): the
  *     loss is L(x) = sum g . pool(ReLU(conv(x) + b)) in double;
+ *   - fast and twin vs torch's float64 autograd of conv2d (tests/fixtures/cam_methods/, made by
+ *     tests/oracle/make_cam_fixtures.py), 5 shapes;
  *   - on pools of 1, 2, 3 and 7 threads (tools/threadpool.c) and a pool that runs its tasks
  *     in a scrambled order: bit-identical to serial (memcmp). */
 #include "threadpool.h" /* tools/threadpool.c, linked in by CMake */
@@ -202,7 +204,66 @@ static void check_finite_differences(int32_t H, int32_t W, int32_t C, int32_t OC
   free(xf), free(w), free(b), free(g), free(x), free(yd), free(y), free(d), free(dx);
 }
 
+/* ---- against torch autograd ---------------------------------------------------------------- */
+
+#define ORACLE "tests/fixtures/cam_methods/"
+
+static void *read_exact(const char *name, size_t bytes) {
+  char path[256];
+  snprintf(path, sizeof path, ORACLE "%s", name);
+  size_t size = 0;
+  void *x = test_read_file(path, &size);
+  CHECK(x && size == bytes, "%s: %zu bytes, want %zu", path, x ? size : 0, bytes);
+  if (x && size != bytes) free(x), x = NULL;
+  return x;
+}
+
+static void check_torch_case(const char *name, int32_t H, int32_t W, int32_t C, int32_t OC) {
+  char fn[64];
+  const size_t n_dx = (size_t)H * W * C;
+  snprintf(fn, sizeof fn, "%s_w.f32", name);
+  float *w = read_exact(fn, (size_t)9 * C * OC * sizeof(float));
+  snprintf(fn, sizeof fn, "%s_dy.f32", name);
+  float *dy = read_exact(fn, (size_t)H * W * OC * sizeof(float));
+  snprintf(fn, sizeof fn, "%s_dx.f64", name);
+  double *want64 = read_exact(fn, n_dx * sizeof(double));
+  if (w && dy && want64) {
+    float *want = malloc(n_dx * 4), *ref = malloc(n_dx * 4), *fast = malloc(n_dx * 4);
+    for (size_t i = 0; i < n_dx; i++) want[i] = (float)want64[i];
+    float *packed = malloc(gcam__conv3x3_backward_packed_floats(C, OC) * sizeof *packed);
+    float *scratch = malloc((gcam__conv3x3_backward_scratch_floats(H, W, C, OC) + 1) * 4);
+    gcam__conv3x3_backward_pack(packed, w, C, OC);
+    gcam__conv3x3_backward_input(fast, dy, packed, H, W, C, OC, scratch);
+    gcam__conv3x3_backward_input_ref(ref, dy, w, H, W, C, OC);
+    const double er = rel_to_max(ref, want, n_dx), ef = rel_to_max(fast, want, n_dx);
+    CHECK(er <= 1e-6 && ef <= 2e-5, "%s %dx%dx%d<-%d vs torch autograd: ref %.3g, fast %.3g",
+          name, H, W, C, OC, er, ef);
+    printf("torch autograd %s %dx%dx%d<-%d: ref %.2e, fast %.2e (relative to max|dx|)\n", name,
+           H, W, C, OC, er, ef);
+    free(want), free(ref), free(fast), free(packed), free(scratch);
+  }
+  free(w), free(dy), free(want64);
+}
+
+static void check_torch(void) {
+  FILE *f = fopen(ORACLE "manifest.txt", "r");
+  CHECK(f != NULL, "%smanifest.txt is missing", ORACLE);
+  if (!f) return;
+  char buf[256];
+  int n = 0;
+  while (fgets(buf, sizeof buf, f)) {
+    char kind[16], name[32];
+    int H, W, C, OC;
+    if (sscanf(buf, "%15s %31s %d %d %d %d", kind, name, &H, &W, &C, &OC) == 6 &&
+        !strcmp(kind, "convbwd"))
+      check_torch_case(name, H, W, C, OC), n++;
+  }
+  fclose(f);
+  CHECK(n >= 5, "manifest: %d convbwd cases", n);
+}
+
 int main(void) {
+  check_torch();
   make_pools();
   /* H, W, C, OC: the backward maps OC channels back to C */
   static const int32_t shapes[][4] = {

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Write tests/fixtures/cam_methods/: an independent float64 oracle for the CAM family
-(src/cam_methods.c) and for the softmax score's gradient (src/kernels/elementwise.c).
+(src/cam_methods.c), for the softmax score's gradient (src/kernels/elementwise.c) and for the
+3x3 conv's input gradient (src/kernels/conv3x3_backward.c).
 
     /usr/bin/python3 tests/oracle/make_cam_fixtures.py [OUT_DIR]
 
@@ -12,10 +13,15 @@ computes from those float32 values, in float64, each method's map after ReLU, no
 its max (all zeros stay zeros), stored as float64. Also logit vectors with one huge logit and
 d softmax(z)_c / dz by float64 autograd.
 
+Conv: seeded w_hwio (3, 3, C, OC) and dy (H, W, OC), and dx (H, W, C) = d sum(dy * conv(x)) / dx
+by float64 autograd of torch's conv2d (padding 1).
+
 Files (little-endian): CASE_A.f32, CASE_dA.f32, CASE_METHOD.f64 (METHOD as named in
-manifest.txt, '+' spelled 'p'), SM_z.f32, SM_dz.f64; manifest.txt lists them:
+manifest.txt, '+' spelled 'p'), SM_z.f32, SM_dz.f64, CV_w.f32, CV_dy.f32, CV_dx.f64;
+manifest.txt lists them:
     cam CASE H W K
     softmax NAME N c
+    convbwd NAME H W C OC
 Deterministic: same script, same files.
 """
 
@@ -129,6 +135,20 @@ def main():
         torch.softmax(zz, dim=0)[c].backward()
         zz.grad.numpy().tofile(os.path.join(out, f"{name}_dz.f64"))
         lines.append(f"softmax {name} 10 {c}")
+
+    # conv input gradient: torch's own conv2d and autograd, nothing of the C's flip
+    for name, H, W, C, OC in (("v0", 5, 7, 6, 9), ("v1", 1, 4, 3, 5), ("v2", 6, 6, 64, 3),
+                              ("v3", 3, 1, 8, 13), ("v4", 8, 8, 17, 24)):
+        w = (0.3 * torch.randn(3, 3, C, OC, generator=gen, dtype=torch.float64)).float()
+        dy = torch.randn(H, W, OC, generator=gen, dtype=torch.float64).float()
+        w.numpy().tofile(os.path.join(out, f"{name}_w.f32"))
+        dy.numpy().tofile(os.path.join(out, f"{name}_dy.f32"))
+        x = torch.zeros(1, C, H, W, dtype=torch.float64, requires_grad=True)
+        y = torch.nn.functional.conv2d(x, w.double().permute(3, 2, 0, 1), padding=1)
+        (y * dy.double().permute(2, 0, 1)[None]).sum().backward()
+        x.grad[0].permute(1, 2, 0).contiguous().numpy().tofile(
+            os.path.join(out, f"{name}_dx.f64"))
+        lines.append(f"convbwd {name} {H} {W} {C} {OC}")
 
     with open(os.path.join(out, "manifest.txt"), "w") as f:
         f.write("# made by tests/oracle/make_cam_fixtures.py: see its docstring\n")
