@@ -5,7 +5,10 @@
  *   build/bench_backward cam         each CAM method (cam_methods.c) at the maps of
  *                                    block5_conv3, block4_conv3 and block3_conv3
  *
- * wasm: as bench_kernels.c says (emcc ... bench/bench_backward.c + every .c of src/kernels).
+ * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -Isrc -Iinclude bench/bench_backward.c
+ *       src/kernels/*.c src/cam_methods.c src/error.c -o /tmp/bench_backward.js
+ *       -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB
+ *       node --no-experimental-fetch /tmp/bench_backward.js
  * Each figure is the median CPU time of the thread (the machine's cores are shared). The
  * backward of layer (C -> OC) is a (OC -> C) convolution with the flipped weights, no bias and
  * no ReLU, so it runs the path gcam__conv3x3_path(OC, C) picks: layer 1's backward (64 -> 3)
