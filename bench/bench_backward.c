@@ -6,7 +6,7 @@
  *                                    block5_conv3, block4_conv3 and block3_conv3
  *
  * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -Isrc -Iinclude bench/bench_backward.c
- *       src/kernels/*.c src/cam_methods.c src/error.c -o /tmp/bench_backward.js
+ *       src/kernels/[a-z]*.c src/cam_methods.c src/error.c -o /tmp/bench_backward.js
  *       -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB
  *       node --no-experimental-fetch /tmp/bench_backward.js
  * Each figure is the median CPU time of the thread (the machine's cores are shared). The
