@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_cpu_time.h"
 #include "kernels/conv3x3.h"
 #include "ops.h"
 #ifdef GCAM_HAVE_XNNPACK
@@ -37,26 +38,6 @@ static double now_s(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
-/* CPU seconds of this thread: the machine's other core (and often this one) is shared with
- * other jobs, and wall time then mostly measures the scheduler. Node: process.cpuUsage(). */
-#ifdef __EMSCRIPTEN__
-#include <emscripten.h>
-EM_JS(double, gcam__node_cpu_us, (void), {
-  if (typeof process !== 'undefined' && process.cpuUsage) {
-    var u = process.cpuUsage();
-    return u.user + u.system;
-  }
-  return performance.now() * 1000;
-});
-static double cpu_s(void) { return 1e-6 * gcam__node_cpu_us(); }
-#else
-static double cpu_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-#endif
 
 static void *xmalloc(size_t n) {
   void *p = malloc(n);

@@ -18,7 +18,7 @@ static void gcam__head_backward(gcam_state *s, int32_t c, gcam_score score) {
   int32_t n = m->n_classes;
   float *d = s->d[0], *d_in = s->d[1];
   if (score == GCAM_SCORE_SOFTMAX) {
-    gcam__softmax_backward_onehot(d, s->probs, n, c);
+    gcam__softmax_backward_onehot_logits(d, gcam__dense_output(s, m->n_dense - 1), n, c);
   } else {
     memset(d, 0, sizeof(float) * (size_t)n);
     d[c] = 1.0f;

@@ -32,6 +32,20 @@ void gcam__conv3x3_relu_forward_ref(float *out, const float *in, const float *w_
                                    const float *bias, int32_t H, int32_t W, int32_t C,
                                    int32_t OC);
 
+/* ---- 3x3 convolution backward: the input gradient (kernels/conv3x3_backward.c) ---------- */
+
+/* The fast path packs the forward's w_hwio (3,3,C,OC) rotated 180 degrees and transposed
+ * (OC -> C) once, like a forward's weights; no bias. */
+size_t gcam__conv3x3_backward_packed_floats(int32_t C, int32_t OC);
+void gcam__conv3x3_backward_pack(float *packed, const float *w_hwio, int32_t C, int32_t OC);
+size_t gcam__conv3x3_backward_scratch_floats(int32_t H, int32_t W, int32_t C, int32_t OC);
+/* dy (H,W,OC) = d/d(conv3x3(in) + bias) -> dx (H,W,C) = d/d in. dy is the gradient before the
+ * ReLU: apply gcam__relu_backward with the layer's output first. `dx` must not alias `dy`. */
+void gcam__conv3x3_backward_input(float *dx, const float *dy, const float *packed, int32_t H,
+                                  int32_t W, int32_t C, int32_t OC, float *scratch);
+void gcam__conv3x3_backward_input_ref(float *dx, const float *dy, const float *w_hwio,
+                                      int32_t H, int32_t W, int32_t C, int32_t OC);
+
 /* ---- 2x2 max-pool, stride 2 (floor: an odd last row/column is dropped) ----------------- */
 
 /* in (H,W,C) -> out (H/2,W/2,C); argmax (H/2,W/2,C) = flat index into `in` of the max
@@ -87,7 +101,8 @@ void gcam__dense_backward_input_dt_ref(float *d_in, const float *d_out,
 void gcam__relu_backward(float *d, const float *y, size_t N);
 /* p (N) = softmax(z), computed stably in double */
 void gcam__softmax_forward(float *p, const float *z, int32_t N);
-/* d(p_c)/dz (N) = p_c * (onehot_c - p) */
-void gcam__softmax_backward_onehot(float *dz, const float *p, int32_t N, int32_t c);
+/* d(p_c)/dz (N) = p_c * (onehot_c - p), p = softmax(z), computed from the logits z in double
+ * (1 - p_c as the sum of the other probabilities: no cancellation when p_c saturates) */
+void gcam__softmax_backward_onehot_logits(float *dz, const float *z, int32_t N, int32_t c);
 
 #endif

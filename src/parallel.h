@@ -67,6 +67,12 @@ void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in,
                                              gcam__dtype dt, const float *bias, int32_t H,
                                              int32_t W, int32_t C, int32_t OC, float *scratch,
                                              float *pack, const gcam_threadpool *pool);
+/* gcam__conv3x3_backward_input() (ops.h) on a pool, its scratch sized for n_threads */
+size_t gcam__conv3x3_backward_scratch_floats_pool(int32_t H, int32_t W, int32_t C, int32_t OC,
+                                                  int32_t n_threads);
+void gcam__conv3x3_backward_input_pool(float *dx, const float *dy, const float *packed,
+                                       int32_t H, int32_t W, int32_t C, int32_t OC,
+                                       float *scratch, const gcam_threadpool *pool);
 
 /* the two paths with their block sizes exposed (conv3x3.h), on a pool: for the tests */
 size_t gcam__conv3x3_wino_scratch_floats_pool(int m, int32_t H, int32_t W, int32_t C,

@@ -758,13 +758,13 @@ static void test_elementwise(void) {
   }
   CHECK(fabs(sum - 1.0) <= 1e-6 && worst <= 1e-7, "softmax: sum %.9g, worst %.3g", sum, worst);
 
-  /* softmax_backward_onehot against central differences of softmax_forward, in float
+  /* softmax_backward_onehot_logits against central differences of softmax_forward, in float
    * (h = 1e-2: the O(h^2) term and the outputs' rounding stay below 1e-4) */
   test_fill_uniform(z, N, &seed, -2.0f, 2.0f);
   z[5] = 3.0f;
   gcam__softmax_forward(p, z, N);
   for (int c = 0; c < N; c += 5) {
-    gcam__softmax_backward_onehot(dz, p, N, c);
+    gcam__softmax_backward_onehot_logits(dz, z, N, c);
     double wfd = 0.0;
     for (int i = 0; i < N; i++) {
       const float z0 = z[i];
@@ -778,7 +778,7 @@ static void test_elementwise(void) {
       double e = fabs((pp - q[c]) / ((double)hp - hm) - dz[i]);
       if (e > wfd) wfd = e;
     }
-    CHECK(wfd <= 1e-4, "softmax_backward_onehot c=%d vs finite differences: %.3g", c, wfd);
+    CHECK(wfd <= 1e-4, "softmax_backward_onehot_logits c=%d vs finite differences: %.3g", c, wfd);
   }
 }
 

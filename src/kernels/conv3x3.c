@@ -75,6 +75,7 @@ typedef struct {
   float *out;
   const float *in, *packed, *zero;
   int32_t H, W, C, OC, ocb, n_tasks;
+  int relu; /* 0 for the backward (conv3x3_backward.c), which has no activation */
 } gcam__direct_job;
 
 /* output pixels [MR*g0, MR*g1) of every output channel, g = task's share of the MR groups */
@@ -90,23 +91,34 @@ static void gcam__conv3x3_direct_task(void *context, int32_t task) {
     for (size_t p0 = g0 * MR; p0 < P && p0 < g1 * MR; p0 += MR) {
       const size_t mr = P - p0 < MR ? P - p0 : MR;
       gcam__conv3x3_indirection(a, j->in, j->zero, j->H, j->W, j->C, p0, mr);
-      gcam__f32_igemm_relu_ukernel_4x8__vec(mr, nc, (size_t)j->C, 9, a, w,
-                                           j->out + p0 * j->OC + oc0, (size_t)j->OC);
+      if (j->relu)
+        gcam__f32_igemm_relu_ukernel_4x8__vec(mr, nc, (size_t)j->C, 9, a, w,
+                                             j->out + p0 * j->OC + oc0, (size_t)j->OC);
+      else
+        gcam__f32_igemm_ukernel_4x8__vec(mr, nc, (size_t)j->C, 9, a, w,
+                                        j->out + p0 * j->OC + oc0, (size_t)j->OC);
     }
   }
+}
+
+void gcam__conv3x3_direct_run_pool(float *out, const float *in, const float *packed, int32_t H,
+                                   int32_t W, int32_t C, int32_t OC, float *scratch,
+                                   int32_t oc_block, int relu, const gcam_threadpool *pool) {
+  float *zero = scratch; /* shared, read-only once the tasks run */
+  memset(zero, 0, (size_t)C * sizeof *zero);
+  const size_t groups = ((size_t)H * W + MR - 1) / MR;
+  gcam__direct_job j = {out, in, packed, zero, H, W, C, OC, oc_block, gcam__pool_threads(pool),
+                        relu};
+  if (j.ocb <= 0) j.ocb = gcam__conv3x3_oc_block(9 * C, OC);
+  if ((size_t)j.n_tasks > groups) j.n_tasks = (int32_t)groups;
+  gcam__parallel_for(pool, gcam__conv3x3_direct_task, &j, j.n_tasks);
 }
 
 void gcam__conv3x3_direct_forward_pool(float *out, const float *in, const float *packed,
                                        int32_t H, int32_t W, int32_t C, int32_t OC,
                                        float *scratch, int32_t oc_block,
                                        const gcam_threadpool *pool) {
-  float *zero = scratch; /* shared, read-only once the tasks run */
-  memset(zero, 0, (size_t)C * sizeof *zero);
-  const size_t groups = ((size_t)H * W + MR - 1) / MR;
-  gcam__direct_job j = {out, in, packed, zero, H, W, C, OC, oc_block, gcam__pool_threads(pool)};
-  if (j.ocb <= 0) j.ocb = gcam__conv3x3_oc_block(9 * C, OC);
-  if ((size_t)j.n_tasks > groups) j.n_tasks = (int32_t)groups;
-  gcam__parallel_for(pool, gcam__conv3x3_direct_task, &j, j.n_tasks);
+  gcam__conv3x3_direct_run_pool(out, in, packed, H, W, C, OC, scratch, oc_block, 1, pool);
 }
 
 void gcam__conv3x3_direct_forward(float *out, const float *in, const float *packed, int32_t H,

@@ -44,6 +44,26 @@ void gcam__conv3x3_wino_forward(int m, float *out, const float *in, const float 
                                 int32_t H, int32_t W, int32_t C, int32_t OC, float *scratch,
                                 int32_t tiles, int32_t oc_block);
 
+/* The same two paths as building blocks of the backward (conv3x3_backward.c), which runs a
+ * convolution with flipped, transposed weights and no activation:
+ *   - wino_pack_strided: pack weight (tap i, in-channel c, out-channel o) read at
+ *     w[i*s_tap + c*s_in + o*s_out] (negative strides allowed); bias NULL means zeros.
+ *     wino_pack(w_hwio) is s_tap = C*OC, s_in = OC, s_out = 1.
+ *   - *_run_pool: the forward with relu = 1, or without the ReLU (relu = 0); the arithmetic
+ *     is otherwise the forward's. */
+void gcam__conv3x3_wino_pack_strided(int m, float *packed, const float *w, ptrdiff_t s_tap,
+                                     ptrdiff_t s_in, ptrdiff_t s_out, const float *bias,
+                                     int32_t C, int32_t OC);
+struct gcam_threadpool;
+void gcam__conv3x3_wino_run_pool(int m, float *out, const float *in, const float *packed,
+                                 int32_t H, int32_t W, int32_t C, int32_t OC, float *scratch,
+                                 int32_t tiles, int32_t oc_block, int relu,
+                                 const struct gcam_threadpool *pool);
+void gcam__conv3x3_direct_run_pool(float *out, const float *in, const float *packed, int32_t H,
+                                   int32_t W, int32_t C, int32_t OC, float *scratch,
+                                   int32_t oc_block, int relu,
+                                   const struct gcam_threadpool *pool);
+
 /* default output-channel block for a GEMM of depth K (floats of packed weights per pass) */
 int32_t gcam__conv3x3_oc_block(int32_t K, int32_t OC);
 

@@ -49,8 +49,9 @@ static const double gcam__G4[6][3] = {{1.0 / 4, 0, 0},
                                       {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                       {0, 0, 1}};
 
-void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const float *bias,
-                             int32_t C, int32_t OC) {
+void gcam__conv3x3_wino_pack_strided(int m, float *packed, const float *w, ptrdiff_t s_tap,
+                                     ptrdiff_t s_in, ptrdiff_t s_out, const float *bias,
+                                     int32_t C, int32_t OC) {
   const int a = m + 2;
   const double(*G)[3] = m == 4 ? gcam__G4 : gcam__G2;
   const size_t xi_floats = gcam__wino_xi_floats(C, OC), blk = gcam__gemm_block_floats(C);
@@ -58,7 +59,7 @@ void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const fl
   for (int32_t c = 0; c < C; c++)
     for (int32_t o = 0; o < OC; o++) {
       double g[3][3], t[6][3];
-      for (int i = 0; i < 9; i++) g[i / 3][i % 3] = w_hwio[((size_t)i * C + c) * OC + o];
+      for (int i = 0; i < 9; i++) g[i / 3][i % 3] = w[i * s_tap + c * s_in + o * s_out];
       for (int i = 0; i < a; i++) /* t = G g */
         for (int j = 0; j < 3; j++)
           t[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
@@ -69,7 +70,16 @@ void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const fl
                  (size_t)c * NR + o % NR] = (float)u;
         }
     }
-  memcpy(packed + (size_t)a * a * xi_floats, bias, (size_t)OC * sizeof *bias);
+  float *b = packed + (size_t)a * a * xi_floats;
+  if (bias)
+    memcpy(b, bias, (size_t)OC * sizeof *bias);
+  else
+    memset(b, 0, (size_t)OC * sizeof *b);
+}
+
+void gcam__conv3x3_wino_pack(int m, float *packed, const float *w_hwio, const float *bias,
+                             int32_t C, int32_t OC) {
+  gcam__conv3x3_wino_pack_strided(m, packed, w_hwio, (ptrdiff_t)C * OC, OC, 1, bias, C, OC);
 }
 
 int32_t gcam__conv3x3_wino_tiles(int m, int32_t H, int32_t W, int32_t C, int32_t OC,
@@ -150,8 +160,9 @@ static inline void gcam__wino2_input(float *v, size_t xs, const float *const *d,
 
 /* F(2,3): Y = A^T M A + bias, ReLU, for channels [o, o+n) of one tile; M[xi] is read at
  * mm + xi*xs; y[i*2+j] is output pixel (i, j), or NULL outside the image */
-static inline void gcam__wino2_output(float *const *y, const float *mm, size_t xs,
-                                      const float *bias, size_t o, size_t n) {
+static inline __attribute__((always_inline)) void gcam__wino2_output(
+    float *const *y, const float *mm, size_t xs, const float *bias, size_t o, size_t n,
+    int relu) {
   gcam_f32x4 s[2][4];
   for (int j = 0; j < 4; j++) {
     const float *mj = mm + (size_t)j * xs + o;
@@ -162,10 +173,9 @@ static inline void gcam__wino2_output(float *const *y, const float *mm, size_t x
   }
   const gcam_f32x4 b = gcam__load_n(bias + o, n);
   for (int i = 0; i < 2; i++) {
-    if (y[i * 2])
-      gcam__store_n(y[i * 2] + o, gcam__f32x4_relu(s[i][0] + s[i][1] + s[i][2] + b), n);
-    if (y[i * 2 + 1])
-      gcam__store_n(y[i * 2 + 1] + o, gcam__f32x4_relu(s[i][1] - s[i][2] - s[i][3] + b), n);
+    const gcam_f32x4 r0 = s[i][0] + s[i][1] + s[i][2] + b, r1 = s[i][1] - s[i][2] - s[i][3] + b;
+    if (y[i * 2]) gcam__store_n(y[i * 2] + o, relu ? gcam__f32x4_relu(r0) : r0, n);
+    if (y[i * 2 + 1]) gcam__store_n(y[i * 2 + 1] + o, relu ? gcam__f32x4_relu(r1) : r1, n);
   }
 }
 
@@ -210,8 +220,9 @@ static inline void gcam__wino4_input(float *v, size_t xs, const float *const *d,
   }
 }
 
-static inline void gcam__wino4_output(float *const *y, const float *mm, size_t xs,
-                                      const float *bias, size_t o, size_t n) {
+static inline __attribute__((always_inline)) void gcam__wino4_output(
+    float *const *y, const float *mm, size_t xs, const float *bias, size_t o, size_t n,
+    int relu) {
   gcam_f32x4 s[4][6]; /* s[i][j] = (A^T M)[i][j] */
   for (int j = 0; j < 6; j++) {
     const float *mj = mm + (size_t)j * xs + o;
@@ -226,7 +237,8 @@ static inline void gcam__wino4_output(float *const *y, const float *mm, size_t x
     gcam_f32x4 r[4];
     gcam__at6(r, s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5]);
     for (int j = 0; j < 4; j++)
-      if (y[i * 4 + j]) gcam__store_n(y[i * 4 + j] + o, gcam__f32x4_relu(r[j] + b), n);
+      if (y[i * 4 + j])
+        gcam__store_n(y[i * 4 + j] + o, relu ? gcam__f32x4_relu(r[j] + b) : r[j] + b, n);
   }
 }
 
@@ -237,6 +249,7 @@ typedef struct {
   int32_t TW;          /* tiles per row */
   size_t v_xi, m_xi;   /* floats of one xi's rows in V (T x C) and in M (T x OC) */
   size_t ostride;      /* floats between output pixels (OC, or more for a slice of columns) */
+  int relu;            /* 0 for the backward (conv3x3_backward.c) */
 } gcam__wino_geom;
 
 /* V[xi][t] = B^T d B for tiles t0 .. t0+tb-1 */
@@ -288,9 +301,11 @@ static void gcam__wino_gemm_block(const gcam__wino_geom *g, float *M, const floa
   }
 }
 
-/* out = ReLU(A^T M A + bias) for tiles t0 .. t0+tb-1, cropped to the image */
-static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const float *M,
-                                    const float *bias, size_t t0, size_t tb) {
+/* out = ReLU(A^T M A + bias) (without the ReLU when relu = 0) for tiles t0 .. t0+tb-1,
+ * cropped to the image; `relu` is a constant after inlining */
+static inline __attribute__((always_inline)) void gcam__wino_output_tiles(
+    const gcam__wino_geom *g, float *out, const float *M, const float *bias, size_t t0,
+    size_t tb, int relu) {
   for (size_t t = 0; t < tb; t++) {
     const int32_t ty = (int32_t)((t0 + t) / (size_t)g->TW);
     const int32_t tx = (int32_t)((t0 + t) % (size_t)g->TW);
@@ -301,11 +316,19 @@ static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const 
     }
     for (size_t o = 0; o < (size_t)g->OC; o += 4) {
       if (g->m == 4)
-        gcam__wino4_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o);
+        gcam__wino4_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o, relu);
       else
-        gcam__wino2_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o);
+        gcam__wino2_output(y, M + t * g->OC, g->m_xi, bias, o, (size_t)g->OC - o, relu);
     }
   }
+}
+
+static void gcam__wino_output_block(const gcam__wino_geom *g, float *out, const float *M,
+                                    const float *bias, size_t t0, size_t tb) {
+  if (g->relu)
+    gcam__wino_output_tiles(g, out, M, bias, t0, tb, 1);
+  else
+    gcam__wino_output_tiles(g, out, M, bias, t0, tb, 0);
 }
 
 /* One layer's work as pool tasks. In slot mode (n_slots > 1) task t runs whole blocks with
@@ -371,12 +394,12 @@ static int32_t gcam__min_tasks(int32_t n_threads, size_t units) {
 static void gcam__wino_job_init(gcam__wino_job *jp, int m, float *out, size_t ostride,
                                 const float *in, const float *packed, int32_t H, int32_t W,
                                 int32_t C, int32_t OC, float *scratch, int32_t tiles,
-                                int32_t oc_block) {
+                                int32_t oc_block, int relu) {
   gcam__wino_job j;
   memset(&j, 0, sizeof j);
   j.T = (size_t)gcam__conv3x3_wino_tiles(m, H, W, C, OC, tiles);
   j.g = (gcam__wino_geom){m, m + 2, H, W, C, OC, (W + m - 1) / m, j.T * (size_t)C,
-                          j.T * (size_t)OC, ostride};
+                          j.T * (size_t)OC, ostride, relu};
   j.n_tiles = gcam__wino_n_tiles(m, H, W);
   j.out = out, j.in = in, j.packed = packed;
   j.bias = packed + (size_t)j.g.a * j.g.a * gcam__wino_xi_floats(C, OC);
@@ -392,10 +415,11 @@ static void gcam__wino_job_init(gcam__wino_job *jp, int m, float *out, size_t os
 
 static void gcam__wino_forward(int m, float *out, size_t ostride, const float *in,
                                const float *packed, int32_t H, int32_t W, int32_t C, int32_t OC,
-                               float *scratch, int32_t tiles, int32_t oc_block,
+                               float *scratch, int32_t tiles, int32_t oc_block, int relu,
                                const gcam_threadpool *pool) {
   gcam__wino_job j;
-  gcam__wino_job_init(&j, m, out, ostride, in, packed, H, W, C, OC, scratch, tiles, oc_block);
+  gcam__wino_job_init(&j, m, out, ostride, in, packed, H, W, C, OC, scratch, tiles, oc_block,
+                      relu);
   const int32_t n_threads = gcam__pool_threads(pool);
   const int32_t slots = gcam__wino_slots(j.n_tiles, j.T, n_threads);
   if (slots > 1) {
@@ -422,7 +446,15 @@ void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const f
                                      int32_t H, int32_t W, int32_t C, int32_t OC,
                                      float *scratch, int32_t tiles, int32_t oc_block,
                                      const gcam_threadpool *pool) {
-  gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block,
+  gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block, 1,
+                     pool);
+}
+
+void gcam__conv3x3_wino_run_pool(int m, float *out, const float *in, const float *packed,
+                                 int32_t H, int32_t W, int32_t C, int32_t OC, float *scratch,
+                                 int32_t tiles, int32_t oc_block, int relu,
+                                 const gcam_threadpool *pool) {
+  gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block, relu,
                      pool);
 }
 
@@ -553,7 +585,7 @@ static void gcam__wino_compact_one_block(int m, float *out, const float *in, con
                                          int32_t C, int32_t OC, float *scratch, float *pack,
                                          int32_t tiles, const gcam_threadpool *pool) {
   gcam__wino_job j;
-  gcam__wino_job_init(&j, m, out, (size_t)OC, in, pack, H, W, C, OC, scratch, tiles, 0);
+  gcam__wino_job_init(&j, m, out, (size_t)OC, in, pack, H, W, C, OC, scratch, tiles, 0, 1);
   j.bias = bias;
   j.t0 = 0, j.tb = j.n_tiles;
   const int32_t n_threads = gcam__pool_threads(pool);
@@ -589,7 +621,7 @@ void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in,
   for (int32_t o0 = 0; o0 < OC; o0 += cols) {
     const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
     gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
-    gcam__wino_forward(m, out + o0, (size_t)OC, in, pack, H, W, C, o1 - o0, scratch, tiles, 0,
+    gcam__wino_forward(m, out + o0, (size_t)OC, in, pack, H, W, C, o1 - o0, scratch, tiles, 0, 1,
                        pool);
   }
 }

@@ -1,0 +1,156 @@
+/* bench_backward.c: the conv's input gradient (kernels/conv3x3_backward.c) against the forward,
+ * on VGG16's 13 conv shapes, one thread.
+ *
+ *   build/bench_backward [runs]      (default 3 timed runs per figure, after one warm-up)
+ *   build/bench_backward cam         each CAM method (cam_methods.c) at the maps of
+ *                                    block5_conv3, block4_conv3 and block3_conv3
+ *
+ * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -Isrc -Iinclude bench/bench_backward.c
+ *       src/kernels/[a-z]*.c src/cam_methods.c src/error.c -o /tmp/bench_backward.js
+ *       -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB
+ *       node --no-experimental-fetch /tmp/bench_backward.js
+ * Each figure is the median CPU time of the thread (the machine's cores are shared). The
+ * backward of layer (C -> OC) is a (OC -> C) convolution with the flipped weights, no bias and
+ * no ReLU, so it runs the path gcam__conv3x3_path(OC, C) picks: layer 1's backward (64 -> 3)
+ * is Winograd where its forward (3 -> 64) is direct. GFLOP/s count 2*H*W*C*OC*9 for both. */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_cpu_time.h"
+#include "cam_methods.h"
+#include "kernels/conv3x3.h"
+#include "ops.h"
+
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) {
+    fprintf(stderr, "bench_backward: out of memory (%zu bytes)\n", n);
+    exit(1);
+  }
+  return p;
+}
+
+static const int32_t vgg16[13][4] = {
+    {224, 224, 3, 64},  {224, 224, 64, 64},  {112, 112, 64, 128}, {112, 112, 128, 128},
+    {56, 56, 128, 256}, {56, 56, 256, 256},  {56, 56, 256, 256},  {28, 28, 256, 512},
+    {28, 28, 512, 512}, {28, 28, 512, 512},  {14, 14, 512, 512},  {14, 14, 512, 512},
+    {14, 14, 512, 512}};
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+typedef struct {
+  const int32_t *s;
+  float *in, *out, *packed, *scratch, *dy, *dx, *bpacked, *bscratch;
+} bufs;
+
+static void run_forward(const bufs *b) {
+  gcam__conv3x3_relu_forward(b->out, b->in, b->packed, b->s[0], b->s[1], b->s[2], b->s[3],
+                             b->scratch);
+}
+
+static void run_backward(const bufs *b) {
+  gcam__conv3x3_backward_input(b->dx, b->dy, b->bpacked, b->s[0], b->s[1], b->s[2], b->s[3],
+                               b->bscratch);
+}
+
+static double median_time(void (*fn)(const bufs *), const bufs *b, int runs) {
+  double t[16];
+  fn(b); /* warm-up */
+  for (int r = 0; r < runs; r++) {
+    const double t0 = cpu_s();
+    fn(b);
+    t[r] = cpu_s() - t0;
+  }
+  qsort(t, (size_t)runs, sizeof t[0], cmp_double);
+  return t[runs / 2];
+}
+
+/* the CAM methods on random post-ReLU activations and gradients: one run each (the eigen
+ * ones take seconds at block4/block3) */
+static int bench_cam(void) {
+  static const int32_t maps[3][3] = {{14, 14, 512}, {28, 28, 512}, {56, 56, 256}};
+  printf("method               14x14x512 ms  28x28x512 ms  56x56x256 ms\n");
+  for (int m = 0; m < GCAM__CAM_COUNT; m++) {
+    printf("%-20s", gcam__cam_method_name(m));
+    for (int i = 0; i < 3; i++) {
+      const int32_t H = maps[i][0], W = maps[i][1], K = maps[i][2];
+      const size_t n = (size_t)H * W * K;
+      float *A = xmalloc(n * 4), *g = xmalloc(n * 4), *raw = xmalloc((size_t)H * W * 4);
+      unsigned seed = 99u + (unsigned)i;
+      for (size_t j = 0; j < n; j++) {
+        seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
+        const float u = (float)((seed >> 8) * (1.0 / 16777216.0)) - 0.5f;
+        A[j] = u > 0.0f ? u : 0.0f;
+        g[j] = 0.01f * u;
+      }
+      size_t nw = 0;
+      if (gcam__cam_work_doubles(m, H, W, K, &nw) != GCAM_STATUS_OK) return 1;
+      double *work = xmalloc(nw * sizeof *work);
+      const double t0 = cpu_s();
+      const gcam_status st = gcam__cam_map(raw, NULL, NULL, m, A, g, H, W, K, work, nw);
+      const double t = cpu_s() - t0;
+      if (st != GCAM_STATUS_OK) return 1;
+      printf("  %12.1f", t * 1e3);
+      fflush(stdout);
+      free(A), free(g), free(raw), free(work);
+    }
+    printf("\n");
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "cam")) return bench_cam();
+  int runs = argc > 1 ? atoi(argv[1]) : 3;
+  if (runs < 1 || runs > 16) {
+    fprintf(stderr, "bench_backward: runs must be 1..16\n");
+    return 2;
+  }
+  printf("layer  H x W     C -> OC   fwd path  fwd ms  GFLOP/s | bwd path  bwd ms  GFLOP/s | "
+         "bwd/fwd\n");
+  double tf_all = 0.0, tb_all = 0.0;
+  unsigned seed = 12345u;
+  for (int l = 0; l < 13; l++) {
+    const int32_t *s = vgg16[l], H = s[0], W = s[1], C = s[2], OC = s[3];
+    bufs b;
+    memset(&b, 0, sizeof b);
+    b.s = s;
+    const size_t n_in = (size_t)H * W * C, n_out = (size_t)H * W * OC, n_w = (size_t)9 * C * OC;
+    float *w = xmalloc(n_w * 4), *bias = xmalloc((size_t)OC * 4);
+    b.in = xmalloc(n_in * 4), b.dx = xmalloc(n_in * 4);
+    b.out = xmalloc(n_out * 4), b.dy = xmalloc(n_out * 4);
+    float *all[] = {w, bias, b.in, b.dy};
+    const size_t ns[] = {n_w, (size_t)OC, n_in, n_out};
+    for (int k = 0; k < 4; k++)
+      for (size_t i = 0; i < ns[k]; i++) {
+        seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
+        all[k][i] = (float)((seed >> 8) * (1.0 / 16777216.0)) - 0.5f;
+      }
+    b.packed = xmalloc(gcam__conv3x3_packed_floats(C, OC) * 4);
+    b.scratch = xmalloc(gcam__conv3x3_scratch_floats(H, W, C, OC) * 4 + 4);
+    b.bpacked = xmalloc(gcam__conv3x3_backward_packed_floats(C, OC) * 4);
+    b.bscratch = xmalloc(gcam__conv3x3_backward_scratch_floats(H, W, C, OC) * 4 + 4);
+    gcam__conv3x3_pack(b.packed, w, bias, C, OC);
+    gcam__conv3x3_backward_pack(b.bpacked, w, C, OC);
+    const double tf = median_time(run_forward, &b, runs), tb = median_time(run_backward, &b, runs);
+    const double gflop = 2.0 * H * W * C * OC * 9 * 1e-9;
+    static const char *names[] = {"direct", "?", "F(2,3)", "?", "F(4,3)"};
+    printf("%5d  %3d x %-3d %4d -> %-4d  %-8s %7.1f %7.1f  | %-8s %7.1f %7.1f  | %5.2f\n", l + 1,
+           H, W, C, OC, names[gcam__conv3x3_path(C, OC)], tf * 1e3, gflop / tf,
+           names[gcam__conv3x3_path(OC, C)], tb * 1e3, gflop / tb, tb / tf);
+    tf_all += tf, tb_all += tb;
+    free(w), free(bias), free(b.in), free(b.dx), free(b.out), free(b.dy), free(b.packed);
+    free(b.scratch), free(b.bpacked), free(b.bscratch);
+  }
+  printf("all 13 conv layers: forward %.1f ms, backward (input gradient) %.1f ms, ratio %.2f\n",
+         tf_all * 1e3, tb_all * 1e3, tb_all / tf_all);
+  return 0;
+}
