@@ -166,8 +166,12 @@ export class BrowserPage {
         // a navigation in progress destroys the context: try again
         if (Date.now() - t0 > timeout) throw e;
       }
-      if (Date.now() - t0 > timeout)
-        throw new Error(`${this.engine}: timed out after ${timeout} ms waiting for ${message || fn.toString()}`);
+      if (Date.now() - t0 > timeout) {
+        // what the page showed: its state and status lines
+        const seen = await this.evaluate(() => JSON.stringify({ state: document.body && document.body.dataset.state,
+          status: [...document.querySelectorAll('[role=status]')].map((e) => e.textContent) })).catch((e) => String(e));
+        throw new Error(`${this.engine}: timed out after ${timeout} ms waiting for ${message || fn.toString()}; the page: ${seen}`);
+      }
       await sleep(interval);
     }
   }
@@ -303,10 +307,11 @@ export function forEachEngine(define, { serverFiles = {}, launchOptions = {} } =
     describe(name, () => {
       const ctx = { engine: name };
       let skip = null;
+      let runnable = 0; // tests not skipped by their options: none, no browser to start
       const servers = [];
       before(async () => {
         skip = await unavailable(name);
-        if (skip) return;
+        if (skip || !runnable) return;
         const files = typeof serverFiles === 'function' ? await serverFiles() : serverFiles;
         const [iso, plain] = await Promise.all([startServer({ isolated: true, files }),
                                                 startServer({ isolated: false, files })]);
@@ -323,6 +328,7 @@ export function forEachEngine(define, { serverFiles = {}, launchOptions = {} } =
         name,
         test(testName, options, fn) {
           if (typeof options === 'function') [options, fn] = [{}, options];
+          if (!options.skip && !options.todo) runnable++;
           nodeTest(`${name}: ${testName}`, options, async (t) => {
             if (skip) return t.skip(`${name} cannot run here: ${skip}`);
             if (!ctx.browser) throw new Error(`${name} did not start`);

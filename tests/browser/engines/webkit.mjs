@@ -86,8 +86,8 @@ class WebKitPage extends BrowserPage {
 
 /** Start Xvfb on a free display; resolves to { display, process }. */
 function startXvfb() {
-  const x = spawn(XVFB, ['-displayfd', '3', '-screen', '0', '1920x2400x24', '-nolisten', 'tcp'],
-    { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  const x = track(spawn(XVFB, ['-displayfd', '3', '-screen', '0', '1920x2400x24', '-nolisten', 'tcp'],
+    { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] }));
   let err = '';
   x.stderr.on('data', (d) => { err += d; });
   return new Promise((resolve, reject) => {
@@ -112,6 +112,15 @@ async function waitForDriver(url, driverProcess, timeout = 20e3) {
   }
 }
 
+// children still running when the test process exits (a failed test, ^C) are killed with it
+const children = new Set();
+process.once('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
 function stop(child) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
@@ -131,20 +140,26 @@ export async function launch({ viewport, sharedArrayBuffer = true, env = {} }) {
     const proxy = await startRefusingProxy();
     cleanup.push(() => proxy.close());
     const port = await freePort();
-    const driverProcess = spawn(DRIVER, [`--port=${port}`], {
-      stdio: ['ignore', 'ignore', 'ignore'],
+    const driverProcess = track(spawn(DRIVER, [`--port=${port}`], {
+      stdio: ['ignore', process.env.GCAM_WEBKIT_DEBUG ? 'inherit' : 'ignore', process.env.GCAM_WEBKIT_DEBUG ? 'inherit' : 'ignore'],
       env: { ...process.env, DISPLAY: xvfb.display, ...(sharedArrayBuffer ? { JSC_useSharedArrayBuffer: '1' } : {}), ...env },
-    });
+    }));
     cleanup.push(() => stop(driverProcess));
     const url = `http://127.0.0.1:${port}`;
     await waitForDriver(url, driverProcess);
-    const driver = await new Builder().usingServer(url).withCapabilities({
+    // seen once on the shared machine, beside another WebKit session: the driver never started
+    // MiniBrowser and the new-session request hung. Fail in bounded time rather than hang.
+    const starting = new Builder().usingServer(url).withCapabilities({
       browserName: 'MiniBrowser',
       'webkitgtk:browserOptions': { binary: BROWSER, args: ['--automation'] },
       // WebKitGTK speaks TLS to an sslProxy: the refusing proxy sees that a TLS connection came
       proxy: { proxyType: 'manual', httpProxy: proxy.address, sslProxy: proxy.address, noProxy: ['127.0.0.1', 'localhost'] },
       timeouts: { script: 600e3, pageLoad: 120e3, implicit: 0 },
     }).build();
+    let timer;
+    const driver = await Promise.race([starting, new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('WebKitWebDriver: no session within 60 s (MiniBrowser did not start)')), 60e3);
+    })]).finally(() => clearTimeout(timer));
     cleanup.push(() => driver.quit());
     const caps = await driver.getCapabilities();
     const home = await driver.getWindowHandle();
