@@ -23,12 +23,13 @@ const IMAGE = path.join(FIXTURES, 'img0.png');
 // does not put down to the machine, see monitor.js). Explaining runs in a worker: 200 ms in
 // every engine. Loading the weights costs each engine's main thread what it makes it cost:
 // 200 ms holds in Chromium, not in Firefox and WebKit on the shared 2-core build machine
-// (worst seen: Firefox 797 ms, WebKit 1.9 s, for the 553 MB file; README, "Tests"). The demo
+// (worst seen for the 553 MB file: Firefox 797 ms; WebKit 3.25 s in one piece, 0.7-1.9 s
+// most runs; README, "Tests"). The demo
 // streams the file through the main thread (tee to the Cache API, chunks posted to the
 // worker); in WebKit Cache API put() of the 553 MB response alone blocks it about 1 s.
 const MAX_GAP_MS = {
   explain: { chromium: 200, firefox: 200, webkit: 200 },
-  load: { chromium: 200, firefox: 1000, webkit: 2500 },
+  load: { chromium: 200, firefox: 1000, webkit: 5000 },
 };
 // the demo probes for optional files (samples list, the default model before it is trained)
 const OPTIONAL = ['/web/demo/samples/index.json', '/weights/small/fashion_vgg.gcam', '/favicon.ico'];
@@ -180,7 +181,7 @@ forEachEngine((engine) => {
       await page.close();
     });
 
-  engine.test('demo: a missing or invalid weights file gets a clear message', { timeout: 120e3 },
+  engine.test('demo: a missing or invalid weights file gets a clear message', { timeout: 300e3 },
     async ({ browser, origin }) => {
       const page = await browser.newPage();
       await page.goto(`${origin}/web/demo/?weights=/weights/no-such-file.gcam`);
@@ -192,7 +193,7 @@ forEachEngine((engine) => {
       await page.close();
     });
 
-  engine.test('demo: a local weights file the user picks', { timeout: 120e3 }, async ({ browser, origin }) => {
+  engine.test('demo: a local weights file the user picks', { timeout: 300e3 }, async ({ browser, origin }) => {
     const page = await browser.newPage();
     await page.goto(`${origin}/web/demo/?weights=/weights/no-such-file.gcam`);
     assert.equal(await page.waitState(['ready', 'error']), 'error');

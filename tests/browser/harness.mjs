@@ -154,6 +154,18 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * comes back as JSON.
  */
 export class BrowserPage {
+  /** `run()`, failing with the step's name after `ms` rather than hanging the test. */
+  async step(name, ms, run) {
+    let timer;
+    try {
+      return await Promise.race([run(), new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`${this.engine}: ${name} did not return within ${ms} ms`)), ms);
+      })]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Poll fn(arg) in the page until it returns something truthy; returns that. */
   async waitFor(fn, arg, { timeout = 120e3, interval = 100, message } = {}) {
     const t0 = Date.now();

@@ -23,15 +23,15 @@ class FirefoxPage extends BrowserPage {
     this.engine = 'firefox';
     this.page = page;
   }
-  async goto(url) { await this.page.goto(url, { waitUntil: 'load', timeout: 120e3 }); }
-  async reload() { await this.page.reload({ waitUntil: 'load', timeout: 120e3 }); }
-  evaluate(fn, arg) { return this.page.evaluate(fn, arg); }
-  async setInputFiles(selector, file) {
-    const input = await this.page.$(selector);
-    await input.uploadFile(file);
+  // each call bounded, naming itself: one of them hung once in a full run (not reproduced)
+  goto(url) { return this.step(`goto ${url}`, 120e3, () => this.page.goto(url, { waitUntil: 'load', timeout: 110e3 })); }
+  reload() { return this.step('reload', 120e3, () => this.page.reload({ waitUntil: 'load', timeout: 110e3 })); }
+  evaluate(fn, arg) { return this.step('evaluate', 300e3, () => this.page.evaluate(fn, arg)); }
+  setInputFiles(selector, file) {
+    return this.step(`upload into ${selector}`, 60e3, async () => (await this.page.$(selector)).uploadFile(file));
   }
-  screenshotPng() { return this.page.screenshot({ fullPage: true }); }
-  close() { return this.page.close(); }
+  screenshotPng() { return this.step('screenshot', 60e3, () => this.page.screenshot({ fullPage: true })); }
+  close() { return this.step('close', 60e3, () => this.page.close()); }
 }
 
 export async function launch({ viewport, prefs = {} }) {
