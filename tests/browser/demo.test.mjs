@@ -193,12 +193,29 @@ forEachEngine((engine) => {
       await page.close();
     });
 
-  engine.test('demo: a local weights file the user picks', { timeout: 300e3 }, async ({ browser, origin }) => {
+  engine.test('demo: a local weights file the user picks', { timeout: 300e3 }, async ({ browser, origin, served }) => {
     const page = await browser.newPage();
     await page.goto(`${origin}/web/demo/?weights=/weights/no-such-file.gcam`);
     assert.equal(await page.waitState(['ready', 'error']), 'error');
+    const firstServed = served.length;
     await page.setInputFiles('#weights-file', path.join(FIXTURES, 'model_torch.gcam'));
-    assert.equal(await page.waitState(['ready', 'error']), 'ready');
+    assert.equal(await page.waitState(['ready', 'error'], 60e3).catch(async (e) => {
+      // seen in Firefox, cross-origin isolated: createExplainer never settles (the threaded
+      // build: 1 in 40 there, 0 in 40 on one thread or in Chromium and WebKit). Say where.
+      const where = await page.evaluate(async () => {
+        const within = (p) => Promise.race([p.then((v) => v, (e) => `rejected: ${e}`), new Promise((r) => setTimeout(() => r('no answer in 5 s'), 5000))]);
+        const input = document.getElementById('weights-file');
+        const f = input.files && input.files[0];
+        return {
+          file: f ? { name: f.name, size: f.size, read: await within(f.arrayBuffer().then((b) => b.byteLength)) } : null,
+          explainer: !!window.gcamDemo.explainer,
+          cacheKeys: await within(caches.open('gradcam-wasm-weights-v1').then((c) => c.keys()).then((k) => k.map((r) => r.url.slice(-20)))),
+          resources: performance.getEntriesByType('resource').map((r) => r.name.replace(location.origin, '')).slice(-8),
+        };
+      }).catch((x) => String(x));
+      const after = served.slice(firstServed).map((r) => `${r.path} ${r.status}`);
+      throw new Error(`${e.message}; diagnosis: ${JSON.stringify(where)}; served since the upload: ${JSON.stringify(after)}`);
+    }), 'ready');
     assert.match(await page.text('#weights-status'), /Loaded model_torch\.gcam/);
     await page.close();
   });
@@ -271,6 +288,7 @@ forEachEngine((engine) => {
       assert.deepEqual(browser.seen.filter((u) => !isLocal(u)), []);
     }
     assert.deepEqual(browser.outside, [], 'requests that would have left localhost (refused)');
+    if (browser.background) console.log(`# ${name}: the browser's own requests, refused: ${JSON.stringify([...new Set(browser.background)])}`);
   });
 
   // after the check above: shows that it can fail, i.e. the engine's recorder sees such a request
