@@ -27,8 +27,8 @@
 // responsiveness/errors are built on evaluate, so they behave the same everywhere.
 // The servers put tests/browser/monitor.js first in every HTML page (heartbeat and frame gaps,
 // the page's errors) and log every request with its status (`served`). Requests that would
-// leave 127.0.0.1 are refused and recorded in `browser.outside` (by interception in Chromium
-// and Firefox, by a refusing proxy in WebKit).
+// leave 127.0.0.1 are refused and recorded in `browser.outside` (by interception in Chromium,
+// by a refusing proxy in Firefox, recorded there from BiDi's events, and in WebKit).
 import { describe, test as nodeTest, before, after } from 'node:test';
 import fs from 'node:fs';
 import http from 'node:http';
