@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what gradcam-wasm needs on Debian 12: compilers and libraries (apt), the Python
-# oracles (Debian's python3-* packages, used with /usr/bin/python3), Emscripten, Chromium
-# for the browser test, and the npm dev dependencies (playwright-core only: no browser
-# download). Safe to run again: it skips apt when everything is already there.
+# oracles (Debian's python3-* packages, used with /usr/bin/python3), Emscripten, the three
+# browser engines of the browser tests (Chromium; Firefox ESR; WebKitGTK's MiniBrowser with
+# WebKitWebDriver, on an Xvfb display), and the npm dev dependencies (their drivers:
+# playwright-core, puppeteer-core, selenium-webdriver; no browser is downloaded).
+# Safe to run again: it skips apt when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +14,7 @@ PACKAGES=(
   emscripten binaryen
   python3 python3-numpy python3-torch python3-torchvision python3-opencv python3-h5py
   python3-pytest dataset-fashion-mnist
-  chromium
+  chromium firefox-esr webkit2gtk-driver libwebkit2gtk-4.1-0 xvfb xauth
 )
 
 missing=()
@@ -36,6 +38,7 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.
   exit 1
 fi
 
-if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/puppeteer-core ] || [ ! -d node_modules/selenium-webdriver ] ||
+   [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi

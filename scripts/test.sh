@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test: installs what is needed, builds, then runs the C tests (native Release, under
 # AddressSanitizer+UBSan, and compiled to wasm in Node, all through ctest), the Python
-# oracle/converter tests, the localization check of the
-# small model, the wasm/JS tests in Node, the browser tests in headless Chromium and the packed
-# package built into fresh apps by the bundlers.
+# oracle/converter tests, the localization check of the small model, the wasm/JS tests in
+# Node, the browser tests in Chromium, Firefox and WebKit, and the packed package built into
+# fresh apps by the bundlers.
 # Ends with one line "suites: N passed, N failed" and a non-zero exit if any suite failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,7 @@ suite "C tests as wasm, Winograd F(2,3)" wasm_option
 suite "Python: converter and oracles" /usr/bin/python3 -m pytest -q tests/py
 suite "Localization of the small model" /usr/bin/python3 tests/eval_localization.py --check
 suite "wasm and JS in Node" env GCAM_CLI=build/gcam node --test tests/js/
-suite "Demo in headless Chromium" node --test tests/browser/
+suite "Browser tests in Chromium, Firefox and WebKit" node --test tests/browser/
 suite "The packed package under Vite, webpack, esbuild, Rollup" node --test tests/bundlers/
 
 echo
