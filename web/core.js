@@ -89,9 +89,11 @@ export async function resolveThreads(threads, simd, warn = true) {
   return Math.max(1, Math.min(8, cores));
 }
 
-// Each file is named by its own literal `new URL('./dist/...', import.meta.url)` and each
-// loader by a literal import(): the patterns Vite, webpack and Rollup follow, so a bundled
-// app carries its own copies of these files with no configuration (see web/BUNDLERS.md).
+// Each file is named by its own literal new URL() of its path under ./dist/ (with
+// import.meta.url) and each loader by a literal import(): the patterns Vite, webpack and
+// Rollup follow, so a bundled app carries its own copies of these files with no configuration
+// (see web/BUNDLERS.md). The demo's service worker follows the same patterns: keep paths out
+// of comments.
 const BUILDS = {
   simd: {
     file: 'dist/gcam-simd.mjs',

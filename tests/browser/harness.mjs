@@ -41,6 +41,17 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(HERE, '../..');
 export const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
 export const ENGINES = ['chromium', 'firefox', 'webkit'];
+
+/**
+ * A known bug, not yet understood: in Firefox, on a cross-origin isolated page (the threaded
+ * build), createExplainer now and then never settles (about 1 in 40 here; never on one
+ * thread, never in Chromium or WebKit). Those tests run and report, as `todo`, until it is
+ * fixed: `todo: knownBug(engine, isolated)`.
+ */
+export function knownBug(engine, isolated) {
+  return engine === 'firefox' && isolated
+    ? 'known bug: Firefox\'s threaded build sometimes never finishes createExplainer' : undefined;
+}
 const MONITOR_PATH = '/__harness/monitor.js';
 // the harness's own scripts, served beside the repository
 const HARNESS_FILES = Object.fromEntries(['monitor.js', 'beat-worker.js'].map((f) =>
@@ -340,7 +351,7 @@ export function forEachEngine(define, { serverFiles = {}, launchOptions = {} } =
         name,
         test(testName, options, fn) {
           if (typeof options === 'function') [options, fn] = [{}, options];
-          if (!options.skip && !options.todo) runnable++;
+          if (!options.skip) runnable++; // a todo test runs too (its failure is reported, not counted)
           nodeTest(`${name}: ${testName}`, options, async (t) => {
             if (skip) return t.skip(`${name} cannot run here: ${skip}`);
             if (!ctx.browser) throw new Error(`${name} did not start`);
