@@ -60,6 +60,15 @@ struct gcam_model_loader {
   uint32_t n_carry;
   int32_t flatten_chw;
   float *staging;                   /* one conv's (3,3,C,OC) weights then its OC biases */
+  size_t staging_cap;               /* floats allocated in staging */
+  /* Where each layer lives in m->weights, in floats (conv i at i, dense j at GCAM_MAX_CONV+j):
+   * the portable conv's packed block, or XNNPACK's w_hwio; and the bias. */
+  uint64_t w_off[GCAM_MAX_CONV + GCAM_MAX_DENSE], b_off[GCAM_MAX_CONV + GCAM_MAX_DENSE];
+  uint64_t staging_floats;          /* the largest conv's (3,3,C,OC) + OC */
+  size_t weights_cap;               /* floats allocated in m->weights so far */
+  /* Without a known file length the header's sizes are unproven claims: the weights and the
+   * staging buffer then grow with the payload that has actually arrived, never ahead of it. */
+  int grow;
 };
 
 /* ---- little helpers ------------------------------------------------------------------- */
@@ -327,45 +336,91 @@ static gcam_status gcam__parse_labels(gcam_model_loader *L, gcam_model *m, uint3
   return GCAM_STATUS_OK;
 }
 
-/* The one weights allocation, laid out layer by layer; and the conv staging buffer. */
+/* Floats in one buffer, checked in 64 bits against what this build can address: every
+ * allocation below is at most GCAM__MAX_ALLOC_BYTES (SIZE_MAX / 2: 2 GiB in wasm32). */
+static int gcam__fits(uint64_t floats) { return floats <= GCAM__MAX_ALLOC_BYTES / sizeof(float); }
+
+/* The one weights allocation, laid out layer by layer, and the conv staging buffer: sizes
+ * computed in 64 bits and refused before anything is allocated when they do not fit. The
+ * kernels' own size functions work in size_t, so each is called only once a 64-bit upper
+ * bound of its result (and of every product inside it) is known to fit. */
 static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
   int xnn = m->backend == GCAM_BACKEND_XNNPACK;
-  size_t total = 0, staging = 0;
-  for (int32_t i = 0; i < m->n_conv; i++) {
-    const gcam_conv_layer *l = &m->conv[i];
-    size_t hwio = (size_t)9 * (size_t)l->C * (size_t)l->OC;
-    total += xnn ? gcam__align16(hwio) + gcam__align16((size_t)l->OC)
-                 : gcam__align16(gcam_conv3x3_packed_floats(l->C, l->OC));
-    if (hwio + (size_t)l->OC > staging) staging = hwio + (size_t)l->OC;
-  }
-  for (int32_t j = 0; j < m->n_dense; j++)
-    total += gcam__align16((size_t)m->dense[j].IN * (size_t)m->dense[j].OUT) +
-             gcam__align16((size_t)m->dense[j].OUT);
-  if (total > SIZE_MAX / sizeof(float) / 2)
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "the weights do not fit in this address space");
-  m->weights = aligned_alloc(64, total * sizeof(float));
-  if (!xnn) L->staging = malloc(staging * sizeof(float));
-  if (!m->weights || (!xnn && !L->staging))
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %zu MB of weights",
-                       total * sizeof(float) >> 20);
-  m->weight_floats = total;
-  float *p = m->weights;
+  uint64_t total = 0, staging = 0;
   for (int32_t i = 0; i < m->n_conv; i++) {
     gcam_conv_layer *l = &m->conv[i];
+    const uint64_t C = (uint64_t)l->C, OC = (uint64_t)l->OC, hwio = 9 * C * OC;
+    /* Winograd F(4,3) packs 6x6 = 36 taps per (C+1) x NR block: a bound of both paths */
+    const uint64_t packed_bound = 36 * (OC + 8) * (9 * C + 1) + OC + 16;
+    const uint64_t scratch_bound = C + 36 * 96 * (C + OC) + 16;
+    if (!gcam__fits(packed_bound) || !gcam__fits(scratch_bound) || !gcam__fits(hwio + OC))
+      return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                         "conv %d (%d -> %d channels) needs more memory than this build can "
+                         "address (%llu MiB per buffer)",
+                         i, l->C, l->OC, (unsigned long long)(GCAM__MAX_ALLOC_BYTES >> 20));
+    L->w_off[i] = total;
     if (xnn) {
-      l->w_hwio = p, p += gcam__align16((size_t)9 * l->C * l->OC);
-      l->bias = p, p += gcam__align16((size_t)l->OC);
+      L->b_off[i] = total + gcam__align16((size_t)hwio);
+      total = L->b_off[i] + gcam__align16((size_t)OC);
     } else {
-      l->packed = p, p += gcam__align16(gcam_conv3x3_packed_floats(l->C, l->OC));
+      total += gcam__align16(gcam_conv3x3_packed_floats(l->C, l->OC));
     }
+    if (hwio + OC > staging) staging = hwio + OC;
     l->scratch_floats = gcam_conv3x3_scratch_floats(l->H, l->W, l->C, l->OC);
   }
   for (int32_t j = 0; j < m->n_dense; j++) {
-    gcam_dense_layer *l = &m->dense[j];
-    l->w = p, p += gcam__align16((size_t)l->IN * l->OUT);
-    l->bias = p, p += gcam__align16((size_t)l->OUT);
+    const uint64_t n = (uint64_t)m->dense[j].IN * (uint64_t)m->dense[j].OUT; /* <= 2^31 */
+    L->w_off[GCAM_MAX_CONV + j] = total;
+    L->b_off[GCAM_MAX_CONV + j] = total + ((n + 15) & ~(uint64_t)15);
+    total = L->b_off[GCAM_MAX_CONV + j] + (((uint64_t)m->dense[j].OUT + 15) & ~(uint64_t)15);
   }
+  if (!gcam__fits(total))
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "the weights need %llu MiB, more than this build can address (%llu MiB)",
+                       (unsigned long long)(total * sizeof(float) >> 20),
+                       (unsigned long long)(GCAM__MAX_ALLOC_BYTES >> 20));
+  m->weight_floats = (size_t)total;
+  L->staging_floats = xnn ? 0 : staging;
+  L->grow = L->expected_size == 0;
+  if (L->grow) return GCAM_STATUS_OK; /* allocated as the payload arrives */
+  m->weights = aligned_alloc(64, (size_t)total * sizeof(float));
+  if (!xnn) L->staging = malloc((size_t)staging * sizeof(float));
+  if (!m->weights || (!xnn && !L->staging))
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %llu MB of weights",
+                       (unsigned long long)(total * sizeof(float) >> 20));
+  L->weights_cap = (size_t)total;
+  L->staging_cap = (size_t)staging;
   return GCAM_STATUS_OK;
+}
+
+/* *buf holds at least `need` of its `limit` floats: grown by doubling (so the copies cost
+ * O(final size) and a header's claim is never reserved ahead of the bytes that back it). */
+static gcam_status gcam__reserve(float **buf, size_t *cap, uint64_t need, uint64_t limit) {
+  if (need <= *cap) return GCAM_STATUS_OK;
+  uint64_t want = *cap ? 2 * (uint64_t)*cap : (uint64_t)1 << 16;
+  if (want < need) want = need;
+  if (want > limit) want = limit;
+  float *p = realloc(*buf, (size_t)want * sizeof(float));
+  if (!p)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %llu MB of weights",
+                       (unsigned long long)(want * sizeof(float) >> 20));
+  *buf = p, *cap = (size_t)want;
+  return GCAM_STATUS_OK;
+}
+
+/* The layer tables point into the weights once they are complete (they may move until then). */
+static void gcam__place_weights(gcam_model_loader *L, gcam_model *m) {
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    gcam_conv_layer *l = &m->conv[i];
+    if (m->backend == GCAM_BACKEND_XNNPACK)
+      l->w_hwio = m->weights + L->w_off[i], l->bias = m->weights + L->b_off[i];
+    else
+      l->packed = m->weights + L->w_off[i];
+  }
+  for (int32_t j = 0; j < m->n_dense; j++) {
+    m->dense[j].w = m->weights + L->w_off[GCAM_MAX_CONV + j];
+    m->dense[j].bias = m->weights + L->b_off[GCAM_MAX_CONV + j];
+  }
 }
 
 static gcam_status gcam__parse_header(gcam_model_loader *L) {
@@ -389,24 +444,68 @@ static gcam_status gcam__parse_header(gcam_model_loader *L) {
 
 /* ---- the payload ------------------------------------------------------------------------- */
 
-/* Where elements [e, e+k) of tensor t go, and how many of them are contiguous there. */
-static float *gcam__destination(gcam_model_loader *L, const gcam__tensor *t, uint64_t e,
-                                uint64_t *k) {
+/* Where elements [e, e+k) of tensor t go, and how many of them are contiguous there; that
+ * much memory is reserved first. A CHW-flattened dense0 row is placed in HWC order directly
+ * when the whole allocation exists, and kept in file order (permuted once complete) when it
+ * grows. */
+static gcam_status gcam__destination(gcam_model_loader *L, const gcam__tensor *t, uint64_t e,
+                                     uint64_t *k, float **dst) {
   gcam_model *m = L->model;
-  if (t->kind == GCAM__CONV_W || t->kind == GCAM__CONV_B) {
-    gcam_conv_layer *l = &m->conv[t->layer];
-    if (m->backend == GCAM_BACKEND_XNNPACK) return (t->kind == GCAM__CONV_W ? l->w_hwio : l->bias) + e;
-    return L->staging + (t->kind == GCAM__CONV_W ? 0 : (size_t)9 * l->C * l->OC) + e;
+  const int32_t slot = t->kind <= GCAM__CONV_B ? t->layer : GCAM_MAX_CONV + t->layer;
+  uint64_t at;
+  if (t->kind <= GCAM__CONV_B && m->backend != GCAM_BACKEND_XNNPACK) {
+    const gcam_conv_layer *l = &m->conv[t->layer];
+    at = (t->kind == GCAM__CONV_W ? 0 : 9 * (uint64_t)l->C * (uint64_t)l->OC) + e;
+    gcam_status st = gcam__reserve(&L->staging, &L->staging_cap, at + *k, L->staging_floats);
+    if (st) return st;
+    *dst = L->staging + at;
+    return GCAM_STATUS_OK;
   }
-  gcam_dense_layer *l = &m->dense[t->layer];
-  if (t->kind == GCAM__DENSE_B) return l->bias + e;
-  uint64_t row = e / (uint64_t)l->OUT, col = e % (uint64_t)l->OUT;
-  if (*k > (uint64_t)l->OUT - col) *k = (uint64_t)l->OUT - col; /* stop at the row's end */
-  if (t->layer == 0 && L->flatten_chw) {                        /* CHW row -> HWC row */
+  if (t->kind == GCAM__CONV_B || t->kind == GCAM__DENSE_B) {
+    at = L->b_off[slot] + e;
+  } else if (t->kind == GCAM__CONV_W || !(t->layer == 0 && L->flatten_chw) || L->grow) {
+    at = L->w_off[slot] + e;
+  } else { /* CHW row -> HWC row */
+    const gcam_dense_layer *l = &m->dense[t->layer];
+    uint64_t row = e / (uint64_t)l->OUT, col = e % (uint64_t)l->OUT;
+    if (*k > (uint64_t)l->OUT - col) *k = (uint64_t)l->OUT - col; /* stop at the row's end */
     uint64_t hw = (uint64_t)m->head_h * (uint64_t)m->head_w, C = (uint64_t)m->cam_c;
     row = (row % hw) * C + row / hw;
+    at = L->w_off[slot] + row * (uint64_t)l->OUT + col;
   }
-  return l->w + row * (uint64_t)l->OUT + col;
+  gcam_status st = gcam__reserve(&m->weights, &L->weights_cap, at + *k, m->weight_floats);
+  if (st) return st;
+  *dst = m->weights + at;
+  return GCAM_STATUS_OK;
+}
+
+/* rows (hw*C of `out` floats) in CHW order -> HWC order, in place: each cycle of the
+ * permutation moved once, through one spare row; `done` marks the rows already placed. */
+static gcam_status gcam__rows_chw_to_hwc(float *w, uint64_t hw, uint64_t C, uint64_t out) {
+  const uint64_t n = hw * C;
+  float *tmp = malloc((size_t)out * sizeof(float));
+  uint8_t *done = calloc((size_t)(n / 8 + 1), 1);
+  if (!tmp || !done) {
+    free(tmp), free(done);
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory reordering dense0");
+  }
+  const size_t rb = (size_t)out * sizeof(float);
+  for (uint64_t start = 0; start < n; start++) {
+    if (done[start / 8] >> (start % 8) & 1) continue;
+    /* position d (= s*C + c in HWC) takes the file's row c*hw + s */
+    memcpy(tmp, w + start * out, rb);
+    uint64_t d = start;
+    for (;;) {
+      uint64_t from = (d % C) * hw + d / C;
+      done[d / 8] |= (uint8_t)(1u << (d % 8));
+      if (from == start) break;
+      memcpy(w + d * out, w + from * out, rb);
+      d = from;
+    }
+    memcpy(w + d * out, tmp, rb);
+  }
+  free(tmp), free(done);
+  return GCAM_STATUS_OK;
 }
 
 static gcam_status gcam__convert(float *dst, const uint8_t *src, uint64_t k, uint32_t es,
@@ -424,11 +523,21 @@ static gcam_status gcam__convert(float *dst, const uint8_t *src, uint64_t k, uin
 }
 
 /* A tensor is complete: a conv's bias completes the conv, which is then packed. */
-static void gcam__tensor_done(gcam_model_loader *L, const gcam__tensor *t) {
+static gcam_status gcam__tensor_done(gcam_model_loader *L, const gcam__tensor *t) {
   gcam_model *m = L->model;
-  if (t->kind != GCAM__CONV_B || m->backend == GCAM_BACKEND_XNNPACK) return;
+  if (t->kind == GCAM__DENSE_W && t->layer == 0 && L->flatten_chw && L->grow)
+    return gcam__rows_chw_to_hwc(m->weights + L->w_off[GCAM_MAX_CONV], 
+                                 (uint64_t)m->head_h * (uint64_t)m->head_w,
+                                 (uint64_t)m->cam_c, (uint64_t)m->dense[0].OUT);
+  if (t->kind != GCAM__CONV_B || m->backend == GCAM_BACKEND_XNNPACK) return GCAM_STATUS_OK;
   gcam_conv_layer *l = &m->conv[t->layer];
-  gcam_conv3x3_pack(l->packed, L->staging, L->staging + (size_t)9 * l->C * l->OC, l->C, l->OC);
+  const uint64_t at = L->w_off[t->layer];
+  gcam_status st = gcam__reserve(&m->weights, &L->weights_cap,
+                                 at + gcam_conv3x3_packed_floats(l->C, l->OC), m->weight_floats);
+  if (st) return st;
+  gcam_conv3x3_pack(m->weights + at, L->staging, L->staging + (size_t)9 * l->C * l->OC, l->C,
+                    l->OC);
+  return GCAM_STATUS_OK;
 }
 
 /* Consume payload bytes [pos, pos+n) (pos relative to the payload start). */
@@ -447,19 +556,21 @@ static gcam_status gcam__payload(gcam_model_loader *L, const uint8_t *p, size_t 
       while (L->n_carry < es && L->n_carry < sizeof L->carry && n) L->carry[L->n_carry++] = *p++, n--, pos++;
       if (L->n_carry < es) return GCAM_STATUS_OK;
       uint64_t k = 1;
-      float *dst = gcam__destination(L, t, L->elem, &k);
+      float *dst;
+      if ((st = gcam__destination(L, t, L->elem, &k, &dst))) return st;
       if ((st = gcam__convert(dst, L->carry, 1, es, t, L->elem))) return st;
       L->elem++, L->n_carry = 0;
     }
     while (L->elem < t->n_elems && n >= es) {
       uint64_t k = t->n_elems - L->elem;
       if (k > n / es) k = n / es;
-      float *dst = gcam__destination(L, t, L->elem, &k);
+      float *dst;
+      if ((st = gcam__destination(L, t, L->elem, &k, &dst))) return st;
       if ((st = gcam__convert(dst, p, k, es, t, L->elem))) return st;
       L->elem += k, p += k * es, n -= (size_t)(k * es), pos += k * es;
     }
     if (L->elem == t->n_elems) {
-      gcam__tensor_done(L, t);
+      if ((st = gcam__tensor_done(L, t))) return st;
       L->cur++, L->elem = 0;
     } else if (n) { /* less than one element left in this chunk */
       memcpy(L->carry, p, n);
@@ -571,11 +682,23 @@ gcam_status gcam_model_loader_finish(gcam_model_loader *L, gcam_model **out) {
   }
   uint8_t digest[32];
   gcam__sha256_final(&L->sha, digest);
+#ifdef GCAM_FUZZ_NO_SHA256
+  /* fuzz builds only (tests/fuzz/CMakeLists.txt): a mutated file must reach the checks
+   * behind the checksum. Never defined in a shipped build. */
+  memcpy(digest, L->want_sha256, 32);
+#endif
   if (memcmp(digest, L->want_sha256, 32) != 0) {
     gcam_model_loader_free(L);
     return gcam__error(GCAM_STATUS_CORRUPT,
                        "the file's SHA-256 does not match its header: the file is corrupt");
   }
+  /* the payload filled every tensor; only the alignment tail may be unreserved */
+  if ((st = gcam__reserve(&L->model->weights, &L->weights_cap, L->model->weight_floats,
+                          L->model->weight_floats))) {
+    gcam_model_loader_free(L);
+    return st;
+  }
+  gcam__place_weights(L, L->model);
   *out = L->model;
   L->model = NULL;
   gcam_model_loader_free(L);
