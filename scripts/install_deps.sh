@@ -2,7 +2,9 @@
 # Installs what gradcam-wasm needs on Debian 12: compilers and libraries (apt), the Python
 # oracles (Debian's python3-* packages, used with /usr/bin/python3), Emscripten, Chromium
 # for the browser test, and the npm dev dependencies (playwright-core only: no browser
-# download). Safe to run again: it skips apt when everything is already there.
+# download); clang-14 with libclang-rt-14-dev for the libFuzzer harnesses (tests/fuzz) and
+# gcc-multilib for the 32-bit (-m32) AddressSanitizer run of the loader tests.
+# Safe to run again: it skips apt when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +13,9 @@ PACKAGES=(
   libstb-dev libxnnpack-dev libpthreadpool-dev
   emscripten binaryen
   python3 python3-numpy python3-torch python3-torchvision python3-opencv python3-h5py
-  python3-pytest dataset-fashion-mnist
+  python3-pytest python3-pil dataset-fashion-mnist
   chromium
+  clang-14 libclang-rt-14-dev gcc-multilib
 )
 
 missing=()

@@ -1,5 +1,6 @@
 /* model_file.c: loading a weights file from a path, streamed through a loader in 4 MiB
  * chunks so that the file is never held in memory whole. */
+#define _POSIX_C_SOURCE 200809L /* open(O_CLOEXEC), fstat: also under -std=c11 */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -7,6 +7,7 @@
  *
  * Without --weights the built-in default model is used (the small Fashion-MNIST VGG the
  * project trains). Errors: exit status 1 (2 for usage) and one line on stderr. */
+#define _POSIX_C_SOURCE 200809L /* open(O_CLOEXEC), fstat: also under -std=c11 */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
