@@ -30,7 +30,12 @@
 #pragma GCC diagnostic ignored "-Wmisleading-indentation"
 #endif
 #endif
+/* Debian's /usr/include/stb: on the include path in the wasm build, through <stb/...> natively */
+#if __has_include("stb_image.h")
+#include "stb_image.h"
+#else
 #include <stb/stb_image.h>
+#endif
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
