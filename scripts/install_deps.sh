@@ -3,7 +3,7 @@
 # oracles (Debian's python3-* packages, used with /usr/bin/python3), Emscripten, Chromium
 # for the browser test, and the npm dev dependencies (playwright-core only: no browser
 # download); clang-14 with libclang-rt-14-dev for the libFuzzer harnesses (tests/fuzz) and
-# gcc-multilib for the 32-bit (-m32) AddressSanitizer run of the loader tests.
+# gcc-multilib and lib32stdc++-12-dev for 32-bit (-m32) ASan runs and fuzzers.
 # Safe to run again: it skips apt when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ PACKAGES=(
   python3 python3-numpy python3-torch python3-torchvision python3-opencv python3-h5py
   python3-pytest python3-pil dataset-fashion-mnist
   chromium
-  clang-14 libclang-rt-14-dev gcc-multilib
+  clang-14 libclang-rt-14-dev gcc-multilib lib32stdc++-12-dev
 )
 
 missing=()

@@ -208,6 +208,12 @@ static gcam_status gcam__parse_config(gcam_model_loader *L, gcam_model *m, uint3
     uint32_t oc = gcam__u32(t), flags = gcam__u32(t + 4);
     if (oc < 1 || oc > GCAM__MAX_CHANNELS || (flags & ~1u))
       return gcam__error(GCAM_STATUS_BAD_CONFIG, "conv %d: %u channels, flags 0x%x", i, oc, flags);
+    /* the kernels index one feature map (and the pool's argmax) in int32: a map of 2^31
+     * values or more is this format's limit, whatever the address space */
+    if ((uint64_t)H * (uint64_t)W * oc > (uint64_t)INT32_MAX)
+      return gcam__error(GCAM_STATUS_BAD_CONFIG,
+                         "conv %d: a %dx%dx%u output map has 2^31 values or more (the limit)", i,
+                         W, H, oc);
     gcam_conv_layer *l = &m->conv[i];
     l->H = H, l->W = W, l->C = C, l->OC = (int32_t)oc, l->pool = (int32_t)(flags & 1);
     C = (int32_t)oc;

@@ -83,6 +83,15 @@ def model_staging_wrap(path):
         f.write(head)
 
 
+def model_int32_index(path):
+    """A map of 4096*4096*128 = 2^31 values: the pool's int32 argmax and the kernels' int32
+    offsets overflow there even on 64 bits (natively it passed every check). Header only:
+    the format's limit refuses it before any payload."""
+    head = header_only((4096, 4096), [(128, True)] + [(1, True)] * 11, [2])
+    with open(path, "wb") as f:
+        f.write(head)
+
+
 def model_header_claims_gb(path):
     """Finding 5: 832 bytes of header that announce ~1.45 GB of weights and nothing else:
     streamed without a known length, nothing that large may be reserved before the payload
@@ -103,6 +112,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     model_act_wrap(os.path.join(OUT, "finding1_act_wrap.gcam"))
     model_staging_wrap(os.path.join(OUT, "finding1_staging_wrap.gcam"))
+    model_int32_index(os.path.join(OUT, "finding1_int32_index.gcam"))
     model_header_claims_gb(os.path.join(OUT, "finding5_header_claims_gb.gcam"))
     if len(sys.argv) < 2 or sys.argv[1] != "--models-only":
         import make_hostile_images  # noqa: F401  (written below, same folder)

@@ -342,6 +342,22 @@ static void test_finding1_staging_wraps_size_t(void) {
   free(head);
 }
 
+/* Next to finding 1: a 4096x4096x128 map (2^31 values) overflowed the int32 offsets of the
+ * pool and its argmax on any platform; the format now names 2^31 as the limit. */
+static void test_finding1_map_over_int32_is_refused(void) {
+  size_t size;
+  uint8_t *head = test_read_file(HOSTILE "finding1_int32_index.gcam", &size);
+  CHECK(head != NULL, "cannot read finding1_int32_index.gcam");
+  if (!head) return;
+  gcam_model_loader *L;
+  gcam_model_loader_create(NULL, 0, &L);
+  gcam_status st = gcam_model_loader_write(L, head, size);
+  CHECK(st == GCAM_STATUS_BAD_CONFIG && strstr(gcam_last_error(), "2^31") != NULL,
+        "finding 1, int32 map: got %s (%s)", gcam_status_string(st), gcam_last_error());
+  gcam_model_loader_free(L);
+  free(head);
+}
+
 /* Finding 5: a 1.8 KB header announcing 1.45 GB of weights, streamed without a length:
  * nothing near that is reserved before payload bytes arrive to fill it. */
 static void test_finding5_header_claims_do_not_reserve(void) {
@@ -447,6 +463,7 @@ int main(void) {
   test_arguments();
   test_finding1_activations_wrap_size_t();
   test_finding1_staging_wraps_size_t();
+  test_finding1_map_over_int32_is_refused();
   test_finding5_header_claims_do_not_reserve();
   test_streamed_without_length_is_identical();
   free(good);
