@@ -8,7 +8,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 core=$(ls src/*.c src/kernels/*.c src/image/*.c | grep -v '/xnn_')
 rc=0
-for t in test_sha256 test_kernels test_image test_model_load test_pipeline; do
+for t in test_sha256 test_kernels test_image test_image_hostile test_model_load test_pipeline; do
   echo "--- $t (wasm SIMD)"
   # shellcheck disable=SC2086
   emcc -std=c11 -O3 -msimd128 -Iinclude -Isrc -Itests -I/usr/include/stb \
