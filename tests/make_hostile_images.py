@@ -121,6 +121,42 @@ def png_chunk_not_utf8(base):
     return bytes(out)
 
 
+def png_adam7(img):
+    """An interlaced (Adam7) 8-bit RGB PNG, written by hand (PIL writes none)."""
+    h, w, _ = img.shape
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+              (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        sub = img[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\0" + row.tobytes() for row in sub)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw))
+            + _chunk(b"IEND", b""))
+
+
+def png_variants():
+    """[(name, bytes)]: the PNG colour types and depths, as controls for the validator."""
+    rgb = _pattern(23, 17)
+    out = [("ok_adam7_23x17.png", png_adam7(rgb))]
+    modes = {"gray8": Image.fromarray(rgb[..., 0]),
+             "gray1": Image.fromarray(rgb[..., 0]).convert("1"),
+             "gray16": Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).convert("I;16"),
+             "gray_alpha": Image.fromarray(rgb[..., :2].copy(), "LA"),
+             "palette": Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=16),
+             "rgba": Image.fromarray(_pattern(23, 17, 4))}
+    pal_trns = Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=5)
+    for name, im in modes.items():
+        b = io.BytesIO()
+        im.save(b, "PNG")
+        out.append((f"ok_{name}_23x17.png", b.getvalue()))
+    b = io.BytesIO()
+    pal_trns.save(b, "PNG", transparency=2, bits=4)
+    out.append(("ok_palette4_trns_23x17.png", b.getvalue()))
+    return out
+
+
 def main(out_dir):
     def put(name, data):
         with open(os.path.join(out_dir, name), "wb") as f:
@@ -132,6 +168,19 @@ def main(out_dir):
     put("ok_baseline_64x48.jpg", baseline)
     put("ok_progressive_64x48.jpg", progressive)
     put("ok_rgb_64x48.png", _png(rgb))
+    for name, data in png_variants():
+        put(name, data)
+    put("ok_gray_progressive_23x17.jpg", _jpeg(_pattern(23, 17)[..., 0], progressive=True))
+    # restart markers (RSTn inside the scan, a DRI segment): Pillow writes none, OpenCV does
+    import cv2
+    ok, rst = cv2.imencode(".jpg", _pattern(23, 17)[..., ::-1].copy(),
+                           [cv2.IMWRITE_JPEG_RST_INTERVAL, 1, cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    put("ok_restart_23x17.jpg", rst.tobytes())
+    ok, rst = cv2.imencode(".jpg", _pattern(23, 17)[..., ::-1].copy(),
+                           [cv2.IMWRITE_JPEG_RST_INTERVAL, 2, cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok
+    put("ok_restart_progressive_23x17.jpg", rst.tobytes())
     put("finding3_dht_over_256.jpg", jpeg_dht_over_256(baseline))
     put("finding3_progressive_undefined_huffman.jpg",
         jpeg_scan_undefined_table(progressive, progressive=True))
