@@ -251,9 +251,13 @@ static gcam_status gcam__check_tensor(gcam_model_loader *L, const uint8_t *e, in
   char name[41];
   memcpy(name, e, 40);
   name[40] = 0;
-  if (strcmp(name, want_name) != 0)
+  if (strcmp(name, want_name) != 0) {
+    /* the file's bytes reach a message (a log, a terminal) as printable ASCII only */
+    for (char *c = name; *c; c++)
+      if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "tensor %d is named '%s', expected '%s'", idx, name,
                        want_name);
+  }
   uint32_t dtype = gcam__u32(e + 40), ndim = gcam__u32(e + 44);
   if (dtype > 1)
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "%s: unknown dtype %u", want_name, dtype);

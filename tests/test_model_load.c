@@ -179,6 +179,10 @@ static void test_bad_files(void) {
   expect("tensor name", f, good_size, GCAM_STATUS_BAD_CONFIG, "conv0.bias");
 
   memcpy(f, good, good_size);
+  memcpy(f + tensors + 80, "\xc3\x28\x1b[31m", 7); /* not UTF-8, a terminal escape */
+  expect("tensor name with raw bytes", f, good_size, GCAM_STATUS_BAD_CONFIG, "'?(?[31mias'");
+
+  memcpy(f, good, good_size);
   wr32(f + tensors + 80 + 64, rd32(f + tensors + 80 + 64) + 4); /* conv0.bias offset unaligned */
   expect("unaligned offset", f, good_size, GCAM_STATUS_CORRUPT, "offset");
 
