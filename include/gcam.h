@@ -142,8 +142,8 @@ gcam_status gcam_model_load_from_file(const char *path, const gcam_model_params 
  * in memory. `expected_size` is the file's total size if known (0 if not): a mismatch with the
  * header is reported at the first write instead of at the end. With a known size the weights
  * are allocated once, when the header has been read; with 0 the header's sizes are claims
- * not yet backed by bytes, and the memory grows with the payload actually received (never
- * more than about twice it). Every size is computed in 64 bits: a network whose weights,
+ * not yet backed by bytes, and the memory grows with the payload actually received (at most
+ * twice it, until an eighth of the weights has arrived; then all of them). Every size is computed in 64 bits: a network whose weights,
  * activations or scratch would not fit this build's address space (any one buffer over half
  * of it: 2 GiB in wasm32) is refused with GCAM_STATUS_OUT_OF_MEMORY before allocating. */
 gcam_status gcam_model_loader_create(const gcam_model_params *params, uint64_t expected_size,

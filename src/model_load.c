@@ -403,13 +403,16 @@ static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
   return GCAM_STATUS_OK;
 }
 
-/* *buf holds at least `need` of its `limit` floats: grown by doubling (so the copies cost
- * O(final size) and a header's claim is never reserved ahead of the bytes that back it). */
+/* *buf holds at least `need` of its `limit` floats. It grows by doubling, so a header's claim
+ * is never reserved far ahead of the bytes that back it (at most twice them), until an
+ * eighth of the limit is reached: then it takes the whole limit at once, so that a real file
+ * streamed without a length costs at most one copy of an eighth of its weights (and peaks
+ * at 9/8 of them), not a chain of copies of half of them. */
 static gcam_status gcam__reserve(float **buf, size_t *cap, uint64_t need, uint64_t limit) {
   if (need <= *cap) return GCAM_STATUS_OK;
   uint64_t want = *cap ? 2 * (uint64_t)*cap : (uint64_t)1 << 16;
   if (want < need) want = need;
-  if (want > limit) want = limit;
+  if (want > limit / 8) want = limit;
   float *p = realloc(*buf, (size_t)want * sizeof(float));
   if (!p)
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %llu MB of weights",
