@@ -150,14 +150,21 @@ typedef struct gcam_model_info {
 gcam_status gcam_model_load_from_memory(const void *data, size_t size,
                                         const gcam_model_params *params, gcam_model **out);
 
-/* Load from a file path (a thin wrapper that streams the file through a loader). */
+/* Load from a file path (a thin wrapper that streams the file through a loader). Only a
+ * regular file is read: a FIFO, a device or a directory is refused (GCAM_STATUS_IO) before
+ * a byte is read. */
 gcam_status gcam_model_load_from_file(const char *path, const gcam_model_params *params,
                                       gcam_model **out);
 
 /* Streaming load: feed the file in chunks of any size, in order, then finish. The weights
  * are written straight to their final place as they arrive, so the file is never held twice
  * in memory. `expected_size` is the file's total size if known (0 if not): a mismatch with the
- * header is reported at the first write instead of at the end. */
+ * header is reported at the first write instead of at the end. With a known size the weights
+ * are allocated once, when the header has been read; with 0 the header's sizes are claims
+ * not yet backed by bytes, and the memory grows with the payload actually received (at most
+ * twice it, until an eighth of the weights has arrived; then all of them). Every size is computed in 64 bits: a network whose weights,
+ * activations or scratch would not fit this build's address space (any one buffer over half
+ * of it: 2 GiB in wasm32) is refused with GCAM_STATUS_OUT_OF_MEMORY before allocating. */
 gcam_status gcam_model_loader_create(const gcam_model_params *params, uint64_t expected_size,
                                      gcam_model_loader **out);
 gcam_status gcam_model_loader_write(gcam_model_loader *loader, const void *chunk, size_t size);
@@ -277,7 +284,12 @@ gcam_status gcam_heatmap_rgba(uint8_t *out, int32_t width, int32_t height, const
 /* Decode a JPEG or PNG held in memory into tightly packed RGBA. Other formats are refused
  * (GCAM_STATUS_UNSUPPORTED_FORMAT); dimensions over max_pixels are refused before any
  * pixel memory is allocated (max_pixels <= 0 means GCAM_MAX_IMAGE_PIXELS; larger values are
- * clamped to it). EXIF orientation is not applied. Free *rgba with gcam_image_free(). */
+ * clamped to it). Before the decoder (stb_image) reads a byte, the file's structure is
+ * checked: every JPEG segment and PNG chunk lies inside the file, JPEG Huffman tables hold at
+ * most 256 codes and exist before a scan uses them, PNG image data is no larger than the
+ * declared image can need, and the memory the decode takes (estimated from the declared
+ * size) is within 1.5 GiB; anything else is GCAM_STATUS_IMAGE_DECODE or _IMAGE_TOO_LARGE
+ * (SECURITY.md). EXIF orientation is not applied. Free *rgba with gcam_image_free(). */
 gcam_status gcam_image_decode(const void *data, size_t size, int64_t max_pixels, uint8_t **rgba,
                               int32_t *width, int32_t *height);
 void gcam_image_free(uint8_t *rgba);

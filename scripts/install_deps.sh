@@ -3,7 +3,9 @@
 # oracles (Debian's python3-* packages, used with /usr/bin/python3), Emscripten, the three
 # browser engines of the browser tests (Chromium; Firefox ESR; WebKitGTK's MiniBrowser with
 # WebKitWebDriver, on an Xvfb display), and the npm dev dependencies (their drivers:
-# playwright-core, puppeteer-core, selenium-webdriver; no browser is downloaded).
+# playwright-core, puppeteer-core, selenium-webdriver; no browser is downloaded); clang-14
+# with libclang-rt-14-dev for the libFuzzer harnesses (tests/fuzz), gcc-multilib and
+# lib32stdc++-12-dev for 32-bit (-m32) ASan runs and fuzzers.
 # Safe to run again: it skips apt when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +15,9 @@ PACKAGES=(
   libstb-dev libxnnpack-dev libpthreadpool-dev
   emscripten binaryen
   python3 python3-numpy python3-torch python3-torchvision python3-opencv python3-h5py
-  python3-pytest dataset-fashion-mnist
+  python3-pytest python3-pil dataset-fashion-mnist
   chromium firefox-esr webkit2gtk-driver libwebkit2gtk-4.1-0 xvfb xauth
+  clang-14 libclang-rt-14-dev gcc-multilib lib32stdc++-12-dev
 )
 
 missing=()

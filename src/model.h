@@ -13,6 +13,11 @@
 #define GCAM_MAX_DENSE 16
 #define GCAM_FORMAT_VERSION 1
 
+/* The largest single allocation the library makes, in bytes: half the address space
+ * (2 GiB in wasm32, where size_t is 32 bits). Every byte count is computed in 64 bits and
+ * checked against this before malloc, so a crafted size is refused, never wrapped. */
+#define GCAM__MAX_ALLOC_BYTES ((uint64_t)(SIZE_MAX / 2))
+
 typedef struct gcam_conv_layer {
   int32_t H, W;       /* input spatial size */
   int32_t C, OC;      /* input, output channels */

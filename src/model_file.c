@@ -1,9 +1,13 @@
 /* model_file.c: loading a weights file from a path, streamed through a loader in 4 MiB
  * chunks so that the file is never held in memory whole. */
+#define _POSIX_C_SOURCE 200809L /* open(O_CLOEXEC), fstat: also under -std=c11 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "gcam.h"
@@ -12,17 +16,24 @@ gcam_status gcam_model_load_from_file(const char *path, const gcam_model_params 
                                       gcam_model **out) {
   if (!path || !out) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "path or out is NULL");
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return gcam__error(GCAM_STATUS_IO, "cannot open %s: %s", path, strerror(errno));
-  uint64_t size = 0;
-  if (fseek(f, 0, SEEK_END) == 0) {
-    long end = ftell(f);
-    if (end > 0) size = (uint64_t)end;
-    rewind(f);
+  /* Opened without blocking and checked to be a regular file before a byte is read: a FIFO
+   * with no writer would block open() forever, /dev/zero would never end. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return gcam__error(GCAM_STATUS_IO, "cannot open %s: %s", path, strerror(errno));
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    close(fd);
+    return gcam__error(GCAM_STATUS_IO, "%s is not a regular file", path);
   }
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return gcam__error(GCAM_STATUS_IO, "cannot open %s: %s", path, strerror(errno));
+  }
+  const uint64_t size = sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
   if (size == 0) {
     fclose(f);
-    return gcam__error(GCAM_STATUS_TRUNCATED, "%s is empty (or not a regular file)", path);
+    return gcam__error(GCAM_STATUS_TRUNCATED, "%s is empty", path);
   }
   gcam_model_loader *L;
   gcam_status st = gcam_model_loader_create(params, size, &L);

@@ -189,6 +189,12 @@ static gcam_status gcam__parse_config(gcam_model_loader *L, gcam_model *m, uint3
     uint32_t oc = gcam__u32(t), flags = gcam__u32(t + 4);
     if (oc < 1 || oc > GCAM__MAX_CHANNELS || (flags & ~1u))
       return gcam__error(GCAM_STATUS_BAD_CONFIG, "conv %d: %u channels, flags 0x%x", i, oc, flags);
+    /* the kernels index one feature map (and the pool's argmax) in int32: a map of 2^31
+     * values or more is this format's limit, whatever the address space */
+    if ((uint64_t)H * (uint64_t)W * oc > (uint64_t)INT32_MAX)
+      return gcam__error(GCAM_STATUS_BAD_CONFIG,
+                         "conv %d: a %dx%dx%u output map has 2^31 values or more (the limit)", i,
+                         W, H, oc);
     gcam_conv_layer *l = &m->conv[i];
     l->H = H, l->W = W, l->C = C, l->OC = (int32_t)oc, l->pool = (int32_t)(flags & 1);
     C = (int32_t)oc;
@@ -227,9 +233,13 @@ static gcam_status gcam__check_tensor(gcam_model_loader *L, const uint8_t *e, in
   char name[41];
   memcpy(name, e, 40);
   name[40] = 0;
-  if (strcmp(name, want_name) != 0)
+  if (strcmp(name, want_name) != 0) {
+    /* the file's bytes reach a message (a log, a terminal) as printable ASCII only */
+    for (char *c = name; *c; c++)
+      if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "tensor %d is named '%s', expected '%s'", idx, name,
                        want_name);
+  }
   uint32_t dtype = gcam__u32(e + 40), ndim = gcam__u32(e + 44);
   if (dtype > 2)
     return gcam__error(GCAM_STATUS_BAD_CONFIG, "%s: unknown dtype %u", want_name, dtype);

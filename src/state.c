@@ -37,13 +37,18 @@ void gcam_state_free(gcam_state *s) {
   free(s);
 }
 
-/* floats of conv scratch the model's layers need on n_threads task slots */
+/* floats of conv scratch the model's layers need on n_threads task slots, or 0 when that
+ * does not fit one allocation. The kernels size it in size_t; a 64-bit bound of their
+ * formula (at most 36 taps x 96 tiles x (C + OC) per slot) is checked first. */
 static size_t gcam__state_scratch_floats(const gcam_model *m, int32_t n_threads) {
   size_t scratch = 1;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
     size_t f = l->scratch_floats;
     if (m->backend != GCAM_BACKEND_XNNPACK) {
+      const uint64_t bound = (uint64_t)l->C + (uint64_t)n_threads * 36 * 96 *
+                                                  ((uint64_t)l->C + (uint64_t)l->OC);
+      if (bound > GCAM__MAX_ALLOC_BYTES / sizeof(float)) return 0;
       const size_t p = gcam__conv3x3_scratch_floats_pool(l->H, l->W, l->C, l->OC, n_threads);
       if (p > f) f = p;
     }
@@ -62,6 +67,10 @@ gcam_status gcam_state_set_threadpool(gcam_state *s, const gcam_threadpool *pool
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "pool n_threads is %d, not 1..1024",
                        (int)pool->n_threads);
   const size_t need = gcam__state_scratch_floats(s->model, pool->n_threads);
+  if (need == 0)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "the scratch of %d threads does not fit this build's address space",
+                       (int)pool->n_threads);
   if (need > s->scratch_floats) {
     float *scratch = malloc(need * sizeof(float));
     if (!scratch)
@@ -97,25 +106,44 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
   if (!s) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
   s->model = m;
 
-  size_t act = 0, dense = 0, d = (size_t)m->dense[0].IN;
+  /* Byte counts in 64 bits: in wasm32 a 4096x4096x64 activation (4 GiB) would wrap size_t
+   * to a few bytes and the forward would write far past them. */
+  uint64_t act = 0, dense = 0, d = (uint64_t)m->dense[0].IN;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
-    size_t o = (size_t)l->H * (size_t)l->W * (size_t)l->OC;
+    uint64_t o = (uint64_t)l->H * (uint64_t)l->W * (uint64_t)l->OC;
     if (o > act) act = o;
   }
   for (int32_t j = 0; j < m->n_dense; j++) {
-    dense += (size_t)m->dense[j].OUT;
-    if ((size_t)m->dense[j].OUT > d) d = (size_t)m->dense[j].OUT;
+    dense += (uint64_t)m->dense[j].OUT;
+    if ((uint64_t)m->dense[j].OUT > d) d = (uint64_t)m->dense[j].OUT;
   }
-  size_t in = (size_t)m->in_h * (size_t)m->in_w;
-  size_t cam = (size_t)m->cam_h * (size_t)m->cam_w * (size_t)m->cam_c;
-  size_t head = (size_t)m->head_h * (size_t)m->head_w * (size_t)m->cam_c;
-  s->resized = malloc(in * 4);
+  const uint64_t in = (uint64_t)m->in_h * (uint64_t)m->in_w;
+  const uint64_t cam = (uint64_t)m->cam_h * (uint64_t)m->cam_w * (uint64_t)m->cam_c;
+  const uint64_t head = (uint64_t)m->head_h * (uint64_t)m->head_w * (uint64_t)m->cam_c;
   /* XNNPACK may read up to 16 bytes past a conv's input */
-  s->input = malloc(in * 3 * sizeof(float) + 16);
-  s->act[0] = malloc(act * sizeof(float) + 16);
-  s->act[1] = malloc(act * sizeof(float) + 16);
+  const uint64_t bytes[] = {in * 4, in * 3 * sizeof(float) + 16, act * sizeof(float) + 16,
+                            head * sizeof(int32_t), dense * sizeof(float), d * sizeof(float),
+                            cam * sizeof(float)};
+  for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
+    if (bytes[i] > GCAM__MAX_ALLOC_BYTES) {
+      gcam_state_free(s);
+      return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                         "the activations need a %llu MiB buffer, more than this build can "
+                         "address (%llu MiB)",
+                         (unsigned long long)(bytes[i] >> 20),
+                         (unsigned long long)(GCAM__MAX_ALLOC_BYTES >> 20));
+    }
   s->scratch_floats = gcam__state_scratch_floats(m, 1);
+  if (s->scratch_floats == 0) {
+    gcam_state_free(s);
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "the conv scratch does not fit this build's address space");
+  }
+  s->resized = malloc((size_t)bytes[0]);
+  s->input = malloc((size_t)bytes[1]);
+  s->act[0] = malloc((size_t)bytes[2]);
+  s->act[1] = malloc((size_t)bytes[2]);
   s->scratch = malloc(s->scratch_floats * sizeof(float));
   size_t pack = 0; /* one scratch for the compact convs' packed weights, sized for the largest */
   for (int32_t i = 0; i < m->n_conv; i++)
@@ -128,26 +156,26 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %zu MB of conv scratch",
                        (pack * sizeof(float) + (1u << 20) - 1) >> 20);
   }
-  s->argmax = malloc(head * sizeof(int32_t));
-  s->dense_out = malloc(dense * sizeof(float));
+  s->argmax = malloc((size_t)bytes[3]);
+  s->dense_out = malloc((size_t)bytes[4]);
   s->probs = malloc((size_t)m->n_classes * sizeof(float));
-  s->d[0] = malloc(d * sizeof(float));
-  s->d[1] = malloc(d * sizeof(float));
-  s->grad = malloc(cam * sizeof(float));
+  s->d[0] = malloc((size_t)bytes[5]);
+  s->d[1] = malloc((size_t)bytes[5]);
+  s->grad = malloc((size_t)bytes[6]);
   s->alpha = malloc((size_t)m->cam_c * sizeof(float));
   s->cam = malloc((size_t)m->cam_h * (size_t)m->cam_w * sizeof(float));
   if (!s->resized || !s->input || !s->act[0] || !s->act[1] || !s->scratch || !s->argmax ||
       !s->dense_out || !s->probs || !s->d[0] || !s->d[1] || !s->grad || !s->alpha ||
       !s->cam) {
     /* what this state asked for, in 64 bits (the sizes are checked at load) */
-    const uint64_t bytes = (uint64_t)in * 4 + ((uint64_t)in * 3 + 2 * (uint64_t)act) * 4 + 48 +
+    const uint64_t asked = (uint64_t)in * 4 + ((uint64_t)in * 3 + 2 * (uint64_t)act) * 4 + 48 +
                            (uint64_t)s->scratch_floats * 4 + (uint64_t)head * 4 +
                            ((uint64_t)dense + (uint64_t)m->n_classes + 2 * (uint64_t)d +
                             (uint64_t)cam + (uint64_t)m->cam_c + (uint64_t)m->cam_h * m->cam_w) * 4;
     gcam_state_free(s);
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
                        "out of memory: the activations need %llu MB",
-                       (unsigned long long)((bytes + (1u << 20) - 1) >> 20));
+                       (unsigned long long)((asked + (1u << 20) - 1) >> 20));
   }
   if (m->backend == GCAM_BACKEND_XNNPACK) {
     gcam_status st = gcam__state_create_xnn(s);

@@ -11,6 +11,7 @@
 #define MODEL "tests/fixtures/vgg_small/model.gcam"
 #define MODEL_F16_CHW "tests/fixtures/vgg_small/model_torch.gcam"
 #define MODEL_INT8 "tests/fixtures/vgg_small/model_int8.gcam"
+#define HOSTILE "tests/fixtures/hostile/" /* made by tests/make_hostile_files.py */
 
 static uint8_t *good;
 static size_t good_size;
@@ -171,6 +172,10 @@ static void test_bad_files(void) {
   memcpy(f, good, good_size);
   f[tensors + 80 + 0] = 'x'; /* conv0.bias renamed */
   expect("tensor name", f, good_size, GCAM_STATUS_BAD_CONFIG, "conv0.bias");
+
+  memcpy(f, good, good_size);
+  memcpy(f + tensors + 80, "\xc3\x28\x1b[31m", 7); /* not UTF-8, a terminal escape */
+  expect("tensor name with raw bytes", f, good_size, GCAM_STATUS_BAD_CONFIG, "'?(?[31mias'");
 
   memcpy(f, good, good_size);
   wr32(f + tensors + 80 + 64, rd32(f + tensors + 80 + 64) + 4); /* conv0.bias offset unaligned */
@@ -346,6 +351,132 @@ static void test_int8_files(void) {
   free(f), free(i8);
 }
 
+/* ---- issue 9: sizes that wrap a 32-bit size_t, claims the payload never backs ------------ */
+
+static const int is32 = SIZE_MAX <= 0xffffffffu; /* wasm32, gcc -m32 */
+
+/* Finding 1a: a valid file (its SHA-256 is right) with 4096x4096x64 activations. The byte
+ * count, 4 GiB, wrapped to 16 in wasm32 and the forward wrote over the heap. */
+static void test_finding1_activations_wrap_size_t(void) {
+  size_t size;
+  uint8_t *f = test_read_file(HOSTILE "finding1_act_wrap.gcam", &size);
+  CHECK(f != NULL, "cannot read finding1_act_wrap.gcam");
+  if (!f) return;
+  gcam_model *m;
+  gcam_status st = gcam_model_load_from_memory(f, size, NULL, &m);
+  CHECK(st == GCAM_STATUS_OK, "finding 1a: the file itself is valid: %s", gcam_last_error());
+  free(f);
+  if (st) return;
+  if (!is32) {
+    /* 64-bit: 2 x 4 GiB is a legal (if large) request; not made here */
+    printf("finding 1a: state creation skipped natively (only a 32-bit size_t wraps)\n");
+  } else {
+    gcam_state *s = (gcam_state *)1;
+    st = gcam_state_create(m, &s);
+    CHECK(st == GCAM_STATUS_OUT_OF_MEMORY && s == NULL,
+          "finding 1a: 4 GiB activations in 32 bits: got %s (%s)", gcam_status_string(st),
+          gcam_last_error());
+    CHECK(strstr(gcam_last_error(), "activations") != NULL, "finding 1a: message '%s'",
+          gcam_last_error());
+    if (st == GCAM_STATUS_OK) { /* the bug: run the forward, as the explainer did */
+      float *x = calloc((size_t)4096 * 4096 * 3, sizeof(float));
+      if (x) gcam_state_forward_tensor(s, x);
+      free(x);
+      gcam_state_free(s);
+    }
+  }
+  gcam_model_free(m);
+}
+
+/* Finding 1b: conv1 10923 -> 10923 channels: (9*C*OC + OC) floats is 4.3 GB, which wrapped to
+ * 317 KB in wasm32; the loader then converted weights far past it. Streamed without a length,
+ * header then zeros (valid f16). 32 bits: refused at the header. 64 bits: accepted as it
+ * comes and "truncated" at the end. (That the memory grows only with the bytes received is
+ * not promised yet: see SECURITY.md.) */
+static void test_finding1_staging_wraps_size_t(void) {
+  size_t size;
+  uint8_t *head = test_read_file(HOSTILE "finding1_staging_wrap.gcam", &size);
+  CHECK(head != NULL, "cannot read finding1_staging_wrap.gcam");
+  if (!head) return;
+  const size_t chunk = 64 << 10, total = 3 << 20; /* 3 MB: ten times the wrapped buffer */
+  uint8_t *zeros = calloc(1, chunk);
+  gcam_model_loader *L;
+  gcam_model_loader_create(NULL, 0, &L);
+  gcam_status st = gcam_model_loader_write(L, head, size);
+  for (size_t sent = 0; !st && sent < total; sent += chunk)
+    st = gcam_model_loader_write(L, zeros, chunk);
+  char why[256];
+  snprintf(why, sizeof why, "%s", gcam_last_error());
+  gcam_model *m = (gcam_model *)1;
+  gcam_status fin = gcam_model_loader_finish(L, &m);
+  if (is32) {
+    CHECK(st == GCAM_STATUS_OUT_OF_MEMORY, "finding 1b (32-bit): got %s (%s)",
+          gcam_status_string(st), why);
+    CHECK(strstr(why, "conv 1") != NULL, "finding 1b: message '%s'", why);
+  } else {
+    CHECK(st == GCAM_STATUS_OK && fin == GCAM_STATUS_TRUNCATED, "finding 1b: write %s, finish %s (%s)",
+          gcam_status_string(st), gcam_status_string(fin), gcam_last_error());
+  }
+  CHECK(fin != GCAM_STATUS_OK && m == NULL, "finding 1b: a model came out");
+  /* the same header with its full length announced: one allocation, refused in 32 bits */
+  if (is32) {
+    gcam_model_loader_create(NULL, (uint64_t)rd64(head + 16) + rd64(head + 24), &L);
+    st = gcam_model_loader_write(L, head, size);
+    CHECK(st == GCAM_STATUS_OUT_OF_MEMORY, "finding 1b, known length: got %s (%s)",
+          gcam_status_string(st), gcam_last_error());
+    gcam_model_loader_free(L);
+  }
+  free(zeros);
+  free(head);
+}
+
+/* Next to finding 1: a 4096x4096x128 map (2^31 values) overflowed the int32 offsets of the
+ * pool and its argmax on any platform; the format now names 2^31 as the limit. */
+static void test_finding1_map_over_int32_is_refused(void) {
+  size_t size;
+  uint8_t *head = test_read_file(HOSTILE "finding1_int32_index.gcam", &size);
+  CHECK(head != NULL, "cannot read finding1_int32_index.gcam");
+  if (!head) return;
+  gcam_model_loader *L;
+  gcam_model_loader_create(NULL, 0, &L);
+  gcam_status st = gcam_model_loader_write(L, head, size);
+  CHECK(st == GCAM_STATUS_BAD_CONFIG && strstr(gcam_last_error(), "2^31") != NULL,
+        "finding 1, int32 map: got %s (%s)", gcam_status_string(st), gcam_last_error());
+  gcam_model_loader_free(L);
+  free(head);
+}
+
+/* Finding 5: a 1.8 KB header announcing 1.45 GB of weights, streamed without a length:
+ * nothing near that is reserved before payload bytes arrive to fill it. */
+/* A stream without a known length must build the same model as the one-shot path, also for
+ * f16 weights with a CHW-flattened dense0. */
+static void test_streamed_without_length_is_identical(void) {
+  size_t size;
+  uint8_t *f = test_read_file(MODEL_F16_CHW, &size);
+  CHECK(f != NULL, "cannot read %s", MODEL_F16_CHW);
+  if (!f) return;
+  gcam_model *m;
+  gcam_status st = gcam_model_load_from_memory(f, size, NULL, &m);
+  CHECK(st == GCAM_STATUS_OK, "%s: %s", MODEL_F16_CHW, gcam_last_error());
+  if (st) {
+    free(f);
+    return;
+  }
+  float ref[10], z[10];
+  logits_of(m, ref);
+  gcam_model_free(m);
+  static const size_t chunks[] = {1, 3, 4096, 65536};
+  for (size_t i = 0; i < sizeof chunks / sizeof *chunks; i++) {
+    st = load_chunked(f, size, chunks[i], 0, &m);
+    CHECK(st == GCAM_STATUS_OK, "chw f16 chunk %zu: %s", chunks[i], gcam_last_error());
+    if (st) continue;
+    logits_of(m, z);
+    CHECK(memcmp(z, ref, sizeof z) == 0, "chw f16 chunk %zu: a different model", chunks[i]);
+    gcam_model_free(m);
+  }
+  free(f);
+}
+
 static void test_arguments(void) {
   gcam_model *m;
   CHECK(gcam_model_load_from_memory(good, good_size, NULL, NULL) == GCAM_STATUS_INVALID_ARGUMENT,
@@ -403,6 +534,10 @@ int main(void) {
   test_bad_files();
   test_int8_files();
   test_arguments();
+  test_finding1_activations_wrap_size_t();
+  test_finding1_staging_wraps_size_t();
+  test_finding1_map_over_int32_is_refused();
+  test_streamed_without_length_is_identical();
   free(good);
   TEST_MAIN_END();
 }

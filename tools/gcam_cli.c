@@ -7,10 +7,14 @@
  *
  * Without --weights the built-in default model is used (the small Fashion-MNIST VGG the
  * project trains). Errors: exit status 1 (2 for usage) and one line on stderr. */
+#define _POSIX_C_SOURCE 200809L /* open(O_CLOEXEC), fstat: also under -std=c11 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gcam.h"
 
@@ -33,6 +37,18 @@ typedef struct cli_args {
   int json;
   int32_t threads;     /* tasks at once: the library's pool size (1: serial) */
 } cli_args;
+
+/* A command-line word for a message: printable ASCII only, anything else as '?' (a
+ * terminal must never receive raw bytes from an argument), cut at 64 characters. */
+static const char *printable(const char *s) {
+  static char buf[68];
+  size_t n = 0;
+  for (; s[n] && n < 64; n++)
+    buf[n] = (unsigned char)s[n] >= 0x20 && (unsigned char)s[n] < 0x7f ? s[n] : '?';
+  if (s[n]) buf[n++] = '~';
+  buf[n] = 0;
+  return buf;
+}
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "gcam: ");
@@ -86,13 +102,19 @@ static int parse_args(int argc, char **argv, cli_args *a) {
   if (argc < 2) return usage_error("%s", "missing command: explain or info");
   a->command = argv[1];
   if (strcmp(a->command, "explain") && strcmp(a->command, "info"))
-    return usage_error("unknown command '%s'", a->command);
+    return usage_error("unknown command '%s'", printable(a->command));
+  static const char *const valued[] = {"--weights", "--image", "--overlay", "--heatmap",
+                                        "--class",   "--top-k", "--score",   "--backend",
+                                        "--threads"};
   for (int i = 2; i < argc; i++) {
     const char *opt = argv[i];
     if (!strcmp(opt, "--json")) {
       a->json = 1;
       continue;
     }
+    int known = 0;
+    for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(opt, valued[k]);
+    if (!known) return usage_error("unknown option %s", printable(opt));
     if (i + 1 >= argc) return usage_error("%s needs a value", opt);
     const char *val = argv[++i];
     if (!strcmp(opt, "--weights")) a->weights = val;
@@ -117,8 +139,7 @@ static int parse_args(int argc, char **argv, cli_args *a) {
     } else if (!strcmp(opt, "--threads")) {
       if (!parse_int(val, 1, 1024, &a->threads))
         return usage_error("--threads takes a whole number from 1 to 1024, not '%s'", val);
-    } else
-      return usage_error("unknown option '%s'", opt);
+    }
   }
   if (a->class_index >= 0 && a->top_k)
     return usage_error("%s", "--class and --top-k exclude each other");
@@ -127,33 +148,41 @@ static int parse_args(int argc, char **argv, cli_args *a) {
   return 0;
 }
 
-/* the whole file in memory, for the image decoder */
+/* The whole file in memory, for the image decoder. Only a regular file, opened without
+ * blocking (a FIFO with no writer would block open() itself) and read to the size it had
+ * when opened: /dev/zero or a pipe is refused before a byte is read. */
 static gcam_status read_file(const char *path, unsigned char **data, size_t *size) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
     fprintf(stderr, "gcam: cannot open %s: %s\n", path, strerror(errno));
     return GCAM_STATUS_IO;
   }
-  size_t cap = 1 << 20, n = 0;
-  unsigned char *buf = malloc(cap);
-  for (;;) {
-    if (!buf) break;
-    n += fread(buf + n, 1, cap - n, f);
-    if (n < cap || cap >= GCAM_CLI_MAX_FILE) break;
-    unsigned char *grown = realloc(buf, cap * 2);
-    if (!grown) {
-      free(buf);
-      buf = NULL;
-      break;
+  struct stat sb;
+  const char *why = NULL;
+  if (fstat(fd, &sb) != 0) why = strerror(errno);
+  else if (!S_ISREG(sb.st_mode)) why = "not a regular file";
+  else if ((uint64_t)sb.st_size > GCAM_CLI_MAX_FILE) why = "file over 1 GiB";
+  unsigned char *buf = NULL;
+  size_t n = 0;
+  if (!why) {
+    const size_t want = (size_t)sb.st_size;
+    buf = malloc(want + 1);
+    if (!buf) why = "out of memory";
+    while (buf && n < want) {
+      ssize_t got = read(fd, buf + n, want - n);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) {
+        why = strerror(errno);
+        break;
+      }
+      if (got == 0) break; /* shrank while we read: take what is there */
+      n += (size_t)got;
     }
-    buf = grown, cap *= 2;
   }
-  int err = ferror(f);
-  fclose(f);
-  if (!buf || err || n >= GCAM_CLI_MAX_FILE) {
+  close(fd);
+  if (why) {
     free(buf);
-    fprintf(stderr, "gcam: cannot read %s: %s\n", path,
-            !buf ? "out of memory" : err ? "read error" : "file over 1 GiB");
+    fprintf(stderr, "gcam: cannot read %s: %s\n", path, why);
     return GCAM_STATUS_IO;
   }
   *data = buf, *size = n;
@@ -261,9 +290,23 @@ static void print_text(const gcam_model *model, const int32_t *top, int32_t n_to
   }
 }
 
+/* The PNG is encoded in memory and written with every error checked: stb's own file
+ * writer ignores fwrite's and fclose's results (a full disk said "written"). */
 static int write_png(const char *path, const uint8_t *rgba, int32_t w, int32_t h) {
-  if (!stbi_write_png(path, w, h, 4, rgba, w * 4)) {
-    fprintf(stderr, "gcam: cannot write %s\n", path);
+  int len = 0;
+  unsigned char *png = stbi_write_png_to_mem(rgba, w * 4, w, h, 4, &len);
+  if (!png) {
+    fprintf(stderr, "gcam: cannot encode %s: out of memory\n", path);
+    return 1;
+  }
+  FILE *f = fopen(path, "wb");
+  int err = f ? 0 : errno;
+  if (f && fwrite(png, 1, (size_t)len, f) != (size_t)len) err = errno ? errno : EIO;
+  if (f && fflush(f) != 0 && !err) err = errno ? errno : EIO;
+  if (f && fclose(f) != 0 && !err) err = errno ? errno : EIO;
+  STBIW_FREE(png);
+  if (err) {
+    fprintf(stderr, "gcam: cannot write %s: %s\n", path, strerror(err));
     return 1;
   }
   return 0;
@@ -388,5 +431,11 @@ int main(int argc, char **argv) {
   int rc = parse_args(argc, argv, &a);
   if (rc) return rc;
   if (no_model(&a)) return 1;
-  return !strcmp(a.command, "info") ? cmd_info(&a) : cmd_explain(&a);
+  rc = !strcmp(a.command, "info") ? cmd_info(&a) : cmd_explain(&a);
+  /* stdout to a full disk or a closed pipe is a failure too, not a silent exit 0 */
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "gcam: cannot write the output: %s\n", strerror(errno ? errno : EIO));
+    return 1;
+  }
+  return rc;
 }

@@ -25,6 +25,7 @@ FIXED_HEADER = 128
 TENSOR_ENTRY = 80
 NAME_BYTES = 40
 MAX_HEADER = 16 << 20
+MAX_MAP_VALUES = (1 << 31) - 1  # one conv output map (H x W x OC): the kernels index it in int32
 
 PREPROCESS = {"caffe": 0, "torch": 1}
 FLATTEN = {"hwc": 0, "chw": 1}
@@ -129,9 +130,15 @@ def _check_network(input_hw, convs, denses, labels):
     if not 1 <= len(denses) <= 16:
         raise GcamFileError(f"{len(denses)} dense layers: 1..16 allowed")
     cin = 3
-    for i, (w, b, _) in enumerate(convs):
+    h, wd = input_hw
+    for i, (w, b, pool) in enumerate(convs):
         if w.ndim != 4 or w.shape[:3] != (3, 3, cin) or not 1 <= w.shape[3] <= 65536:
             raise GcamFileError(f"conv{i}.weight has shape {w.shape}, expected (3, 3, {cin}, OC)")
+        if h * wd * w.shape[3] > MAX_MAP_VALUES:
+            raise GcamFileError(f"conv{i}: a {wd}x{h}x{w.shape[3]} output map has 2^31 values "
+                                f"or more")
+        if pool:
+            h, wd = h // 2, wd // 2
         if b.shape != (w.shape[3],):
             raise GcamFileError(f"conv{i}.bias has shape {b.shape}, expected ({w.shape[3]},)")
         cin = w.shape[3]
@@ -338,6 +345,8 @@ def parse_gcam(data):
     h, w = ih, iw
     shapes, cin = [], 3
     for i, (oc, pool) in enumerate(conv_table):
+        if h * w * oc > MAX_MAP_VALUES:
+            raise GcamFileError(f"conv{i}: a {w}x{h}x{oc} output map has 2^31 values or more")
         shapes += [(f"conv{i}.weight", (3, 3, cin, oc)), (f"conv{i}.bias", (oc,))]
         cin = oc
         if pool:

@@ -20,7 +20,7 @@
 
 /* Octave's jet at x, channel 0 = red, 1 = green, 2 = blue. The blue ramp is the red one
  * shifted by 1/4 down, green is in the middle. */
-static double jet_ramp(int channel, double x) {
+static double gcam__jet_ramp(int channel, double x) {
   const double shift = channel == 0 ? 0.0 : (channel == 1 ? 0.25 : 0.5);
   /* red: 0 until 3/8, 4x - 3/2 up to 5/8, 1 up to 7/8, then -4x + 9/2 (and 0 past 9/8) */
   const double lo = 3.0 / 8 - shift, hi = 7.0 / 8 - shift;
@@ -32,7 +32,7 @@ static double jet_ramp(int channel, double x) {
 }
 
 /* lut[i][c] for c in R, G, B */
-static void jet_lut(uint8_t lut[JET_N][3]) {
+static void gcam__jet_lut(uint8_t lut[JET_N][3]) {
   /* Octave's linspace(0, 1, n): x1 + i * delta, with the last point set to x2 exactly */
   const double delta = 1.0 / (JET_N - 1);
   /* OpenCV's linspace in float: x0 + i * step */
@@ -41,7 +41,7 @@ static void jet_lut(uint8_t lut[JET_N][3]) {
     float prev_x = 0.f, prev_y = 0.f;
     for (int i = 0; i < JET_N; i++) {
       const double xd = i == JET_N - 1 ? 1.0 : i * delta;
-      const float y = (float)jet_ramp(c, xd);
+      const float y = (float)gcam__jet_ramp(c, xd);
       const float x = 0.f + (float)i * step;
       /* interp1 at its own knots: y[i-1] + (x[i]-x[i-1]) * (y[i]-y[i-1]) / (x[i]-x[i-1]) */
       float yi = i == 0 ? y : prev_y + (x - prev_x) * (y - prev_y) / (x - prev_x);
@@ -55,7 +55,7 @@ static void jet_lut(uint8_t lut[JET_N][3]) {
 
 void gcam__colormap_jet(uint8_t *rgb, const uint8_t *gray, size_t n) {
   uint8_t lut[JET_N][3];
-  jet_lut(lut);
+  gcam__jet_lut(lut);
   for (size_t i = 0; i < n; i++) {
     const uint8_t *e = lut[gray[i]];
     rgb[3 * i + 0] = e[0];

@@ -35,4 +35,16 @@ uint8_t gcam__heat_to_u8(float v);
 void gcam__preprocess(float *out, const uint8_t *img, int32_t H, int32_t W, int32_t ch,
                       gcam_preprocess mode, const float mean[3], const float std_[3]);
 
+/* Working memory one decode may take, estimated from the declared size before stb runs:
+ * an 8192x8192 8-bit RGBA PNG or progressive JPEG fits, a 16-bit one of that size does not. */
+#define GCAM__IMAGE_DECODE_BUDGET ((uint64_t)3 << 29) /* 1.5 GiB */
+
+/* The structural check a JPEG or PNG passes before stb_image reads it (validate.c): every
+ * segment and chunk length inside the file, JPEG Huffman tables of at most 256 codes and
+ * defined before any scan uses them, sane frame and scan headers, PNG IDAT no larger than the
+ * declared image can need, max_pixels and the decode budget. *w and *h get the declared size.
+ * GCAM_STATUS_IMAGE_DECODE, _IMAGE_TOO_LARGE or _UNSUPPORTED_FORMAT, with a message. */
+gcam_status gcam__image_validate(const uint8_t *p, size_t n, int64_t max_pixels, uint32_t *w,
+                                 uint32_t *h);
+
 #endif

@@ -36,7 +36,7 @@ gcam_overlay_params gcam_overlay_default_params(void) {
   return p;
 }
 
-static gcam_status check_map(const float *map, int32_t map_width, int32_t map_height) {
+static gcam_status gcam__check_map(const float *map, int32_t map_width, int32_t map_height) {
   if (!map) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "map is NULL");
   if (map_width < 1 || map_height < 1)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "map size %dx%d: both must be >= 1",
@@ -50,7 +50,7 @@ static gcam_status check_map(const float *map, int32_t map_width, int32_t map_he
 /* Images are capped at the decoder's limit, GCAM_MAX_IMAGE_PIXELS (2^26): then width*height*4
  * bytes and width*height floats are addressable even with a 32-bit size_t, and no absurd size
  * reaches malloc. */
-static gcam_status check_size(int32_t width, int32_t height) {
+static gcam_status gcam__check_size(int32_t width, int32_t height) {
   if (width < 1 || height < 1)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "image size %dx%d: both must be >= 1",
                        (int)width, (int)height);
@@ -61,7 +61,7 @@ static gcam_status check_size(int32_t width, int32_t height) {
 }
 
 /* lut[g] = the color of heat level g */
-static void heat_lut(uint8_t lut[256][3], gcam_colormap colormap) {
+static void gcam__heat_lut(uint8_t lut[256][3], gcam_colormap colormap) {
   uint8_t ramp[256];
   for (int g = 0; g < 256; g++) ramp[g] = (uint8_t)g;
   if (colormap == GCAM_COLORMAP_JET) {
@@ -72,7 +72,7 @@ static void heat_lut(uint8_t lut[256][3], gcam_colormap colormap) {
 }
 
 /* The map upsampled to width x height, in a buffer the caller frees. */
-static gcam_status upsample(float **heat, int32_t width, int32_t height, const float *map,
+static gcam_status gcam__upsample(float **heat, int32_t width, int32_t height, const float *map,
                             int32_t map_width, int32_t map_height) {
   *heat = malloc((size_t)width * (size_t)height * sizeof(float));
   if (!*heat)
@@ -88,11 +88,11 @@ gcam_status gcam_overlay_rgba(uint8_t *out, const uint8_t *rgba, int32_t width, 
   gcam_status st;
   if (!out || !rgba) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "out or rgba is NULL");
   if (!params) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "params is NULL");
-  if ((st = check_size(width, height)) != GCAM_STATUS_OK) return st;
+  if ((st = gcam__check_size(width, height)) != GCAM_STATUS_OK) return st;
   if (stride < 0 || (int64_t)stride < (int64_t)width * 4)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "stride %d is less than width*4 = %lld",
                        (int)stride, (long long)width * 4);
-  if ((st = check_map(map, map_width, map_height)) != GCAM_STATUS_OK) return st;
+  if ((st = gcam__check_map(map, map_width, map_height)) != GCAM_STATUS_OK) return st;
   if (!isfinite(params->heat_weight) || !isfinite(params->image_weight))
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "blend weights must be finite");
   if (params->colormap != GCAM_COLORMAP_JET && params->colormap != GCAM_COLORMAP_GRAY)
@@ -100,10 +100,10 @@ gcam_status gcam_overlay_rgba(uint8_t *out, const uint8_t *rgba, int32_t width, 
                        (int)params->colormap);
 
   float *heat;
-  if ((st = upsample(&heat, width, height, map, map_width, map_height)) != GCAM_STATUS_OK)
+  if ((st = gcam__upsample(&heat, width, height, map, map_width, map_height)) != GCAM_STATUS_OK)
     return st;
   uint8_t lut[256][3];
-  heat_lut(lut, params->colormap);
+  gcam__heat_lut(lut, params->colormap);
   for (int32_t y = 0; y < height; y++) {
     const uint8_t *src = rgba + (size_t)y * (size_t)stride;
     const float *h = heat + (size_t)y * (size_t)width;
@@ -124,16 +124,16 @@ gcam_status gcam_heatmap_rgba(uint8_t *out, int32_t width, int32_t height, const
                               int32_t map_width, int32_t map_height, gcam_colormap colormap) {
   gcam_status st;
   if (!out) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "out is NULL");
-  if ((st = check_size(width, height)) != GCAM_STATUS_OK) return st;
-  if ((st = check_map(map, map_width, map_height)) != GCAM_STATUS_OK) return st;
+  if ((st = gcam__check_size(width, height)) != GCAM_STATUS_OK) return st;
+  if ((st = gcam__check_map(map, map_width, map_height)) != GCAM_STATUS_OK) return st;
   if (colormap != GCAM_COLORMAP_JET && colormap != GCAM_COLORMAP_GRAY)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "unknown colormap %d", (int)colormap);
 
   float *heat;
-  if ((st = upsample(&heat, width, height, map, map_width, map_height)) != GCAM_STATUS_OK)
+  if ((st = gcam__upsample(&heat, width, height, map, map_width, map_height)) != GCAM_STATUS_OK)
     return st;
   uint8_t lut[256][3];
-  heat_lut(lut, colormap);
+  gcam__heat_lut(lut, colormap);
   const size_t n = (size_t)width * (size_t)height;
   for (size_t i = 0; i < n; i++) {
     const uint8_t *color = lut[gcam__heat_to_u8(heat[i])];

@@ -55,7 +55,18 @@ def test_json_shape_and_top_k():
     assert len(preds) == 5 and len(ex) == 3
     logits = [p["logit"] for p in preds]
     assert logits == sorted(logits, reverse=True)
-    assert abs(sum(p["probability"] for p in preds)) <= 1.0 + 1e-6
+    # the probabilities are the softmax of all the logits (a run that prints all 10), sorted
+    everything = json.loads(run("explain", "--weights", MODEL, "--image", IMAGE, "--json",
+                                "--top-k", "10").stdout)["predictions"]
+    assert sorted(p["index"] for p in everything) == list(range(10))
+    z = np.array([p["logit"] for p in everything], np.float64)
+    soft = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    by_index = dict(zip((p["index"] for p in everything), soft))
+    probs = [p["probability"] for p in preds]
+    assert probs == sorted(probs, reverse=True)
+    for p in preds:
+        assert abs(p["probability"] - by_index[p["index"]]) <= 1e-6, (p, by_index[p["index"]])
+    assert abs(sum(p["probability"] for p in everything) - 1.0) <= 1e-6
     assert [e["class"] for e in ex] == [p["index"] for p in preds[:3]]
     for e in ex:
         hm = e["heatmap"]
@@ -109,7 +120,10 @@ def test_info():
     (("explain", "--weights", MODEL, "--image", IMAGE, "--top-k", "0"), ["top-k"]),
     (("explain", "--weights", MODEL, "--image", IMAGE, "--class", "1", "--top-k", "2"), ["exclude"]),
     (("explain", "--weights", MODEL, "--image", IMAGE, "--score", "prob"), ["--score"]),
-    (("explain", "--weights", MODEL, "--image", IMAGE, "--bogus", "1"), ["unknown option"]),
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--bogus", "1"), ["unknown option --bogus"]),
+    # issue 9, finding 5: an unknown option last said "--bogus needs a value"
+    (("explain", "--weights", MODEL, "--image", IMAGE, "--bogus"), ["unknown option --bogus"]),
+    (("explain", "--bogus", "--weights", MODEL, "--image", IMAGE), ["unknown option --bogus"]),
     (("explain", "--weights", MODEL, "--image", "/no/such.png"), ["/no/such.png"]),
     (("explain", "--weights", "/no/such.gcam", "--image", IMAGE), ["/no/such.gcam"]),
 ])
@@ -182,3 +196,84 @@ def test_image_over_the_cap_is_refused_before_decoding(tmp_path):
     p = tmp_path / "huge.png"
     p.write_bytes(data)
     assert_one_line_error(run("explain", "--weights", MODEL, "--image", p), "IMAGE_TOO_LARGE")
+
+
+# ---- issue 9, finding 5: write errors, files that are not files, raw bytes in messages ------
+
+def run_bytes(*args, timeout=20, stdout=subprocess.PIPE):
+    exe = cli_path()
+    if not os.access(exe, os.X_OK):
+        pytest.fail(f"{exe} not found: build the CLI first")
+    return subprocess.run([exe, *map(str, args)], stdout=stdout, stderr=subprocess.PIPE,
+                          timeout=timeout)
+
+
+def assert_one_clean_line(r, *words):
+    """non-zero exit, one stderr line, printable ASCII only (stdout may hold the results
+    printed before a failed write)"""
+    assert r.returncode != 0, "exit 0"
+    err = r.stderr
+    assert all(0x20 <= b < 0x7f for b in err.rstrip(b"\n")), f"raw bytes in {err!r}"
+    lines = err.decode("ascii").strip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("gcam: "), f"stderr: {err!r}"
+    for w in words:
+        assert w.lower() in lines[0].lower(), f"'{w}' not in {lines[0]!r}"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+@pytest.mark.parametrize("flag", ["--overlay", "--heatmap"])
+def test_finding5_image_write_to_full_disk_fails(flag):
+    r = run_bytes("explain", "--weights", MODEL, "--image", IMAGE, flag, "/dev/full")
+    assert_one_clean_line(r, "cannot write /dev/full", "no space")
+    assert b"written" not in r.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_finding5_stdout_to_full_disk_fails():
+    with open("/dev/full", "wb") as full:
+        r = run_bytes("explain", "--weights", MODEL, "--image", IMAGE, "--json", stdout=full)
+    assert_one_clean_line(r, "cannot write the output")
+
+
+@pytest.mark.parametrize("which", ["--image", "--weights"])
+def test_finding5_dev_zero_is_refused_before_reading(which):
+    args = {"--image": IMAGE, "--weights": MODEL}
+    args[which] = "/dev/zero"
+    # reading 1 GiB of zeros took seconds and 1 GiB of memory; refusing takes milliseconds
+    r = run_bytes("explain", "--weights", args["--weights"], "--image", args["--image"],
+                  timeout=10)
+    assert_one_clean_line(r, "/dev/zero", "not a regular file")
+
+
+@pytest.mark.parametrize("which", ["--image", "--weights"])
+def test_finding5_fifo_without_writer_does_not_hang(tmp_path, which):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    args = {"--image": IMAGE, "--weights": MODEL}
+    args[which] = fifo
+    # open() of a FIFO with no writer blocked forever; subprocess's timeout fails the test
+    r = run_bytes("explain", "--weights", args["--weights"], "--image", args["--image"],
+                  timeout=10)
+    assert_one_clean_line(r, "not a regular file")
+
+
+def test_finding5_png_chunk_name_bytes_never_reach_the_message():
+    # a critical chunk named C3 28 A0 A1 (invalid UTF-8): stb put the raw bytes in its reason
+    bad = os.path.join(ROOT, "tests", "fixtures", "hostile", "finding5_png_chunk_not_utf8.png")
+    r = run_bytes("explain", "--weights", MODEL, "--image", bad)
+    assert_one_clean_line(r, "0xC328A0A1", "IMAGE_DECODE")
+
+
+def test_finding5_raw_bytes_in_an_option_are_not_echoed():
+    r = subprocess.run([cli_path(), "explain", b"--bogus\xff\x1b[31m", "--image", IMAGE],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+    assert_one_clean_line(r, "unknown option --bogus")
+
+
+@pytest.mark.parametrize("name", ["finding3_dht_over_256.jpg",
+                                  "finding3_progressive_undefined_huffman.jpg",
+                                  "finding3_png_idat_claims_gb.png"])
+def test_finding3_hostile_images_get_one_line(name):
+    bad = os.path.join(ROOT, "tests", "fixtures", "hostile", name)
+    r = run_bytes("explain", "--weights", MODEL, "--image", bad, timeout=20)
+    assert_one_clean_line(r, "IMAGE_DECODE")
