@@ -116,6 +116,11 @@ typedef enum gcam_memory {
 typedef struct gcam_model_params {
   gcam_backend backend;
   gcam_memory memory;     /* default GCAM_MEMORY_FAST */
+  /* The most the weights (plus one conv's loading buffer) may take in memory, in bytes; 0 =
+   * no limit but the address space. A file whose header asks for more is refused with
+   * GCAM_STATUS_OUT_OF_MEMORY before anything is allocated: the way for an app (or a fuzzer)
+   * to bound what a file from a stranger can make it reserve. */
+  uint64_t max_weight_bytes;
 } gcam_model_params;
 
 gcam_model_params gcam_model_default_params(void);

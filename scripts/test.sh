@@ -40,10 +40,19 @@ wasm_option() {
     ctest --test-dir build-wasm-m2 --output-on-failure -R 'test_build_options|test_pipeline'
 }
 
+# libFuzzer harnesses (tests/fuzz), each for GCAM_FUZZ_SECONDS on its seed corpus under ASan+UBSan
+fuzz() {
+  CC=clang-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGCAM_FUZZ=ON \
+    -DGCAM_TESTS=OFF -DGCAM_FUZZ_SECONDS="${GCAM_FUZZ_SECONDS:-60}" >/dev/null &&
+    cmake --build build-fuzz -j2 --target fuzz_image_decode fuzz_model_load fuzz_model_stream fuzz_overlay >/dev/null &&
+    ctest --test-dir build-fuzz -j2 --output-on-failure -R '^fuzz_'
+}
+
 suite "C tests" ctest --test-dir build --output-on-failure
 suite "C tests under ASan+UBSan" asan
 suite "C tests as wasm in Node" ctest --test-dir build-wasm --output-on-failure
 suite "C tests as wasm, Winograd F(2,3)" wasm_option
+suite "Fuzzers, 60 s each (ASan+UBSan)" fuzz
 suite "Python: converter and oracles" /usr/bin/python3 -m pytest -q tests/py
 suite "Localization of the small model" /usr/bin/python3 tests/eval_localization.py --check
 suite "wasm and JS in Node" env GCAM_CLI=build/gcam node --test tests/js/

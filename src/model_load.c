@@ -389,6 +389,12 @@ static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
                        "the weights need %llu MB, more than this address space holds",
                        (unsigned long long)(total >> 20));
+  const uint64_t cap = L->params.max_weight_bytes;
+  if (cap && total + 4 * staging > cap)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "the weights need %llu MB, more than the %llu MB allowed (max_weight_bytes)",
+                       (unsigned long long)((total + 4 * staging + (1u << 20) - 1) >> 20),
+                       (unsigned long long)(cap >> 20));
   m->weights = aligned_alloc(64, (size_t)total);
   if (!m->weights)
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory: the weights need %llu MB",

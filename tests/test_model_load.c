@@ -489,6 +489,16 @@ static void test_arguments(void) {
         gcam_last_error());
   CHECK(gcam_model_load_from_file("tests", NULL, &m) != GCAM_STATUS_OK, "a directory");
   gcam_model_params p = gcam_model_default_params();
+  /* max_weight_bytes: a file that needs more is refused before any allocation, with the MB */
+  p.max_weight_bytes = 64 << 10;
+  CHECK(gcam_model_load_from_memory(good, good_size, &p, &m) == GCAM_STATUS_OUT_OF_MEMORY && !m,
+        "64 KB of weights allowed");
+  CHECK(strstr(gcam_last_error(), "max_weight_bytes") != NULL, "message: %s", gcam_last_error());
+  p.max_weight_bytes = 64 << 20;
+  CHECK(gcam_model_load_from_memory(good, good_size, &p, &m) == GCAM_STATUS_OK, "64 MB allowed: %s",
+        gcam_last_error());
+  gcam_model_free(m);
+  p = gcam_model_default_params();
   p.backend = (gcam_backend)9;
   CHECK(gcam_model_load_from_memory(good, good_size, &p, &m) == GCAM_STATUS_INVALID_ARGUMENT,
         "unknown backend");

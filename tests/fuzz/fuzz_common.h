@@ -9,6 +9,11 @@
 
 #include "gcam.h"
 
+/* The loaders' parameters: a file may ask for at most 256 MB of weights (the library refuses
+ * more before allocating), so that libFuzzer's memory limit measures our bugs, not a header's
+ * legitimate request for gigabytes. */
+static const gcam_model_params params = {GCAM_BACKEND_PORTABLE, GCAM_MEMORY_FAST, 256u << 20};
+
 /* logits into out (up to n_out), or -1 when the model was too large to run here */
 static int fuzz_run_model(const gcam_model *m, float *out, int n_out) {
   gcam_model_info info;

@@ -10,7 +10,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   gcam_model *m = NULL;
-  gcam_status st = gcam_model_load_from_memory(data, size, NULL, &m);
+  gcam_status st = gcam_model_load_from_memory(data, size, &params, &m);
   if (st != GCAM_STATUS_OK) {
     if (m || strlen(gcam_last_error()) == 0) abort();
     return 0;

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const int announce = seed & 1;
   seed |= 1;
   gcam_model_loader *L;
-  if (gcam_model_loader_create(NULL, announce ? n : 0, &L)) abort();
+  if (gcam_model_loader_create(&params, announce ? n : 0, &L)) abort();
   gcam_status st = GCAM_STATUS_OK;
   for (size_t off = 0; off < n && !st;) {
     const uint32_t r = fuzz_next(&seed);
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st = gcam_model_loader_finish(L, &m);
   }
   gcam_model *one = NULL;
-  gcam_status st1 = n ? gcam_model_load_from_memory(file, n, NULL, &one) : GCAM_STATUS_TRUNCATED;
+  gcam_status st1 = n ? gcam_model_load_from_memory(file, n, &params, &one) : GCAM_STATUS_TRUNCATED;
   /* announced length: the same checks in the same order, so the same status; unannounced,
    * a wrong length is only found at the end, but acceptance must still agree */
   if (announce ? st != st1 : (st == GCAM_STATUS_OK) != (st1 == GCAM_STATUS_OK)) abort();
