@@ -73,6 +73,18 @@ static inline void *test_read_file(const char *path, size_t *size) {
   return buf;
 }
 
+/* the file dir/name, malloc'ed, when it holds exactly `bytes` bytes; else a failed CHECK and
+ * NULL (the fixtures the oracle scripts write have sizes fixed by their shapes) */
+static inline void *test_read_exact(const char *dir, const char *name, size_t bytes) {
+  char path[256];
+  snprintf(path, sizeof path, "%s%s", dir, name);
+  size_t size = 0;
+  void *x = test_read_file(path, &size);
+  CHECK(x && size == bytes, "%s: %zu bytes, want %zu", path, x ? size : 0, bytes);
+  if (x && size != bytes) free(x), x = NULL;
+  return x;
+}
+
 /* The exit status that CMakeLists.txt gives ctest as SKIP_RETURN_CODE (as automake's 77). */
 #define TEST_SKIP_CODE 77
 #define TEST_SKIP(...)                                                      \

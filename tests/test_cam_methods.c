@@ -22,13 +22,7 @@
 #define DIR "tests/fixtures/cam_methods/"
 
 static void *read_exact(const char *name, size_t bytes) {
-  char path[256];
-  snprintf(path, sizeof path, DIR "%s", name);
-  size_t size = 0;
-  void *x = test_read_file(path, &size);
-  CHECK(x && size == bytes, "%s: %zu bytes, want %zu", path, x ? size : 0, bytes);
-  if (x && size != bytes) free(x), x = NULL;
-  return x;
+  return test_read_exact(DIR, name, bytes);
 }
 
 static void fixture_name(char *out, size_t n, const char *method) {

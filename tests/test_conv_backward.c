@@ -209,13 +209,7 @@ static void check_finite_differences(int32_t H, int32_t W, int32_t C, int32_t OC
 #define ORACLE "tests/fixtures/cam_methods/"
 
 static void *read_exact(const char *name, size_t bytes) {
-  char path[256];
-  snprintf(path, sizeof path, ORACLE "%s", name);
-  size_t size = 0;
-  void *x = test_read_file(path, &size);
-  CHECK(x && size == bytes, "%s: %zu bytes, want %zu", path, x ? size : 0, bytes);
-  if (x && size != bytes) free(x), x = NULL;
-  return x;
+  return test_read_exact(ORACLE, name, bytes);
 }
 
 static void check_torch_case(const char *name, int32_t H, int32_t W, int32_t C, int32_t OC) {
