@@ -368,6 +368,18 @@ static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
   }
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
+    /* the kernels' size functions work in size_t: call them only once a 64-bit bound of their
+     * result fits one buffer (Winograd F(4,3) packs 6x6 taps per (C+1) x NR block; direct
+     * 9C+1 per NR columns), as of the conv's scratch and its loading buffer */
+    const uint64_t C = (uint64_t)l->C, OC = (uint64_t)l->OC;
+    const uint64_t packed_bound = 36 * (OC + 8) * (9 * C + 1) + OC + 16;
+    const uint64_t scratch_bound = C + 36 * 96 * (C + OC) + 16;
+    if (4 * packed_bound > GCAM__MAX_ALLOC_BYTES || 4 * scratch_bound > GCAM__MAX_ALLOC_BYTES ||
+        4 * (9 * C * OC + OC) > GCAM__MAX_ALLOC_BYTES)
+      return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                         "conv %d (%d -> %d channels) needs more memory than this build can "
+                         "address (%llu MiB per buffer)",
+                         i, l->C, l->OC, (unsigned long long)(GCAM__MAX_ALLOC_BYTES >> 20));
     uint64_t hwio = gcam__mul(9 * (uint64_t)l->C, (uint64_t)l->OC, &overflow);
     if (gcam__conv_compact(m, l)) { /* as stored, + f32 bias; no staging */
       total += gcam__align64(hwio * (l->w_dtype == GCAM__DTYPE_F16 ? 2 : 4)) +
@@ -385,10 +397,11 @@ static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
       total += gcam__align64(4 * tt->n_elems);
     if (tt->kind == GCAM__DENSE_W) m->dense[tt->layer].w.dtype = (gcam__dtype)tt->dtype;
   }
-  if (overflow || total > SIZE_MAX / 2 || 4 * staging > SIZE_MAX / 2)
+  if (overflow || total > GCAM__MAX_ALLOC_BYTES || 4 * staging > GCAM__MAX_ALLOC_BYTES)
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
-                       "the weights need %llu MB, more than this address space holds",
-                       (unsigned long long)(total >> 20));
+                       "the weights need %llu MB, more than this build can address (%llu MiB)",
+                       (unsigned long long)(total >> 20),
+                       (unsigned long long)(GCAM__MAX_ALLOC_BYTES >> 20));
   const uint64_t cap = L->params.max_weight_bytes;
   if (cap && total + 4 * staging > cap)
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,

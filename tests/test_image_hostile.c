@@ -30,12 +30,7 @@
 #pragma GCC diagnostic ignored "-Wmisleading-indentation"
 #endif
 #endif
-/* Debian's /usr/include/stb: on the include path in the wasm build, through <stb/...> natively */
-#if __has_include("stb_image.h")
-#include "stb_image.h"
-#else
-#include <stb/stb_image.h>
-#endif
+#include "stb_image.h" /* Debian's /usr/include/stb, on the tests' include path */
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
