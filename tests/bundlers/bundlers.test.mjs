@@ -134,8 +134,10 @@ test('Vite dev server, no configuration', { timeout: 300e3 }, async () => {
   writeFile(path.join(dir, 'src/main.js'), APP_JS);
   addData(path.join(dir, 'public'));
   const port = await freePort();
+  // NO_COLOR: with CI set, Vite colours its banner even into a pipe, and the escapes split
+  // "127.0.0.1:PORT"; the match below also ignores any that remain
   const vite = spawn(path.join(BIN, 'vite'), ['--host', '127.0.0.1', '--port', String(port), '--strictPort'],
-                     { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+                     { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
   let log = '';
   const exited = new Promise((resolve) => vite.once('exit', resolve));
   cleanups.push(async () => { if (vite.exitCode === null) { vite.kill(); await exited; } });
@@ -143,7 +145,8 @@ test('Vite dev server, no configuration', { timeout: 300e3 }, async () => {
     const timer = setTimeout(() => reject(new Error(`vite did not start: ${log}`)), 60e3);
     const onData = (d) => {
       log += d;
-      if (log.includes(`127.0.0.1:${port}`)) { clearTimeout(timer); resolve(); }
+      // eslint-disable-next-line no-control-regex
+      if (log.replace(/\x1b\[[0-9;]*m/g, '').includes(`127.0.0.1:${port}`)) { clearTimeout(timer); resolve(); }
     };
     vite.stdout.on('data', onData);
     vite.stderr.on('data', onData);
