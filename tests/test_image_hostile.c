@@ -14,26 +14,7 @@
 #include "test.h"
 
 /* plain stb_image, as gcam_image_decode used it before the validator: the reference */
-#define STBI_ONLY_JPEG
-#define STBI_ONLY_PNG
-#define STBI_NO_STDIO
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#if defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wmisleading-indentation"
-#endif
-#endif
-#include "stb_image.h" /* Debian's /usr/include/stb, on the tests' include path */
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "image/stb_image_impl.h" /* without allocator hooks */
 
 #define HOSTILE "tests/fixtures/hostile/"
 

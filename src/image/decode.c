@@ -25,28 +25,7 @@ static void *gcam__stbi_realloc(void *p, size_t old_size, size_t new_size) {
 #define STBI_REALLOC_SIZED(p, oldsz, newsz) gcam__stbi_realloc(p, oldsz, newsz)
 #define STBI_FREE(p) free(p)
 
-#define STBI_ONLY_JPEG
-#define STBI_ONLY_PNG
-#define STBI_NO_STDIO
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#if defined(__GNUC__)
-/* stb declares static functions that STBI_ONLY_* leaves undefined; gcc reports those at the
- * end of the file, after a pop, so this one stays off for the (short) rest of this file. */
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wmisleading-indentation"
-#endif
-#endif
-#include "stb_image.h"
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "stb_image_impl.h"
 
 /* The name of an image format we recognise but do not decode, or NULL. */
 static const char *gcam__unsupported_format(const uint8_t *p, size_t n) {
