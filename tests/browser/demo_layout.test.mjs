@@ -16,6 +16,7 @@ import { chromium } from 'playwright-core';
 import { serve } from '../../web/serve.mjs';
 import { createExplainer } from '../../web/index.js';
 import { ROOT, requireBuilds } from '../js/helpers.mjs';
+import { canvasPixelsVia } from './harness.mjs';
 
 requireBuilds();
 
@@ -53,16 +54,7 @@ async function waitState(page, states, timeout = 120e3) {
   return page.evaluate(() => document.body.dataset.state);
 }
 
-async function pixels(page, id) {
-  const r = await page.evaluate((id) => {
-    const c = document.getElementById(id);
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let s = '';
-    for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
-    return { width: c.width, height: c.height, data: btoa(s) };
-  }, id);
-  return { width: r.width, height: r.height, data: new Uint8Array(Buffer.from(r.data, 'base64')) };
-}
+const pixels = (page, id) => canvasPixelsVia((fn, arg) => page.evaluate(fn, arg), id);
 
 /** What a visitor sees of the figure: each panel's box, caption and whether it is drawn. */
 function figure(page) {

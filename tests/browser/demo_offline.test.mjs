@@ -14,6 +14,7 @@ import { chromium } from 'playwright-core';
 import { serve } from '../../web/serve.mjs';
 import { createExplainer } from '../../web/index.js';
 import { ROOT, requireBuilds } from '../js/helpers.mjs';
+import { canvasPixelsVia } from './harness.mjs';
 
 requireBuilds();
 
@@ -42,14 +43,7 @@ async function waitState(page, states, timeout = 120e3) {
 }
 
 async function overlayPixels(page) {
-  const b64 = await page.evaluate(() => {
-    const c = document.getElementById('overlay');
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let s = '';
-    for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
-    return btoa(s);
-  });
-  return Buffer.from(b64, 'base64');
+  return Buffer.from((await canvasPixelsVia((fn, arg) => page.evaluate(fn, arg), 'overlay')).data);
 }
 
 async function stopServer() {

@@ -57,6 +57,21 @@ const MONITOR_PATH = '/__harness/monitor.js';
 const HARNESS_FILES = Object.fromEntries(['monitor.js', 'beat-worker.js'].map((f) =>
   [`/__harness/${f}`, fs.readFileSync(path.join(HERE, f))]));
 
+/**
+ * The RGBA bytes of canvas #id, { width, height, data: Uint8Array }, through any page's
+ * `evaluate(fn, arg)` (an adapter's, or playwright's own): read in the page, sent as base64.
+ */
+export async function canvasPixelsVia(evaluate, id) {
+  const got = await evaluate((cid) => {
+    const c = document.getElementById(cid);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let s = '';
+    for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
+    return { width: c.width, height: c.height, data: btoa(s) };
+  }, id);
+  return { width: got.width, height: got.height, data: new Uint8Array(Buffer.from(got.data, 'base64')) };
+}
+
 /** Is this URL local (or data:/blob:, which never touch the network)? */
 export function isLocal(url) {
   const u = new URL(url);
@@ -225,14 +240,7 @@ export class BrowserPage {
 
   /** The RGBA bytes of a canvas: { width, height, data: Uint8Array }. */
   async canvasPixels(id = 'overlay') {
-    const got = await this.evaluate((cid) => {
-      const c = document.getElementById(cid);
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      let s = '';
-      for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
-      return { width: c.width, height: c.height, data: btoa(s) };
-    }, id);
-    return { width: got.width, height: got.height, data: new Uint8Array(Buffer.from(got.data, 'base64')) };
+    return canvasPixelsVia((fn, arg) => this.evaluate(fn, arg), id);
   }
 
   /**
