@@ -52,6 +52,15 @@ export function knownBug(engine, isolated) {
   return engine === 'firefox' && isolated
     ? 'known bug: Firefox\'s threaded build sometimes never finishes createExplainer' : undefined;
 }
+
+/**
+ * A known stall, not yet understood: in WebKit, after the demo has loaded the full-size VGG16,
+ * its main thread stalls 0.08-1.1 s before the explain starts (the suspect: the demo refiling
+ * the 553 MB weights in the Cache API). The test keeps its 200 ms bound and runs as `todo`.
+ */
+export function knownStall(engine) {
+  return engine === 'webkit' ? 'known stall: WebKit\'s main thread after loading the full VGG16' : undefined;
+}
 const MONITOR_PATH = '/__harness/monitor.js';
 // the harness's own scripts, served beside the repository
 const HARNESS_FILES = Object.fromEntries(['monitor.js', 'beat-worker.js'].map((f) =>
