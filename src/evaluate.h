@@ -32,6 +32,10 @@ size_t gcam__model_reinit_staging_floats(const gcam_model *m);
 void gcam__model_reinit_conv(gcam_model *m, int32_t i, uint64_t seed, float *staging);
 void gcam__model_reinit_dense(gcam_model *m, int32_t j, uint64_t seed);
 
+/* IEEE binary16 bits of a finite f, rounded to nearest even; inf past the f16 range (the
+ * re-initialised weights are far inside it). */
+uint16_t gcam__f32_to_f16(float f);
+
 /* After conv i of the state's model changed: anything the state derived from its weights
  * (XNNPACK's packed operator) is made again. */
 gcam_status gcam__state_refresh_conv(gcam_state *s, int32_t i);

@@ -16,6 +16,7 @@
 #include "evaluate.h"
 #include "gcam.h"
 #include "image/image.h"
+#include "kernels/simd.h"
 #include "model.h"
 #include "state.h"
 #include "test.h"
@@ -165,6 +166,28 @@ static void test_spearman(void) {
   gcam__ranks(rank, a2, 4, order);
   CHECK(rank[0] == 1 && rank[1] == 2.5 && rank[2] == 2.5 && rank[3] == 4,
         "ranks %g %g %g %g", rank[0], rank[1], rank[2], rank[3]);
+}
+
+/* every finite half round-trips; a midpoint between two neighbours goes to the even one */
+static void test_f16(void) {
+  int bad = 0;
+  for (uint32_t h = 0; h < 0x10000u; h++) {
+    if ((h & 0x7c00u) == 0x7c00u) continue; /* inf, NaN */
+    const float f = gcam__f16_to_f32((uint16_t)h);
+    bad += gcam__f32_to_f16(f) != h;
+    const uint32_t next = h + 1;
+    if ((h & 0x7fffu) == 0x7bffu) continue; /* the largest: its neighbour is inf */
+    const float g = gcam__f16_to_f32((uint16_t)next);
+    const float mid = (float)(((double)f + (double)g) / 2); /* exact in float */
+    const uint16_t want = (uint16_t)(h & 1 ? next : h);
+    bad += gcam__f32_to_f16(mid) != want;
+    /* just off the midpoint: to the nearer one */
+    bad += gcam__f32_to_f16(nextafterf(mid, f)) != h;
+    bad += gcam__f32_to_f16(nextafterf(mid, g)) != next;
+  }
+  CHECK(bad == 0, "f32 -> f16: %d wrong conversions", bad);
+  CHECK(gcam__f32_to_f16(65520.0f) == 0x7c00u && gcam__f32_to_f16(65519.0f) == 0x7bffu,
+        "f32 -> f16 at the top of the range");
 }
 
 static void test_blur(void) {
@@ -736,6 +759,7 @@ static void test_bad_input(gcam_model *m) {
 
 int main(void) {
   test_spearman();
+  test_f16();
   test_blur();
 
   test_curve_twin("random reduced VGG16, portable", "tests/fixtures/vgg_small/model.gcam",
