@@ -745,6 +745,12 @@ static void test_bad_input(gcam_model *m) {
   e.layer = info.n_conv;
   CHECK(gcam_state_evaluate(s, 0, map, cw, chh, &e, &p, &r) == GCAM_STATUS_INVALID_ARGUMENT,
         "an explain layer out of range: %s", gcam_last_error());
+  /* ... and needs a state that could make the explanation itself */
+  e = gcam_explain_default_params();
+  e.method = GCAM_METHOD_GUIDED_BACKPROP;
+  CHECK(gcam_state_evaluate(s, 0, map, cw, chh, &e, &p, &r) == GCAM_STATUS_BAD_STATE &&
+            strstr(gcam_last_error(), "depth"),
+        "a pixel method on a shallow state: %s", gcam_last_error());
   e = gcam_explain_default_params();
   CHECK(gcam__evaluate_randomization(s, 0, map, cw, chh, &e, 0,
                                      info.n_conv + info.n_dense + 1, 0, r.curve) ==
