@@ -406,7 +406,8 @@ def test_method_options_errors(args, words):
     assert_one_line_error(run("explain", "--weights", MODEL, "--image", IMAGE, *args), *words)
 
 
-def test_map_out_to_a_missing_folder_fails(tmp_path):
-    r = run("explain", "--weights", MODEL, "--image", IMAGE, "--map-out",
-            str(tmp_path / "no" / "such" / "m.f32"))
-    assert_one_line_error(r, "cannot write")
+def test_map_out_to_a_missing_folder_or_full_disk_fails(tmp_path):
+    for where in [str(tmp_path / "no" / "such" / "m.f32")] + (["/dev/full"] if os.path.exists("/dev/full") else []):
+        r = run_bytes("explain", "--weights", MODEL, "--image", IMAGE, "--map-out", where)
+        assert_one_clean_line(r, "cannot write")
+        assert b"written" not in r.stdout
