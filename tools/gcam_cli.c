@@ -103,7 +103,7 @@ static void print_help(void) {
       "  --samples N    smoothgrad's noisy copies, 1..1024 (default 25)\n"
       "  --noise F      smoothgrad's noise, a fraction of the input's range in (0, 1] (0.15)\n"
       "  --steps N      integrated-gradients' steps, 1..1024 (default 32)\n"
-      "  --seed N       smoothgrad's noise seed (default 0)\n"
+      "  --seed N       the seed of smoothgrad's noise and of randomization (default 0)\n"
       "  --map-out P    write the raw map as little-endian float32, row-major; with several\n"
       "                 methods or layers P is a prefix: P.<method>.<layer>.f32\n"
       "  --metric M     deletion, insertion (AUC of the class probability as pixels go or come\n"
@@ -378,6 +378,14 @@ static int cmd_info(const cli_args *a) {
     printf("backend portable (our kernels, Winograd tile %d, %d thread%s)%s\n",
            info.winograd_tile, a->threads, a->threads > 1 ? "s" : "",
            a->backend == GCAM_BACKEND_AUTO ? ", chosen by --backend auto" : "");
+  /* the names --layer takes, with the size of a CAM map there */
+  printf("conv layers (--layer):");
+  for (int32_t i = 0; i < info.n_conv; i++) {
+    gcam_layer_info li;
+    if (gcam_model_layer_info(model, i, &li) == GCAM_STATUS_OK)
+      printf("%s %d %s %dx%dx%d", i ? "," : "", i, li.name, li.width, li.height, li.channels);
+  }
+  printf("\n");
   gcam_model_free(model);
   return 0;
 }
@@ -548,7 +556,9 @@ static int resolve_layers(const cli_args *a, const gcam_model *model, int32_t n_
         return 2;
       }
     } else if (gcam_model_layer_index(model, word, &index) != GCAM_STATUS_OK) {
-      fprintf(stderr, "gcam: --layer: %s\n", gcam_last_error());
+      const char *why = gcam_last_error();
+      if (why && *why) fprintf(stderr, "gcam: --layer: %s\n", why);
+      else fprintf(stderr, "gcam: --layer: no conv layer named '%s'\n", printable(word));
       return 2;
     }
     for (int32_t i = 0; i < *n_layers; i++)
