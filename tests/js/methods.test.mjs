@@ -167,15 +167,18 @@ describe('methods and layers (depth input)', () => {
 
 describe('wasm maps = the native CLI\'s --map-out', () => {
   let ex;
+  let scalar;
   let img;
   let dir;
   before(async () => {
     ex = await createExplainer({ weights: WEIGHTS, worker: false, depth: 'input' });
+    scalar = await createExplainer({ weights: WEIGHTS, worker: false, depth: 'input', simd: false });
     img = await ex.decodeImage(fs.readFileSync(IMAGE));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcam-methods-'));
   });
   after(() => {
     if (ex) ex.dispose();
+    if (scalar) scalar.dispose();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -183,10 +186,13 @@ describe('wasm maps = the native CLI\'s --map-out', () => {
     { methods: ['gradcam', 'gradcam++', 'layercam', 'eigengradcam'], layers: ['0', 'block2_conv1', 'last'], score: 'logit' },
     { methods: ['hirescam', 'saliency', 'guided-gradcam'], layers: ['1'], score: 'softmax' },
     { methods: ['smoothgrad', 'integrated-gradients'], layers: ['last'], score: 'logit', extra: ['--samples', '3', '--seed', '5', '--steps', '6'] },
+    { methods: ['gradcam++', 'guided-backprop'], layers: ['block3_conv3'], score: 'logit', scalar: true },
   ];
   for (const c of cases) {
-    test(`${c.methods.join(',')} at ${c.layers.join(',')} (${c.score})`, async () => {
-      const { layers } = ex.info;
+    test(`${c.scalar ? 'scalar build: ' : ''}${c.methods.join(',')} at ${c.layers.join(',')} (${c.score})`, async () => {
+      const wasm = c.scalar ? scalar : ex;
+      assert.equal(wasm.info.simd, !c.scalar);
+      const { layers } = wasm.info;
       const names = c.layers.map((l) => (l === 'last' ? layers[layers.length - 1].name : /^\d+$/.test(l) ? layers[Number(l)].name : l));
       const prefix = path.join(dir, `${c.score}-${c.methods[0]}`);
       const args = ['explain', '--weights', WEIGHTS, '--image', IMAGE, '--class', '7', '--score', c.score, '--json',
@@ -199,7 +205,7 @@ describe('wasm maps = the native CLI\'s --map-out', () => {
         for (const layer of uses ? names : ['input']) {
           const opts = { method, classIndex: 7, score: c.score, samples: 3, seed: 5, steps: 6 };
           if (uses) opts.layer = layer;
-          const e = (await ex.explain(img, opts)).explanations[0];
+          const e = (await wasm.explain(img, opts)).explanations[0];
           const n = nat.find((x) => x.method === method && x.layer === layer);
           assert.ok(n, `the CLI made ${method} at ${layer}`);
           assert.equal(n.map_width, e.width);
