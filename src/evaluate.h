@@ -25,11 +25,16 @@ size_t gcam__model_reinit_staging_floats(const gcam_model *m);
  * stream seeded by (seed, layer), so a layer's new weights do not depend on which layers
  * were re-initialised before it. The weights are written in every form the layer keeps:
  * canonical (3,3,C,OC) f32 (XNNPACK's, and the backward's w_canon) and packed (through
- * `staging`, gcam__model_reinit_staging_floats() floats), or compact f32 / f16, for convs; f32, f16 or int8 (scale 2 std / 127 per output, which holds
- * the truncated range exactly) for dense layers. A state on an XNNPACK model must rebuild
- * the conv's operator afterwards (gcam__state_refresh_conv). */
+ * `staging`, gcam__model_reinit_staging_floats() floats), or compact f32 / f16, for convs;
+ * f32, f16 or int8 (scale 2 std / 127 per output, which holds the truncated range exactly)
+ * for dense layers. A state on an XNNPACK model must rebuild the conv's operator afterwards
+ * (gcam__state_refresh_conv). */
 void gcam__model_reinit_conv(gcam_model *m, int32_t i, uint64_t seed, float *staging);
 void gcam__model_reinit_dense(gcam_model *m, int32_t j, uint64_t seed);
+
+/* IEEE binary16 bits of a finite f, rounded to nearest even; inf past the f16 range (the
+ * re-initialised weights are far inside it). */
+uint16_t gcam__f32_to_f16(float f);
 
 /* After conv i of the state's model changed: anything the state derived from its weights
  * (XNNPACK's packed operator) is made again. */

@@ -126,8 +126,7 @@ static float gcam__truncated(gcam__rng *r, double std) {
   return (float)(z * std);
 }
 
-/* IEEE binary16 bits of f, rounded to nearest even (|f| here is far below the f16 range) */
-static uint16_t gcam__f32_to_f16(float f) {
+uint16_t gcam__f32_to_f16(float f) {
   uint32_t u;
   memcpy(&u, &f, 4);
   const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);

@@ -16,6 +16,7 @@
 #include "evaluate.h"
 #include "gcam.h"
 #include "image/image.h"
+#include "kernels/simd.h"
 #include "model.h"
 #include "state.h"
 #include "test.h"
@@ -167,6 +168,28 @@ static void test_spearman(void) {
         "ranks %g %g %g %g", rank[0], rank[1], rank[2], rank[3]);
 }
 
+/* every finite half round-trips; a midpoint between two neighbours goes to the even one */
+static void test_f16(void) {
+  int bad = 0;
+  for (uint32_t h = 0; h < 0x10000u; h++) {
+    if ((h & 0x7c00u) == 0x7c00u) continue; /* inf, NaN */
+    const float f = gcam__f16_to_f32((uint16_t)h);
+    bad += gcam__f32_to_f16(f) != h;
+    const uint32_t next = h + 1;
+    if ((h & 0x7fffu) == 0x7bffu) continue; /* the largest: its neighbour is inf */
+    const float g = gcam__f16_to_f32((uint16_t)next);
+    const float mid = (float)(((double)f + (double)g) / 2); /* exact in float */
+    const uint16_t want = (uint16_t)(h & 1 ? next : h);
+    bad += gcam__f32_to_f16(mid) != want;
+    /* just off the midpoint: to the nearer one */
+    bad += gcam__f32_to_f16(nextafterf(mid, f)) != h;
+    bad += gcam__f32_to_f16(nextafterf(mid, g)) != next;
+  }
+  CHECK(bad == 0, "f32 -> f16: %d wrong conversions", bad);
+  CHECK(gcam__f32_to_f16(65520.0f) == 0x7c00u && gcam__f32_to_f16(65519.0f) == 0x7bffu,
+        "f32 -> f16 at the top of the range");
+}
+
 static void test_blur(void) {
   const int32_t H = 13, W = 9;
   const size_t n = (size_t)H * W * 3;
@@ -267,7 +290,7 @@ out:
   gcam_model_free(m);
 }
 
-/* ---- faithfulness on the trained model --------------------------------------------------------- */
+/* ---- faithfulness on the trained model ------------------------------------------------------ */
 
 typedef struct faith {
   int n, del_cam, ins_cam, del_box, ins_box;
@@ -461,6 +484,7 @@ static void test_randomization_methods(gcam_model *m, const box *bx, int n_boxes
                {GCAM_METHOD_GUIDED_BACKPROP, -1}, {GCAM_METHOD_GUIDED_GRADCAM, -1},
                {GCAM_METHOD_SMOOTHGRAD, -1}};
   float *map = malloc(sizeof(float) * (size_t)H * W);
+  float *again = malloc(sizeof(float) * (size_t)H * W);
   for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
     gcam_explain_params e = gcam_explain_default_params();
     e.method = cases[t].method, e.layer = cases[t].layer, e.samples = 4;
@@ -479,6 +503,18 @@ static void test_randomization_methods(gcam_model *m, const box *bx, int n_boxes
       if (top != bx[k].label) continue;
       gcam_status st = gcam_state_map_size(s, &e, &mw, &mh);
       if (!st) st = gcam_state_explain_ex(s, top, &e, NULL, map, NULL);
+      if (!st && n == 0) {
+        /* a deep state holds the image's whole forward again after a curve: the same
+         * explanation, bit for bit */
+        gcam_evaluate_params p = gcam_evaluate_default_params();
+        gcam_evaluate_result r;
+        p.steps = 4, p.metric = GCAM_METRIC_INSERTION;
+        st = gcam_state_evaluate(s, top, map, mw, mh, NULL, &p, &r);
+        if (!st) st = gcam_state_explain_ex(s, top, &e, NULL, again, NULL);
+        CHECK(st == GCAM_STATUS_OK && memcmp(map, again, sizeof(float) * (size_t)mw * mh) == 0,
+              "%s: the explanation changed across an insertion curve: %s",
+              gcam_method_name(e.method), st ? gcam_last_error() : "different map");
+      }
       double curve[81];
       if (!st)
         st = gcam__evaluate_randomization(s, top, map, mw, mh, &e, 0, n_layers, 1, curve);
@@ -502,7 +538,7 @@ static void test_randomization_methods(gcam_model *m, const box *bx, int n_boxes
     for (int32_t i = 0; i <= n_layers && n; i++) printf(" %.3f", mean[i] / n);
     printf("\n");
   }
-  free(map);
+  free(map), free(again);
   gcam_state_free(s);
 }
 
@@ -568,7 +604,8 @@ static void test_reinit(const char *model_path) {
     n_checked++;
   }
   CHECK(n_checked > 0, "no compact f32 conv to check");
-  CHECK(memcmp(before, m->weights, m->weight_bytes) == 0, "re-initialising the copy wrote the model");
+  CHECK(memcmp(before, m->weights, m->weight_bytes) == 0,
+        "re-initialising the copy wrote the model");
   free(stage), free(before);
   gcam_model_free(c);
   gcam_model_free(m);
@@ -722,6 +759,7 @@ static void test_bad_input(gcam_model *m) {
 
 int main(void) {
   test_spearman();
+  test_f16();
   test_blur();
 
   test_curve_twin("random reduced VGG16, portable", "tests/fixtures/vgg_small/model.gcam",

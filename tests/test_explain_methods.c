@@ -4,12 +4,14 @@
  *     file here and kept for an independent double-precision forward: central finite
  *     differences of that forward (the score w.r.t. the input, and w.r.t. a middle conv's
  *     output) against saliency's input gradient and the CAM gradient at block2_conv2, logit
- *     and softmax scores, FAST and COMPACT memory;
+ *     and softmax scores, FAST and COMPACT memory, conv weights stored as f32 and as f16;
  *   - guided backprop against the same double network with guided ReLUs (hand backward);
  *   - every method at every layer runs and is finite, with the map size map_size() says;
  *     gradcam at the last conv is bit-identical to gcam_state_explain(), whatever the depth;
  *     smoothgrad / IG restore the forward; integrated gradients' completeness;
  *   - a larger random VGG on pools of 2 and 3 threads: every method bit-identical to serial;
+ *   - the XNNPACK backend's forward (where built) with our backward: every method within
+ *     1e-3 of the map's max of the portable backend's;
  *   - every bad input the issue names: its status and message. */
 #include "threadpool.h" /* tools/threadpool.c, linked in by CMake */
 
@@ -30,7 +32,33 @@ typedef struct {
   int32_t oc[MAXC], pool[MAXC], dout[MAXD];
   float *cw[MAXC], *cb[MAXC], *dw[MAXD], *db[MAXD];
   int32_t cin[MAXC], ch[MAXC], cwid[MAXC], din[MAXD];
+  int f16; /* conv weights stored as IEEE halves (the reference uses the same values) */
 } net;
+
+/* f32 -> nearest f16 bits (normal range only: the weights here are neither tiny nor huge) */
+static uint16_t to_f16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u, mant = u & 0x7fffffu;
+  const int32_t e = (int32_t)((u >> 23) & 0xff) - 127 + 15;
+  if (e <= 0) return (uint16_t)sign;
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+static float from_f16(uint16_t h) {
+  const int32_t e = (h >> 10) & 0x1f;
+  const float v = e ? ldexpf((float)(1024 + (h & 0x3ff)), e - 25) : 0.0f;
+  return h & 0x8000u ? -v : v;
+}
+
+/* round the conv weights to halves, in place: the file then stores them as f16 exactly */
+static void net_to_f16(net *t) {
+  t->f16 = 1;
+  for (int i = 0; i < t->n_conv; i++)
+    for (size_t k = 0; k < (size_t)9 * t->cin[i] * t->oc[i]; k++) t->cw[i][k] = from_f16(to_f16(t->cw[i][k]));
+}
 
 static void put32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -80,7 +108,9 @@ static uint8_t *net_file(const net *t, size_t *out_size) {
   for (int i = 0; i < nc; i++) count[2 * i] = (size_t)9 * t->cin[i] * t->oc[i], count[2 * i + 1] = (size_t)t->oc[i];
   for (int j = 0; j < nd; j++)
     count[2 * (nc + j)] = (size_t)t->din[j] * t->dout[j], count[2 * (nc + j) + 1] = (size_t)t->dout[j];
-  for (int k = 0; k < n_t; k++) off[k] = payload, payload = align64(payload + count[k] * 4);
+  size_t esz[2 * (MAXC + MAXD)];
+  for (int k = 0; k < n_t; k++) esz[k] = t->f16 && k < 2 * nc && k % 2 == 0 ? 2 : 4;
+  for (int k = 0; k < n_t; k++) off[k] = payload, payload = align64(payload + count[k] * esz[k]);
   const size_t header = 128 + 8 * (size_t)(nc + nd) + 80 * (size_t)n_t, start = align64(header);
   const size_t size = start + payload;
   uint8_t *f = calloc(1, size);
@@ -101,11 +131,17 @@ static uint8_t *net_file(const net *t, size_t *out_size) {
     if (k % 2) ndim = 1, dims[0] = (uint32_t)count[k];
     else if (conv) ndim = 4, dims[0] = 3, dims[1] = 3, dims[2] = (uint32_t)t->cin[idx], dims[3] = (uint32_t)t->oc[idx];
     else ndim = 2, dims[0] = (uint32_t)t->din[idx], dims[1] = (uint32_t)t->dout[idx];
-    put32(p + 40, 0), put32(p + 44, ndim);
+    put32(p + 40, esz[k] == 2 ? 1 : 0), put32(p + 44, ndim);
     for (int d = 0; d < 4; d++) put32(p + 48 + 4 * d, dims[d]);
-    put64(p + 64, off[k]), put64(p + 72, count[k] * 4);
+    put64(p + 64, off[k]), put64(p + 72, count[k] * esz[k]);
     const float *src = conv ? (k % 2 ? t->cb[idx] : t->cw[idx]) : (k % 2 ? t->db[idx] : t->dw[idx]);
-    memcpy(f + start + off[k], src, count[k] * 4);
+    if (esz[k] == 2)
+      for (size_t e = 0; e < count[k]; e++) {
+        const uint16_t h = to_f16(src[e]);
+        memcpy(f + start + off[k] + 2 * e, &h, 2);
+      }
+    else
+      memcpy(f + start + off[k], src, count[k] * 4);
   }
   gcam_sha256 sh;
   gcam__sha256_init(&sh);
@@ -215,9 +251,10 @@ static float *random_input(const net *t, unsigned seed) {
 }
 
 /* finite differences of the double network vs the library's gradients */
-static void check_gradients(gcam_memory memory) {
+static void check_gradients(gcam_memory memory, int f16) {
   net t;
   net_init(&t, 13, 11, 4, TINY_OC, TINY_POOL, 3, TINY_D, 1234u);
+  if (f16) net_to_f16(&t);
   gcam_model *m = net_load(&t, memory);
   if (!m) return;
   gcam_state_params sp = gcam_state_default_params();
@@ -250,9 +287,9 @@ static void check_gradients(gcam_memory memory) {
         fd[i] = (up - dn) / (2 * eps);
       }
       double e = g ? rel_to_max_d(g, fd, nx) : INFINITY;
-      CHECK(e <= 2e-3, "memory %d score %d class %d: d/d input vs finite differences %.3g",
-            (int)memory, score, c, e);
-      printf("memory %d score %d class %d: input gradient vs FD %.2e\n", (int)memory, score, c, e);
+      CHECK(e <= 2e-3, "memory %d f16 %d score %d class %d: d/d input vs finite differences %.3g",
+            (int)memory, f16, score, c, e);
+      printf("memory %d f16 %d score %d class %d: input gradient vs FD %.2e\n", (int)memory, f16, score, c, e);
 
       /* d score / d (block2_conv2's output), layer 2: 6x5x7 */
       int32_t L = -1;
@@ -676,12 +713,62 @@ static void check_bad_input(void) {
   net_free(&t);
 }
 
+/* ---- the XNNPACK backend's forward, our backward: the same gradients as the portable one -- */
+
+static void check_xnnpack(void) {
+  net t;
+  net_init(&t, 13, 11, 4, TINY_OC, TINY_POOL, 3, TINY_D, 1234u);
+  size_t size;
+  uint8_t *file = net_file(&t, &size);
+  gcam_model_params mp = gcam_model_default_params();
+  mp.backend = GCAM_BACKEND_XNNPACK;
+  gcam_model *mx = NULL, *mp_ = NULL;
+  gcam_status st = gcam_model_load_from_memory(file, size, &mp, &mx);
+  mp.backend = GCAM_BACKEND_PORTABLE;
+  gcam_model_load_from_memory(file, size, &mp, &mp_);
+  free(file);
+  if (st != GCAM_STATUS_OK) {
+    printf("XNNPACK backend unavailable (%s): its backward check not run\n", gcam_last_error());
+    gcam_model_free(mp_);
+    net_free(&t);
+    return;
+  }
+  gcam_state_params sp = gcam_state_default_params();
+  sp.depth = GCAM_DEPTH_INPUT;
+  gcam_state *a = NULL, *b = NULL;
+  CHECK(gcam_state_create_ex(mx, &sp, &a) == GCAM_STATUS_OK, "xnn state: %s", gcam_last_error());
+  CHECK(gcam_state_create_ex(mp_, &sp, &b) == GCAM_STATUS_OK, "portable state: %s", gcam_last_error());
+  float *x = random_input(&t, 99u), ra[143], rb[143];
+  gcam_state_forward_tensor(a, x), gcam_state_forward_tensor(b, x);
+  for (int meth = 0; a && b && meth < GCAM_METHOD_COUNT; meth++) {
+    gcam_explain_params p = gcam_explain_default_params();
+    p.method = (gcam_method)meth, p.layer = 1, p.samples = 2, p.steps = 3;
+    int32_t w, h;
+    gcam_state_map_size(a, &p, &w, &h);
+    CHECK(gcam_state_explain_ex(a, 2, &p, ra, NULL, NULL) == GCAM_STATUS_OK, "xnn %s: %s",
+          gcam_method_name(p.method), gcam_last_error());
+    gcam_state_explain_ex(b, 2, &p, rb, NULL, NULL);
+    double mxv = 0;
+    for (int32_t i = 0; i < w * h; i++) mxv = rb[i] > mxv ? rb[i] : mxv;
+    CHECK(test_max_abs_err(ra, rb, (size_t)w * h) <= 1e-3 * mxv + 1e-12,
+          "xnn vs portable %s: %.3g of max %.3g", gcam_method_name(p.method),
+          test_max_abs_err(ra, rb, (size_t)w * h), mxv);
+  }
+  free(x);
+  gcam_state_free(a), gcam_state_free(b);
+  gcam_model_free(mx), gcam_model_free(mp_);
+  net_free(&t);
+}
+
 int main(void) {
   check_bad_input();
-  check_gradients(GCAM_MEMORY_FAST);
-  check_gradients(GCAM_MEMORY_COMPACT);
+  check_gradients(GCAM_MEMORY_FAST, 0);
+  check_gradients(GCAM_MEMORY_COMPACT, 0);
+  check_gradients(GCAM_MEMORY_FAST, 1);
+  check_gradients(GCAM_MEMORY_COMPACT, 1); /* the backward packs from the f16 weights */
   check_guided();
   check_methods();
   check_threads();
+  check_xnnpack();
   TEST_MAIN_END();
 }
