@@ -156,7 +156,10 @@ export interface EvaluateOptions {
    * the map's most salient first; lower AUC is better), 'insertion' (as pixels are revealed
    * from the baseline; higher is better) or 'randomization' (Adebayo et al. 2018: the
    * Spearman rank correlation of the map with itself as the dense layers, then the convs,
-   * are re-initialised top-down; a faithful method's falls) */
+   * are re-initialised top-down; a faithful method's falls). Randomization copies the
+   * weights once while it runs (the heap then holds them twice: mind maxMemoryMB); it
+   * recomputes the map with the explanation's own method and layer, so it needs the depth
+   * they need. Each deletion/insertion step is one forward pass. */
   metric?: 'deletion' | 'insertion' | 'randomization';
   /** deletion/insertion: the curve's points - 1, 1..1024; default 32 */
   steps?: number;
