@@ -12,8 +12,8 @@ make_cam_fixtures.py's (written from the papers), applied to the tensors autogra
     net = Net(gcamfile.read_gcam("m.gcam"))
     x = input_tensor(img_rgb, net.model)                 # (h, w, 3) float64, tensor order
     fw = net.run(x)                                      # logits, every conv's A
-    cams = cam_maps(net, fw, c, "logit")                 # {(method, layer): Map}
-    pix = pixel_maps(net, x, c, "softmax", samples=4, noise=0.15, steps=8, seed=3)
+    maps = explain_all(net, x, c, "softmax", gg_layers=["block4_conv3"],
+                       samples=4, noise=0.15, steps=8, seed=3)   # {(method, layer): Map}
 
 A Map holds `raw` (the map after its ReLU / aggregation, the library's raw_map), `norm`
 (raw / max(raw), zeros stay zeros) and, for pixel methods, `grad` (h, w, 3): the library's
@@ -194,22 +194,20 @@ def _hwc(t):
     return t[0].permute(1, 2, 0).to(torch.float64)
 
 
-def cam_maps(net, fw, c, mode, layers=None, methods=CAM_METHODS):
-    """Every CAM method at every layer asked (default: all), from one backward."""
+def cam_maps(net, fw, c, mode, layers=None, methods=CAM_METHODS, with_input=False):
+    """Every CAM method at every layer asked (default: all), from one backward; with_input
+    also returns d score / d x (h, w, 3) from that same backward (saliency's gradient)."""
     idx = list(range(len(net.names))) if layers is None else [net.layer_index(l) for l in layers]
-    grads = torch.autograd.grad(fw.score(c, mode), [fw.acts[i] for i in idx],
-                                retain_graph=True)
+    wrt = [fw.acts[i] for i in idx] + ([fw.x] if with_input else [])
+    grads = torch.autograd.grad(fw.score(c, mode), wrt, retain_graph=True)
     out = {}
     for i, g in zip(idx, grads):
         A, G = _hwc(fw.acts[i].detach()), _hwc(g)
         for m in methods:
             out[(m, net.names[i])] = Map(torch.clamp(cam_formula(m, A, G), min=0).numpy())
+    if with_input:
+        return out, _hwc(grads[-1])
     return out
-
-
-def gradcam_norm(net, fw, c, mode, layer):
-    return cam_maps(net, fw, c, mode, [layer], ("gradcam",))[("gradcam", net.names[
-        net.layer_index(layer)])].norm
 
 
 def input_gradients(net, xs_hwc, c, mode, guided=False, batch=8):
@@ -268,44 +266,61 @@ def smoothgrad_noise(seed, samples, n):
 
 # ---- pixel methods ------------------------------------------------------------------------------
 
-def pixel_grad(net, x_hwc, c, mode, method, samples=25, noise=0.15, steps=32, seed=0):
-    """The (h, w, 3) float64 tensor gcam_state_input_gradient() returns for `method`."""
+def pixel_grad(net, x_hwc, c, mode, method, samples=25, noise=0.15, steps=32, seed=0,
+               fw=None):
+    """The (h, w, 3) float64 tensor gcam_state_input_gradient() returns for `method`; fw: a
+    Forward of x_hwc to reuse (guided for guided-backprop), kept with retain_graph."""
     if method in ("saliency", "guided-backprop", "guided-gradcam"):
+        if fw is not None:
+            (g,) = torch.autograd.grad(fw.score(c, mode), fw.x, retain_graph=True)
+            return _hwc(g)
         return input_gradients(net, [x_hwc], c, mode, guided=method != "saliency")[0]
     if method == "smoothgrad":
-        x32 = np.asarray(x_hwc, np.float64)
-        sigma = noise * (float(x32.max()) - float(x32.min()))
-        n = smoothgrad_noise(seed, samples, x32.size)
-        xs = [x32 + sigma * n[s].reshape(x32.shape) for s in range(samples)]
-        gs = input_gradients(net, xs, c, mode)
-        return sum(gs) / samples
+        x = np.asarray(x_hwc, np.float64)
+        sigma = noise * (float(x.max()) - float(x.min()))
+        n = smoothgrad_noise(seed, samples, x.size)
+        xs = [x + sigma * n[s].reshape(x.shape) for s in range(samples)]
+        return sum(input_gradients(net, xs, c, mode)) / samples
     if method == "integrated-gradients":
         x = np.asarray(x_hwc, np.float64)
         b = black_tensor(net.model)
         xs = [b + (k + 0.5) / steps * (x - b) for k in range(steps)]
-        gs = input_gradients(net, xs, c, mode)
-        return torch.from_numpy(x - b) * (sum(gs) / steps)
+        return torch.from_numpy(x - b) * (sum(input_gradients(net, xs, c, mode)) / steps)
     raise ValueError(method)
 
 
-def pixel_maps(net, x_hwc, c, mode, methods=PIXEL_METHODS, layers=None, fw=None, **kw):
-    """{(method, layer name or None): Map}; guided-gradcam at each of `layers` (default the
-    last conv), the other pixel methods once (layer None)."""
-    out, grads = {}, {}
-    for m in methods:
+def explain_all(net, x_hwc, c, mode, cam_methods=CAM_METHODS, layers=None,
+                pixel_methods=PIXEL_METHODS, gg_layers=None, fw=None, fw_guided=None, **kw):
+    """{(method, layer name, or None for the pixel methods that take none): Map} for one
+    class and score: the CAM methods at `layers` (default all) and saliency from one
+    backward of `fw` (a Forward of x_hwc, made if None), guided backprop from `fw_guided`
+    (made if None), guided-gradcam at each of `gg_layers` (default the last conv), smoothgrad
+    and integrated-gradients with kw (samples, noise, steps, seed)."""
+    fw = fw or net.run(x_hwc)
+    gg = [net.names[net.layer_index(l)] for l in (gg_layers or [-1])]
+    want_gc = "guided-gradcam" in pixel_methods
+    cam_layers = None if layers is None else list(dict.fromkeys(
+        [net.names[net.layer_index(l)] for l in layers] + (gg if want_gc else [])))
+    methods = tuple(dict.fromkeys(tuple(cam_methods) + (("gradcam",) if want_gc else ())))
+    cams, g_sal = cam_maps(net, fw, c, mode, cam_layers, methods, with_input=True)
+    out = {k: v for k, v in cams.items() if k[0] in cam_methods and (
+        layers is None or k[1] in [net.names[net.layer_index(l)] for l in layers])}
+    grads = {"saliency": g_sal}
+    h, w = net.model.input_hw
+    for m in pixel_methods:
         key = "guided-backprop" if m == "guided-gradcam" else m
         if key not in grads:
-            grads[key] = pixel_grad(net, x_hwc, c, mode, key, **kw)
+            if key == "guided-backprop":
+                fw_guided = fw_guided or net.run(x_hwc, guided=True)
+            grads[key] = pixel_grad(net, x_hwc, c, mode, key, fw=fw_guided
+                                    if key == "guided-backprop" else None, **kw)
         g = grads[key]
         if m != "guided-gradcam":
             out[(m, None)] = Map(PIXEL_REDUCE[m](g).numpy(), grad=g.numpy())
             continue
-        fw = fw or net.run(x_hwc)
-        h, w = net.model.input_hw
-        for layer in (layers or [-1]):
-            cam = resize_bilinear(gradcam_norm(net, fw, c, mode, layer), w, h)
-            out[(m, net.names[net.layer_index(layer)])] = Map(
-                PIXEL_REDUCE[m](g).numpy() * cam, grad=g.numpy())
+        for layer in gg:
+            cam = resize_bilinear(cams[("gradcam", layer)].norm, w, h)
+            out[(m, layer)] = Map(PIXEL_REDUCE[m](g).numpy() * cam, grad=g.numpy())
     return out
 
 
