@@ -27,12 +27,15 @@ Definitions (docs/methods.md is the contract; where it states a choice this foll
   - saliency: d score / d x; guided-backprop: the same with every ReLU's backward
     g_in = g_out * [y > 0] * [g_out > 0] (Springenberg et al. 2015);
     smoothgrad: the mean of d score / d x over `samples` copies x + n, n ~ N(0, sigma^2) per
-    element, sigma = noise * (max(x) - min(x)) (Smilkov et al. 2017);
+    element, sigma = noise * (max(x) - min(x)) (Smilkov et al. 2017), n from splitmix64 and
+    Box-Muller as docs/methods.md gives them (smoothgrad_noise);
     integrated-gradients: (x - b) * mean_k d score / d x at b + alpha_k (x - b), b the
     preprocessed black image, alpha_k = (k + 0.5) / steps (Sundararajan et al. 2017).
-    Each pixel map is reduce(grad) over the 3 channels (PIXEL_REDUCE).
+    Each pixel map is reduce(grad) over the 3 channels (PIXEL_REDUCE): max |g| (Simonyan et
+    al. 2014), the sum of |attribution| for integrated-gradients.
   - guided-gradcam: guided-backprop's map times the Grad-CAM norm map at `layer`, resized to
-    the input bilinearly with OpenCV's half-pixel centres (Selvaraju et al. 2017, sec. 3.1).
+    the input bilinearly with OpenCV's half-pixel centres (Selvaraju et al. 2017, sec. 3.1),
+    its gradient the guided gradient times that map, per channel.
 """
 
 import os
@@ -163,6 +166,11 @@ def to_nchw(x_hwc, dtype=torch.float64):
     return torch.from_numpy(x).to(dtype)
 
 
+def f32(a):
+    """float64 values rounded to float32 (what the library's tensors hold), as float64."""
+    return np.asarray(a, np.float64).astype(np.float32).astype(np.float64)
+
+
 def input_tensor(img_rgb, model):
     """The preprocessed input as the library computes it (float32), widened to float64: the
     reference pipeline's OpenCV resize + preprocessing (tests/oracle/reference.py)."""
@@ -244,24 +252,22 @@ def splitmix64(state):
 
 
 def smoothgrad_noise(seed, samples, n):
-    """(samples, n) standard normal values, float64: see docs/methods.md. Vectorised
-    splitmix64 (the k-th output of a stream started at `seed` is mix(seed + (k+1) * gamma)),
-    uniforms u = (out >> 11) * 2^-53, Box-Muller pairs in double."""
+    """(samples, n) standard normal values, float64, as docs/methods.md gives them: one
+    splitmix64 stream started at `seed` (its t-th output, t from 1, is mix(seed + t * gamma));
+    each normal takes two outputs r1, r2 in turn: u1 = ((r1 >> 11) + 1) * 2^-53 in (0, 1],
+    u2 = (r2 >> 11) * 2^-53, z = sqrt(-2 ln u1) cos(2 pi u2) (Box-Muller's cosine branch);
+    sample k's normals are k * n .. k * n + n - 1, in the tensor's (h, w, 3) order."""
     count = samples * n
-    pairs = (count + 1) // 2
-    k = np.arange(1, 2 * pairs + 1, dtype=np.uint64)
+    t = np.arange(1, 2 * count + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        z = np.uint64(seed) + k * np.uint64(0x9E3779B97F4A7C15)
+        z = np.uint64(seed) + t * np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-    u = (z >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
-    u1, u2 = u[0::2], u[1::2]
-    r = np.sqrt(-2.0 * np.log(1.0 - u1))          # 1 - u1 in (0, 1]: log never sees 0
-    t = 2.0 * np.pi * u2
-    normal = np.empty(2 * pairs)
-    normal[0::2], normal[1::2] = r * np.cos(t), r * np.sin(t)
-    return normal[:count].reshape(samples, n)
+    r = z >> np.uint64(11)
+    u1 = (r[0::2] + np.uint64(1)).astype(np.float64) * (2.0 ** -53)
+    u2 = r[1::2].astype(np.float64) * (2.0 ** -53)
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).reshape(samples, n)
 
 
 # ---- pixel methods ------------------------------------------------------------------------------
@@ -277,14 +283,15 @@ def pixel_grad(net, x_hwc, c, mode, method, samples=25, noise=0.15, steps=32, se
         return input_gradients(net, [x_hwc], c, mode, guided=method != "saliency")[0]
     if method == "smoothgrad":
         x = np.asarray(x_hwc, np.float64)
-        sigma = noise * (float(x.max()) - float(x.min()))
+        sigma = float(np.float32(noise)) * (float(x.max()) - float(x.min()))
         n = smoothgrad_noise(seed, samples, x.size)
-        xs = [x + sigma * n[s].reshape(x.shape) for s in range(samples)]
+        # the noisy copies are the network's float32 inputs
+        xs = [f32(x + sigma * n[s].reshape(x.shape)) for s in range(samples)]
         return sum(input_gradients(net, xs, c, mode)) / samples
     if method == "integrated-gradients":
         x = np.asarray(x_hwc, np.float64)
         b = black_tensor(net.model)
-        xs = [b + (k + 0.5) / steps * (x - b) for k in range(steps)]
+        xs = [f32(b + (k + 0.5) / steps * (x - b)) for k in range(steps)]
         return torch.from_numpy(x - b) * (sum(input_gradients(net, xs, c, mode)) / steps)
     raise ValueError(method)
 
