@@ -253,6 +253,179 @@ gcam_status gcam_state_last_gradient(const gcam_state *state, const float **grad
                                      const float **activation);
 
 /* ---------------------------------------------------------------------------------------- */
+/* Layers                                                                                   */
+
+/* Conv layers are numbered 0..n_conv-1 in forward order and named as Keras names VGG16's:
+ * "block<b>_conv<i>", b counting blocks from 1 (a block ends at a 2x2 max-pool), i from 1
+ * within the block. The names come from the network's structure, not from the file's tensor
+ * names, so a small VGG's layers are named the same way. */
+typedef struct gcam_layer_info {
+  char name[32];          /* "block4_conv3" */
+  int32_t width, height;  /* the conv's output size (= a CAM map's size): 28 x 28 for
+                           * VGG16's block4_conv3 */
+  int32_t channels;       /* its output channels: 512 for block4_conv3 */
+} gcam_layer_info;
+
+/* The index of the conv layer called `name` (exact, "block4_conv3"). An unknown name is
+ * GCAM_STATUS_INVALID_ARGUMENT with a message listing the valid range ("no conv layer named
+ * 'x' (this model has block1_conv1..block5_conv3)"). */
+gcam_status gcam_model_layer_index(const gcam_model *model, const char *name, int32_t *index);
+
+/* Name and output size of conv layer `index` (0..n_conv-1; else INVALID_ARGUMENT). */
+gcam_status gcam_model_layer_info(const gcam_model *model, int32_t index, gcam_layer_info *info);
+
+/* ---------------------------------------------------------------------------------------- */
+/* State with a deeper backward                                                             */
+
+/* What a backward from this state may reach. Deeper costs memory: a conv layer's output
+ * must be kept (not overwritten by the next layer) for a backward to pass through it. */
+#define GCAM_DEPTH_LAST_CONV (-1) /* the Grad-CAM family at the last conv only: today's memory */
+#define GCAM_DEPTH_INPUT (-2)     /* down to the input: also the pixel-level methods */
+
+typedef struct gcam_state_params {
+  /* The deepest point a backward from this state may reach: GCAM_DEPTH_LAST_CONV (default),
+   * a conv index 0..n_conv-1 (CAM methods at that layer or any above it), or
+   * GCAM_DEPTH_INPUT (every layer, and the pixel-level methods). The state keeps every conv
+   * output (and pool argmax) at or above that depth, plus gradient buffers;
+   * gcam_state_memory_bytes() says what that costs. */
+  int32_t depth;
+} gcam_state_params;
+
+gcam_state_params gcam_state_default_params(void);
+
+/* Create a state with these params (NULL = defaults). A depth out of range is
+ * INVALID_ARGUMENT. gcam_state_create(m, out) == gcam_state_create_ex(m, NULL, out). */
+gcam_status gcam_state_create_ex(const gcam_model *model, const gcam_state_params *params,
+                                 gcam_state **out);
+
+/* Bytes the state holds (activations, gradients, scratch), for apps that show memory. */
+gcam_status gcam_state_memory_bytes(const gcam_state *state, uint64_t *bytes);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Methods                                                                                  */
+
+/* Names as pytorch-grad-cam spells them; formulas, references and costs in docs/methods.md.
+ * The CAM family (GRADCAM..EIGENGRADCAM) makes a map of the target layer's size from its
+ * activation and gradient; the pixel-level methods make a map of the model's input size from
+ * the gradient at the input. */
+typedef enum gcam_method {
+  GCAM_METHOD_GRADCAM = 0,             /* "gradcam": Selvaraju et al. 2017 */
+  GCAM_METHOD_HIRESCAM = 1,            /* "hirescam": Draelos & Carin 2020 */
+  GCAM_METHOD_GRADCAM_ELEMENTWISE = 2, /* "gradcam-elementwise" */
+  GCAM_METHOD_GRADCAM_PLUSPLUS = 3,    /* "gradcam++": Chattopadhyay et al. 2018 */
+  GCAM_METHOD_XGRADCAM = 4,            /* "xgradcam": Fu et al. 2020 */
+  GCAM_METHOD_LAYERCAM = 5,            /* "layercam": Jiang et al. 2021 */
+  GCAM_METHOD_EIGENCAM = 6,            /* "eigencam": Muhammad & Yeasin 2020 (no gradient) */
+  GCAM_METHOD_EIGENGRADCAM = 7,        /* "eigengradcam": first principal component of
+                                        * gradient x activation; sign made deterministic */
+  /* pixel-level: the map has the model's input size (224 x 224); need GCAM_DEPTH_INPUT */
+  GCAM_METHOD_SALIENCY = 8,            /* "saliency": Simonyan et al. 2014, vanilla gradient */
+  GCAM_METHOD_GUIDED_BACKPROP = 9,     /* "guided-backprop": Springenberg et al. 2015 */
+  GCAM_METHOD_GUIDED_GRADCAM = 10,     /* "guided-gradcam": guided backprop x upsampled
+                                        * Grad-CAM at `layer` (Selvaraju et al. 2017) */
+  GCAM_METHOD_SMOOTHGRAD = 11,         /* "smoothgrad": Smilkov et al. 2017, seeded noise */
+  GCAM_METHOD_INTEGRATED_GRADIENTS = 12, /* "integrated-gradients": Sundararajan et al. 2017,
+                                          * from the black image */
+  GCAM_METHOD_COUNT = 13
+} gcam_method;
+
+/* The method's name ("gradcam++"), or NULL if `method` is out of range. */
+const char *gcam_method_name(gcam_method method);
+
+/* The method called `name` (exact, lowercase, as gcam_method_name() spells it); an unknown
+ * name is INVALID_ARGUMENT with a message listing the valid ones. */
+gcam_status gcam_method_from_name(const char *name, gcam_method *out);
+
+/* 1 for the pixel-level methods (SALIENCY..INTEGRATED_GRADIENTS), else 0. */
+int gcam_method_is_pixel(gcam_method method);
+
+typedef struct gcam_explain_params {
+  gcam_method method;  /* default GCAM_METHOD_GRADCAM */
+  int32_t layer;       /* target conv index, or -1 = the last conv (default). A CAM method's
+                        * map is that layer's size; guided-gradcam's Grad-CAM factor is
+                        * taken there; the other pixel methods ignore it */
+  gcam_score score;    /* default GCAM_SCORE_LOGIT */
+  int32_t samples;     /* smoothgrad: noisy copies, 1..1024 (default 25) */
+  float noise;         /* smoothgrad: noise std as a fraction of (max - min) of the
+                        * preprocessed input, in (0, 1] (default 0.15, Smilkov et al.) */
+  int32_t steps;       /* integrated-gradients: 1..1024 (default 32) */
+  uint64_t seed;       /* smoothgrad's noise (default 0) */
+} gcam_explain_params;
+
+gcam_explain_params gcam_explain_default_params(void);
+
+/* The size of the map an explain with these params writes: the layer's (CAM methods) or the
+ * input's (pixel methods). Checks the params as gcam_state_explain_ex() does: an unknown
+ * method, a layer out of range or samples / steps / noise out of range are INVALID_ARGUMENT;
+ * a layer or method deeper than the state's depth is BAD_STATE, with a message naming the
+ * gcam_state_params.depth needed. */
+gcam_status gcam_state_map_size(const gcam_state *state, const gcam_explain_params *params,
+                                int32_t *width, int32_t *height);
+
+/* One explanation of one class after a forward. raw_map / norm_map / raw_max as in
+ * gcam_state_explain() (each may be NULL), sized by gcam_state_map_size(). After it the
+ * state still holds the image's forward (smoothgrad / integrated-gradients run extra
+ * forwards on noisy / scaled inputs and restore it), so any number of explains follow one
+ * forward. params NULL = gcam_explain_default_params().
+ * gcam_state_explain(s, c, score, raw, norm, max) == this with method gradcam, layer -1. */
+gcam_status gcam_state_explain_ex(gcam_state *state, int32_t class_index,
+                                  const gcam_explain_params *params, float *raw_map,
+                                  float *norm_map, float *raw_max);
+
+/* After an explain with a pixel method: d score / d input, (input_height, input_width, 3)
+ * floats in the preprocessed tensor's channel order (for guided-backprop the guided
+ * gradient; for smoothgrad its mean over samples; for integrated-gradients the attribution
+ * (x - baseline) * mean gradient). Owned by the state, valid until the next call on it;
+ * BAD_STATE if the last explain was not a pixel method. */
+gcam_status gcam_state_input_gradient(const gcam_state *state, const float **grad);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Faithfulness and sanity                                                                  */
+
+typedef enum gcam_metric {
+  GCAM_METRIC_DELETION = 0,      /* Petsiuk et al. 2018 (RISE): remove pixels, most salient
+                                  * first; lower AUC is better */
+  GCAM_METRIC_INSERTION = 1,     /* reveal pixels, most salient first, from the baseline;
+                                  * higher AUC is better */
+  GCAM_METRIC_RANDOMIZATION = 2  /* Adebayo et al. 2018: cascading re-initialisation */
+} gcam_metric;
+
+typedef enum gcam_baseline {
+  GCAM_BASELINE_BLUR = 0, /* a Gaussian blur of the input (sigma in docs/methods.md) */
+  GCAM_BASELINE_MEAN = 1  /* 0 after preprocessing: the dataset mean colour */
+} gcam_baseline;
+
+typedef struct gcam_evaluate_params {
+  gcam_metric metric;
+  int32_t steps;          /* deletion/insertion: curve points - 1, 1..1024 (default 32) */
+  gcam_baseline baseline; /* deletion/insertion: what a removed pixel becomes (default BLUR) */
+  uint64_t seed;          /* randomization: the re-initialisation's seed (default 0) */
+} gcam_evaluate_params;
+
+gcam_evaluate_params gcam_evaluate_default_params(void);
+
+typedef struct gcam_evaluate_result {
+  double auc;            /* deletion/insertion: area under the curve (trapezoid, x in [0,1]) */
+  int32_t n_points;      /* points written to curve[] */
+  /* deletion/insertion: the class probability after each step (steps + 1 points);
+   * randomization: Spearman rank correlation of the map with the original after
+   * re-initialising the top 1, 2, ... layers (dense layers first, then convs top-down:
+   * n_dense + n_conv points). */
+  double curve[1024 + 1];
+} gcam_evaluate_result;
+
+/* Evaluate an explanation of class `class_index` for the image of the state's last forward:
+ * `map` (map_width x map_height, any size: bilinearly resized to the input) is the
+ * explanation under test (normally the norm_map of an explain with `explain`), and
+ * `explain` says how to recompute it (randomization). After it the state holds the image's
+ * forward again. Randomization clones the model's weights once (memory: twice the
+ * weights). */
+gcam_status gcam_state_evaluate(gcam_state *state, int32_t class_index, const float *map,
+                                int32_t map_width, int32_t map_height,
+                                const gcam_explain_params *explain,
+                                const gcam_evaluate_params *params, gcam_evaluate_result *out);
+
+/* ---------------------------------------------------------------------------------------- */
 /* Images and overlays                                                                      */
 
 typedef enum gcam_colormap {

@@ -1,64 +1,29 @@
 /* forward.c: image -> tensor -> VGG forward -> logits and probabilities.
- * Keeps what the backward needs: the last conv's output, the last pool's argmax and every
- * dense layer's (post-ReLU) output. */
+ * Keeps what a backward from the state may need (layers.h, state.c): by default the last
+ * conv's output, the last pool's argmax and every dense layer's (post-ReLU) output; deeper
+ * states every conv output and pool argmax down to their depth. */
 #include <string.h>
 
 #include "error.h"
 #include "image/image.h"
 #include "ops.h"
-#include "parallel.h"
 #include "state.h"
-#ifdef GCAM_HAVE_XNNPACK
-#include "xnn_backend.h"
-#endif
-
-static gcam_status gcam__conv(gcam_state *s, int32_t i, float *out, const float *in) {
-  const gcam_conv_layer *l = &s->model->conv[i];
-#ifdef GCAM_HAVE_XNNPACK
-  if (s->model->backend == GCAM_BACKEND_XNNPACK)
-    return gcam__xnn_conv3x3_relu_run(s->xnn_conv[i], out, in, l->H, l->W);
-#endif
-  if (l->w_compact)
-    gcam__conv3x3_relu_forward_compact_pool(out, in, l->w_compact, l->w_dtype, l->bias, l->H,
-                                            l->W, l->C, l->OC, s->scratch, s->pack, &s->pool);
-  else
-    gcam__conv3x3_relu_forward_pool(out, in, l->packed, l->H, l->W, l->C, l->OC, s->scratch,
-                                    &s->pool);
-  return GCAM_STATUS_OK;
-}
 
 gcam_status gcam_state_forward_tensor(gcam_state *s, const float *input) {
   if (!s || !input) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "state or input is NULL");
   const gcam_model *m = s->model;
-  s->has_forward = s->has_gradient = 0;
+  s->has_forward = s->has_gradient = s->has_input_grad = 0;
   if (input != s->input)
     memcpy(s->input, input, (size_t)m->in_h * (size_t)m->in_w * 3 * sizeof(float));
 
-  /* conv blocks: in (H,W,C) -> (H,W,OC) [-> pool (H/2,W/2,OC)] */
+  /* the layers in order, each output where the state's plan put it (state.c) */
   const float *x = s->input;
-  int which = 0;
-  for (int32_t i = 0; i < m->n_conv; i++) {
-    const gcam_conv_layer *l = &m->conv[i];
-    int last = i == m->n_conv - 1;
-    float *y = s->act[which];
-    gcam_status st = gcam__conv(s, i, y, x);
+  for (int32_t i = 0; i < s->n_layers; i++) {
+    gcam_status st = s->layer[i].kind->forward(s, i, s->y[i], x);
     if (st) return st;
-    x = y, which ^= 1;
-    if (last) s->cam_act = y;
-    if (l->pool) {
-      float *p = s->act[which];
-      gcam__maxpool2x2_forward(p, last ? s->argmax : NULL, x, l->H, l->W, l->OC);
-      x = p, which ^= 1;
-    }
+    x = s->y[i];
   }
-
-  /* dense head: (IN) -> (OUT), ReLU on all but the last */
-  for (int32_t j = 0; j < m->n_dense; j++) {
-    const gcam_dense_layer *l = &m->dense[j];
-    float *y = gcam__dense_output(s, j);
-    gcam__dense_forward_dt_pool(y, x, &l->w, l->IN, l->OUT, j < m->n_dense - 1, &s->pool);
-    x = y;
-  }
+  s->cam_act = s->y[s->conv_layer[m->n_conv - 1]];
   gcam__softmax_forward(s->probs, x, m->n_classes);
   s->has_forward = 1;
   return GCAM_STATUS_OK;
@@ -76,7 +41,7 @@ gcam_status gcam_state_forward_rgba(gcam_state *s, const uint8_t *rgba, int32_t 
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "stride %d is less than width*4 = %lld",
                        stride, (long long)width * 4);
   const gcam_model *m = s->model;
-  s->has_forward = s->has_gradient = 0;
+  s->has_forward = s->has_gradient = s->has_input_grad = 0;
   gcam__resize_bicubic_u8(s->resized, m->in_w, m->in_h, rgba, width, height, stride, 4);
   gcam__preprocess(s->input, s->resized, m->in_h, m->in_w, 4, m->preprocess, m->mean, m->std);
   return gcam_state_forward_tensor(s, s->input);

@@ -1,5 +1,6 @@
 /* model.c: what a loaded model is and tells: default parameters, freeing, its description
  * and its labels. Reading a file into a model is model_load.c's job. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,4 +53,48 @@ gcam_status gcam_model_get_info(const gcam_model *m, gcam_model_info *info) {
 const char *gcam_model_label(const gcam_model *m, int32_t class_index) {
   if (!m || !m->labels || class_index < 0 || class_index >= m->n_classes) return NULL;
   return m->label_ptr[class_index];
+}
+
+/* ---- conv layers by name ------------------------------------------------------------------- */
+
+/* Keras's VGG16 names from the structure: block b (from 1) ends at a max-pool, conv i from 1
+ * within its block */
+static void gcam__layer_name(const gcam_model *m, int32_t index, char name[32]) {
+  int32_t block = 1, in_block = 0;
+  for (int32_t i = 0; i <= index; i++) {
+    in_block++;
+    if (i < index && m->conv[i].pool) block++, in_block = 0;
+  }
+  snprintf(name, 32, "block%d_conv%d", (int)block, (int)in_block);
+}
+
+gcam_status gcam_model_layer_info(const gcam_model *m, int32_t index, gcam_layer_info *info) {
+  if (!m || !info) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "model or info is NULL");
+  if (index < 0 || index >= m->n_conv)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT,
+                       "layer %d is outside the model's conv layers 0..%d", (int)index,
+                       (int)m->n_conv - 1);
+  memset(info, 0, sizeof *info);
+  gcam__layer_name(m, index, info->name);
+  info->width = m->conv[index].W, info->height = m->conv[index].H;
+  info->channels = m->conv[index].OC;
+  return GCAM_STATUS_OK;
+}
+
+gcam_status gcam_model_layer_index(const gcam_model *m, const char *name, int32_t *index) {
+  if (!m || !name || !index)
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "model, name or index is NULL");
+  char n[32];
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    gcam__layer_name(m, i, n);
+    if (strcmp(n, name) == 0) {
+      *index = i;
+      return GCAM_STATUS_OK;
+    }
+  }
+  char last[32];
+  gcam__layer_name(m, 0, n);
+  gcam__layer_name(m, m->n_conv - 1, last);
+  return gcam__error(GCAM_STATUS_INVALID_ARGUMENT,
+                     "no conv layer named '%.64s' (this model has %s..%s)", name, n, last);
 }

@@ -386,8 +386,10 @@ static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
                gcam__align64(4 * (uint64_t)l->OC);
       continue;
     }
+    /* packed for the forward, and (3,3,C,OC) f32 for the backward (docs/methods.md) */
     total += xnn ? gcam__align64(4 * hwio) + gcam__align64(4 * (uint64_t)l->OC)
-                 : gcam__align64(4 * (uint64_t)gcam__conv3x3_packed_floats(l->C, l->OC));
+                 : gcam__align64(4 * (uint64_t)gcam__conv3x3_packed_floats(l->C, l->OC)) +
+                       gcam__align64(4 * hwio);
     if (!xnn && hwio + (uint64_t)l->OC > staging) staging = hwio + (uint64_t)l->OC;
   }
   for (int32_t t = 0; t < L->n_tensors; t++) { /* dense tensors as stored (biases as f32) */
@@ -430,7 +432,12 @@ static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
       l->bias = (float *)p, p += gcam__align64((uint64_t)4 * l->OC);
     } else {
       l->packed = (float *)p, p += gcam__align64(4 * (uint64_t)gcam__conv3x3_packed_floats(l->C, l->OC));
+      l->w_hwio = (float *)p, p += gcam__align64((uint64_t)36 * l->C * l->OC);
     }
+    if (l->w_compact)
+      l->w_canon = l->w_compact, l->w_canon_dtype = l->w_dtype;
+    else
+      l->w_canon = l->w_hwio, l->w_canon_dtype = GCAM__DTYPE_F32;
     l->scratch_floats = gcam__conv3x3_scratch_floats(l->H, l->W, l->C, l->OC);
   }
   for (int32_t t = 0; t < L->n_tensors; t++) {
@@ -544,6 +551,7 @@ static void gcam__tensor_done(gcam_model_loader *L, const gcam__tensor *t) {
   if (t->kind != GCAM__CONV_B || m->backend == GCAM_BACKEND_XNNPACK) return;
   gcam_conv_layer *l = &m->conv[t->layer];
   if (l->w_compact) return; /* packed as it runs */
+  memcpy(l->w_hwio, L->staging, sizeof(float) * 9 * (size_t)l->C * (size_t)l->OC);
   gcam__conv3x3_pack(l->packed, L->staging, L->staging + (size_t)9 * l->C * l->OC, l->C, l->OC);
 }
 

@@ -95,10 +95,23 @@ void gcam__dense_backward_input_dt(float *d_in, const float *d_out, const gcam__
 void gcam__dense_backward_input_dt_ref(float *d_in, const float *d_out,
                                        const gcam__dense_weights *w, int32_t IN, int32_t OUT);
 
+/* ---- 3x3 convolution backward, continued: packing from the storage dtype ------------------ */
+
+/* The same packing (the fast path's layout, gcam__conv3x3_backward_packed_floats floats)
+ * from the canonical weights in their storage dtype (f32 or f16 bits), the Winograd
+ * transform in f32 instead of double, split over the pool's threads; done as the backward
+ * reaches the layer, into one scratch sized for the largest layer. */
+struct gcam_threadpool;
+void gcam__conv3x3_backward_pack_canon_pool(float *packed, const void *w_hwio, gcam__dtype dt,
+                                            int32_t C, int32_t OC,
+                                            const struct gcam_threadpool *pool);
+
 /* ---- elementwise --------------------------------------------------------------------------- */
 
 /* d (N) *= (y > 0), where y is the ReLU's output */
 void gcam__relu_backward(float *d, const float *y, size_t N);
+/* guided backprop's ReLU (Springenberg et al. 2015): d (N) = d * (y > 0) * (d > 0) */
+void gcam__relu_backward_guided(float *d, const float *y, size_t N);
 /* p (N) = softmax(z), computed stably in double */
 void gcam__softmax_forward(float *p, const float *z, int32_t N);
 /* d(p_c)/dz (N) = p_c * (onehot_c - p), p = softmax(z), computed from the logits z in double

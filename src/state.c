@@ -1,7 +1,9 @@
-/* state.c: creating and freeing the per-image scratch. */
+/* state.c: creating and freeing the per-image scratch, sized by what a backward from it may
+ * reach (gcam_state_params.depth). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "cam_methods.h"
 #include "error.h"
 #include "parallel.h"
 #include "state.h"
@@ -15,42 +17,52 @@ float *gcam__dense_output(const gcam_state *s, int32_t j) {
   return s->dense_out + off;
 }
 
+gcam_state_params gcam_state_default_params(void) {
+  gcam_state_params p;
+  memset(&p, 0, sizeof p);
+  p.depth = GCAM_DEPTH_LAST_CONV;
+  return p;
+}
+
 void gcam_state_free(gcam_state *s) {
   if (!s) return;
 #ifdef GCAM_HAVE_XNNPACK
   for (int32_t i = 0; i < GCAM_MAX_CONV; i++) gcam__xnn_conv_delete(s->xnn_conv[i]);
 #endif
-  free(s->resized);
-  free(s->input);
-  free(s->act[0]);
-  free(s->act[1]);
-  free(s->scratch);
-  free(s->pack);
-  free(s->argmax);
-  free(s->dense_out);
-  free(s->probs);
-  free(s->d[0]);
-  free(s->d[1]);
-  free(s->grad);
-  free(s->alpha);
-  free(s->cam);
+  void *bufs[] = {s->resized, s->input, s->act[0],   s->act[1], s->own,   s->argmax_all,
+                  s->scratch, s->pack,  s->bpack,    s->dense_out, s->probs, s->g[0],
+                  s->g[1],    s->cam,   s->work,     s->in_grad, s->gsum,  s->x0,
+                  s->xs,      s->cam_up};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(s);
 }
 
-/* floats of conv scratch the model's layers need on n_threads task slots, or 0 when that
- * does not fit one allocation. The kernels size it in size_t; a 64-bit bound of their
- * formula (at most 36 taps x 96 tiles x (C + OC) per slot) is checked first. */
-static size_t gcam__state_scratch_floats(const gcam_model *m, int32_t n_threads) {
+/* the conv layers a backward from this state runs through (their input gradient): those
+ * above the deepest kept output, all of them for the pixel methods */
+static int gcam__conv_backward_needed(const gcam_state *s, int32_t i) {
+  return s->depth_input || i > s->depth_conv;
+}
+
+/* floats of conv scratch the forward's and the backward's layers need on n_threads task
+ * slots, or 0 when that does not fit one allocation. The kernels size it in size_t; a 64-bit
+ * bound of their formula (at most 36 taps x 96 tiles x (C + OC) per slot) is checked first. */
+static size_t gcam__state_scratch_floats(const gcam_state *s, int32_t n_threads) {
+  const gcam_model *m = s->model;
   size_t scratch = 1;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
     size_t f = l->scratch_floats;
+    const uint64_t bound = (uint64_t)l->C + (uint64_t)l->OC + (uint64_t)n_threads * 36 * 96 *
+                                                ((uint64_t)l->C + (uint64_t)l->OC);
+    if (bound > GCAM__MAX_ALLOC_BYTES / sizeof(float)) return 0;
     if (m->backend != GCAM_BACKEND_XNNPACK) {
-      const uint64_t bound = (uint64_t)l->C + (uint64_t)n_threads * 36 * 96 *
-                                                  ((uint64_t)l->C + (uint64_t)l->OC);
-      if (bound > GCAM__MAX_ALLOC_BYTES / sizeof(float)) return 0;
       const size_t p = gcam__conv3x3_scratch_floats_pool(l->H, l->W, l->C, l->OC, n_threads);
       if (p > f) f = p;
+    }
+    if (gcam__conv_backward_needed(s, i)) {
+      const size_t b =
+          gcam__conv3x3_backward_scratch_floats_pool(l->H, l->W, l->C, l->OC, n_threads);
+      if (b > f) f = b;
     }
     if (f > scratch) scratch = f;
   }
@@ -66,7 +78,7 @@ gcam_status gcam_state_set_threadpool(gcam_state *s, const gcam_threadpool *pool
   if (pool->n_threads < 1 || pool->n_threads > 1024)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "pool n_threads is %d, not 1..1024",
                        (int)pool->n_threads);
-  const size_t need = gcam__state_scratch_floats(s->model, pool->n_threads);
+  const size_t need = gcam__state_scratch_floats(s, pool->n_threads);
   if (need == 0)
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
                        "the scratch of %d threads does not fit this build's address space",
@@ -77,9 +89,24 @@ gcam_status gcam_state_set_threadpool(gcam_state *s, const gcam_threadpool *pool
       return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %d threads' scratch",
                          (int)pool->n_threads);
     free(s->scratch);
+    s->bytes += (uint64_t)(need - s->scratch_floats) * sizeof(float);
     s->scratch = scratch, s->scratch_floats = need;
   }
   s->pool = *pool;
+  return GCAM_STATUS_OK;
+}
+
+gcam_status gcam__state_cam_work(gcam_state *s, size_t doubles) {
+  if (doubles <= s->work_doubles) return GCAM_STATUS_OK;
+  if ((uint64_t)doubles > GCAM__MAX_ALLOC_BYTES / sizeof(double))
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "the method's work does not fit this build");
+  double *w = malloc(doubles * sizeof(double));
+  if (!w)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %zu MB of the method's work",
+                       (doubles * sizeof(double) + (1u << 20) - 1) >> 20);
+  free(s->work);
+  s->bytes += (uint64_t)(doubles - s->work_doubles) * sizeof(double);
+  s->work = w, s->work_doubles = doubles;
   return GCAM_STATUS_OK;
 }
 
@@ -95,87 +122,170 @@ static gcam_status gcam__state_create_xnn(gcam_state *s) {
   }
   return GCAM_STATUS_OK;
 #else
+  (void)s;
   return gcam__error(GCAM_STATUS_BACKEND, "this build has no XNNPACK backend");
 #endif
 }
 
+/* Where every layer's output lives, in floats (64 bits: a 4096x4096x64 activation is 4 GiB
+ * and would wrap wasm32's size_t). A conv whose output a backward needs (>= depth_conv) gets
+ * its own buffer, except the last conv: only its pool and the dense head follow it, so it may
+ * stay in a ping-pong buffer, which keeps the default state at its old size. Everything else
+ * takes the ping-pong buffer its input is not in. */
+typedef struct {
+  uint64_t act[2], own, argmax, g[2], bpack, cam, work;
+  int32_t where[GCAM__MAX_LAYERS]; /* 0/1: act[]; 2: own; 3: dense_out */
+  uint64_t own_off[GCAM__MAX_LAYERS], argmax_off[GCAM__MAX_LAYERS];
+} gcam__plan;
+
+static void gcam__state_plan(const gcam_state *s, gcam__plan *p) {
+  const gcam_model *m = s->model;
+  memset(p, 0, sizeof *p);
+  int32_t cur = -1; /* the input tensor */
+  const int32_t n = s->n_layers;
+  for (int32_t i = 0; i < n; i++) {
+    const gcam__layer *l = &s->layer[i];
+    const uint64_t out = (uint64_t)l->out_h * (uint64_t)l->out_w * (uint64_t)l->out_c;
+    int32_t where;
+    if (l->kind == &gcam__layer_dense) {
+      where = 3;
+    } else if (l->kind == &gcam__layer_conv3x3_relu && l->index >= s->depth_conv &&
+               l->index < m->n_conv - 1) {
+      where = 2, p->own_off[i] = p->own, p->own += out;
+    } else {
+      where = cur == 0 ? 1 : 0;
+      if (out > p->act[where]) p->act[where] = out;
+    }
+    if (l->kind == &gcam__layer_maxpool2x2 && m->conv[s->layer[i - 1].index].pool &&
+        s->layer[i - 1].index >= s->depth_conv)
+      p->argmax_off[i] = p->argmax + 1, p->argmax += out; /* +1: 0 means none */
+    p->where[i] = where, cur = where;
+  }
+  /* gradients: the seed in g[0], layer i's input gradient in g[(n-i)&1], for every layer a
+   * backward from this state may run */
+  p->g[0] = (uint64_t)m->n_classes;
+  const int32_t first = s->depth_input ? 0 : s->conv_layer[s->depth_conv] + 1;
+  for (int32_t i = first; i < n; i++) {
+    const gcam__layer *l = &s->layer[i];
+    const uint64_t in = (uint64_t)l->in_h * (uint64_t)l->in_w * (uint64_t)l->in_c;
+    if (in > p->g[(n - i) & 1]) p->g[(n - i) & 1] = in;
+  }
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    const gcam_conv_layer *l = &m->conv[i];
+    if (gcam__conv_backward_needed(s, i)) {
+      const uint64_t b = gcam__conv3x3_backward_packed_floats(l->C, l->OC);
+      if (b > p->bpack) p->bpack = b;
+    }
+    if (i >= s->depth_conv) {
+      const uint64_t hw = (uint64_t)l->H * (uint64_t)l->W;
+      if (hw > p->cam) p->cam = hw;
+      for (int meth = 0; meth < GCAM__CAM_COUNT; meth++) {
+        size_t d = 0;
+        if (meth == GCAM__CAM_EIGENCAM || meth == GCAM__CAM_EIGENGRADCAM) continue; /* grown */
+        if (gcam__cam_work_doubles(meth, l->H, l->W, l->OC, &d) == GCAM_STATUS_OK &&
+            d > p->work)
+          p->work = d;
+      }
+    }
+  }
+  if (s->depth_input && (uint64_t)m->in_h * (uint64_t)m->in_w > p->cam)
+    p->cam = (uint64_t)m->in_h * (uint64_t)m->in_w;
+}
+
+/* one buffer of the plan: its bytes checked against the address space, counted, allocated */
+static void *gcam__state_alloc(gcam_state *s, uint64_t bytes, int *failed) {
+  if (bytes == 0) return NULL;
+  if (bytes > GCAM__MAX_ALLOC_BYTES) {
+    *failed = 1;
+    return NULL;
+  }
+  void *p = malloc((size_t)bytes);
+  if (!p) *failed = 1;
+  s->bytes += bytes;
+  return p;
+}
+
 gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
+  return gcam_state_create_ex(m, NULL, out);
+}
+
+gcam_status gcam_state_create_ex(const gcam_model *m, const gcam_state_params *params,
+                                 gcam_state **out) {
   if (!m || !out) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "model or out is NULL");
   *out = NULL;
+  const gcam_state_params p = params ? *params : gcam_state_default_params();
+  if (p.depth != GCAM_DEPTH_LAST_CONV && p.depth != GCAM_DEPTH_INPUT &&
+      (p.depth < 0 || p.depth >= m->n_conv))
+    return gcam__error(GCAM_STATUS_INVALID_ARGUMENT,
+                       "state depth %d is none of GCAM_DEPTH_LAST_CONV (-1), GCAM_DEPTH_INPUT "
+                       "(-2) or a conv index 0..%d",
+                       (int)p.depth, (int)m->n_conv - 1);
   gcam_state *s = calloc(1, sizeof *s);
   if (!s) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
   s->model = m;
+  s->depth = p.depth;
+  s->depth_input = p.depth == GCAM_DEPTH_INPUT;
+  s->depth_conv = p.depth == GCAM_DEPTH_LAST_CONV ? m->n_conv - 1 : s->depth_input ? 0 : p.depth;
+  s->n_layers = gcam__layers_build(m, s->layer);
+  for (int32_t i = 0; i < s->n_layers; i++)
+    if (s->layer[i].kind == &gcam__layer_conv3x3_relu) s->conv_layer[s->layer[i].index] = i;
 
-  /* Byte counts in 64 bits: in wasm32 a 4096x4096x64 activation (4 GiB) would wrap size_t
-   * to a few bytes and the forward would write far past them. */
-  uint64_t act = 0, dense = 0, d = (uint64_t)m->dense[0].IN;
-  for (int32_t i = 0; i < m->n_conv; i++) {
-    const gcam_conv_layer *l = &m->conv[i];
-    uint64_t o = (uint64_t)l->H * (uint64_t)l->W * (uint64_t)l->OC;
-    if (o > act) act = o;
-  }
-  for (int32_t j = 0; j < m->n_dense; j++) {
-    dense += (uint64_t)m->dense[j].OUT;
-    if ((uint64_t)m->dense[j].OUT > d) d = (uint64_t)m->dense[j].OUT;
-  }
+  gcam__plan plan;
+  gcam__state_plan(s, &plan);
+  uint64_t dense = 0;
+  for (int32_t j = 0; j < m->n_dense; j++) dense += (uint64_t)m->dense[j].OUT;
   const uint64_t in = (uint64_t)m->in_h * (uint64_t)m->in_w;
-  const uint64_t cam = (uint64_t)m->cam_h * (uint64_t)m->cam_w * (uint64_t)m->cam_c;
-  const uint64_t head = (uint64_t)m->head_h * (uint64_t)m->head_w * (uint64_t)m->cam_c;
-  /* XNNPACK may read up to 16 bytes past a conv's input */
-  const uint64_t bytes[] = {in * 4, in * 3 * sizeof(float) + 16, act * sizeof(float) + 16,
-                            head * sizeof(int32_t), dense * sizeof(float), d * sizeof(float),
-                            cam * sizeof(float)};
-  for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
-    if (bytes[i] > GCAM__MAX_ALLOC_BYTES) {
-      gcam_state_free(s);
-      return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
-                         "the activations need a %llu MiB buffer, more than this build can "
-                         "address (%llu MiB)",
-                         (unsigned long long)(bytes[i] >> 20),
-                         (unsigned long long)(GCAM__MAX_ALLOC_BYTES >> 20));
-    }
-  s->scratch_floats = gcam__state_scratch_floats(m, 1);
+  s->scratch_floats = gcam__state_scratch_floats(s, 1);
   if (s->scratch_floats == 0) {
     gcam_state_free(s);
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
                        "the conv scratch does not fit this build's address space");
   }
-  s->resized = malloc((size_t)bytes[0]);
-  s->input = malloc((size_t)bytes[1]);
-  s->act[0] = malloc((size_t)bytes[2]);
-  s->act[1] = malloc((size_t)bytes[2]);
-  s->scratch = malloc(s->scratch_floats * sizeof(float));
-  size_t pack = 0; /* one scratch for the compact convs' packed weights, sized for the largest */
+  uint64_t pack = 0; /* one scratch for the compact convs' packed weights, sized for the largest */
   for (int32_t i = 0; i < m->n_conv; i++)
     if (m->conv[i].w_compact) {
-      const size_t f = gcam__conv3x3_compact_pack_floats(m->conv[i].C, m->conv[i].OC);
+      const uint64_t f = gcam__conv3x3_compact_pack_floats(m->conv[i].C, m->conv[i].OC);
       if (f > pack) pack = f;
     }
-  if (pack && !(s->pack = malloc(pack * sizeof(float)))) {
-    gcam_state_free(s);
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory for %zu MB of conv scratch",
-                       (pack * sizeof(float) + (1u << 20) - 1) >> 20);
+  int failed = 0;
+  /* XNNPACK may read up to 16 bytes past a conv's input */
+  s->resized = gcam__state_alloc(s, in * 4, &failed);
+  s->input = gcam__state_alloc(s, in * 3 * sizeof(float) + 16, &failed);
+  s->act[0] = gcam__state_alloc(s, plan.act[0] * sizeof(float) + 16, &failed);
+  s->act[1] = gcam__state_alloc(s, plan.act[1] * sizeof(float) + 16, &failed);
+  s->own = gcam__state_alloc(s, plan.own * sizeof(float) + (plan.own ? 16 : 0), &failed);
+  s->argmax_all = gcam__state_alloc(s, plan.argmax * sizeof(int32_t), &failed);
+  s->scratch = gcam__state_alloc(s, (uint64_t)s->scratch_floats * sizeof(float), &failed);
+  s->pack = gcam__state_alloc(s, pack * sizeof(float), &failed);
+  s->bpack = gcam__state_alloc(s, plan.bpack * sizeof(float), &failed);
+  s->dense_out = gcam__state_alloc(s, dense * sizeof(float), &failed);
+  s->probs = gcam__state_alloc(s, (uint64_t)m->n_classes * sizeof(float), &failed);
+  s->g[0] = gcam__state_alloc(s, plan.g[0] * sizeof(float), &failed);
+  s->g[1] = gcam__state_alloc(s, (plan.g[1] ? plan.g[1] : 1) * sizeof(float), &failed);
+  s->cam = gcam__state_alloc(s, plan.cam * sizeof(float), &failed);
+  s->work = gcam__state_alloc(s, plan.work * sizeof(double), &failed);
+  s->work_doubles = (size_t)plan.work;
+  if (s->depth_input) {
+    s->in_grad = gcam__state_alloc(s, in * 3 * sizeof(float), &failed);
+    s->gsum = gcam__state_alloc(s, in * 3 * sizeof(double), &failed);
+    s->x0 = gcam__state_alloc(s, in * 3 * sizeof(float), &failed);
+    s->xs = gcam__state_alloc(s, in * 3 * sizeof(float), &failed);
+    s->cam_up = gcam__state_alloc(s, in * sizeof(float), &failed);
   }
-  s->argmax = malloc((size_t)bytes[3]);
-  s->dense_out = malloc((size_t)bytes[4]);
-  s->probs = malloc((size_t)m->n_classes * sizeof(float));
-  s->d[0] = malloc((size_t)bytes[5]);
-  s->d[1] = malloc((size_t)bytes[5]);
-  s->grad = malloc((size_t)bytes[6]);
-  s->alpha = malloc((size_t)m->cam_c * sizeof(float));
-  s->cam = malloc((size_t)m->cam_h * (size_t)m->cam_w * sizeof(float));
-  if (!s->resized || !s->input || !s->act[0] || !s->act[1] || !s->scratch || !s->argmax ||
-      !s->dense_out || !s->probs || !s->d[0] || !s->d[1] || !s->grad || !s->alpha ||
-      !s->cam) {
-    /* what this state asked for, in 64 bits (the sizes are checked at load) */
-    const uint64_t asked = (uint64_t)in * 4 + ((uint64_t)in * 3 + 2 * (uint64_t)act) * 4 + 48 +
-                           (uint64_t)s->scratch_floats * 4 + (uint64_t)head * 4 +
-                           ((uint64_t)dense + (uint64_t)m->n_classes + 2 * (uint64_t)d +
-                            (uint64_t)cam + (uint64_t)m->cam_c + (uint64_t)m->cam_h * m->cam_w) * 4;
+  if (failed) {
+    const uint64_t asked = s->bytes;
     gcam_state_free(s);
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
-                       "out of memory: the activations need %llu MB",
-                       (unsigned long long)((asked + (1u << 20) - 1) >> 20));
+                       "out of memory: the state needs %llu MB (depth %d; "
+                       "gcam_state_params.depth says how deep a backward may go)",
+                       (unsigned long long)((asked + (1u << 20) - 1) >> 20), (int)p.depth);
+  }
+  for (int32_t i = 0; i < s->n_layers; i++) {
+    const int32_t w = plan.where[i];
+    s->y[i] = w == 3   ? gcam__dense_output(s, s->layer[i].index)
+              : w == 2 ? s->own + plan.own_off[i]
+                       : s->act[w];
+    s->argmax[i] = plan.argmax_off[i] ? s->argmax_all + (plan.argmax_off[i] - 1) : NULL;
   }
   if (m->backend == GCAM_BACKEND_XNNPACK) {
     gcam_status st = gcam__state_create_xnn(s);
@@ -185,5 +295,11 @@ gcam_status gcam_state_create(const gcam_model *m, gcam_state **out) {
     }
   }
   *out = s;
+  return GCAM_STATUS_OK;
+}
+
+gcam_status gcam_state_memory_bytes(const gcam_state *s, uint64_t *bytes) {
+  if (!s || !bytes) return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "state or bytes is NULL");
+  *bytes = s->bytes + sizeof *s;
   return GCAM_STATUS_OK;
 }

@@ -6,6 +6,8 @@
  *     loss is L(x) = sum g . pool(ReLU(conv(x) + b)) in double;
  *   - fast and twin vs torch's float64 autograd of conv2d (tests/fixtures/cam_methods/, made by
  *     tests/oracle/make_cam_fixtures.py), 5 shapes;
+ *   - the packing from canonical f32 / f16 weights (gcam__conv3x3_backward_pack_canon_pool,
+ *     what the backward driver runs) vs the twin, serial and on every pool;
  *   - on pools of 1, 2, 3 and 7 threads (tools/threadpool.c) and a pool that runs its tasks
  *     in a scrambled order: bit-identical to serial (memcmp). */
 #include "threadpool.h" /* tools/threadpool.c, linked in by CMake */
@@ -15,6 +17,7 @@
 #include "kernels/conv3x3.h"
 #include "ops.h"
 #include "parallel.h"
+#include "kernels/simd.h"
 #include "test.h"
 
 static float *random_floats(size_t n, unsigned *seed, float lo, float hi) {
@@ -256,6 +259,60 @@ static void check_torch(void) {
   CHECK(n >= 5, "manifest: %d convbwd cases", n);
 }
 
+/* ---- packing from the canonical weights (f32 and f16) as the layer runs ----------------- */
+
+/* f32 -> nearest f16 bits (normal range; the weights here are small and not tiny) */
+static uint16_t to_f16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  int32_t e = (int32_t)((u >> 23) & 0xff) - 127 + 15;
+  uint32_t mant = u & 0x7fffffu;
+  if (e <= 0) return (uint16_t)sign; /* flush: not produced by these tests */
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+
+/* the backward packed by gcam__conv3x3_backward_pack_canon_pool, from f32 and from f16
+ * weights, vs the twin on the same (f16-rounded) weights; and on every pool bit-identical to
+ * serial, packing included */
+static void check_canon(int32_t H, int32_t W, int32_t C, int32_t OC) {
+  unsigned seed = 4242u + (unsigned)(H * 131 + W * 17 + C * 7 + OC);
+  const size_t nw = (size_t)9 * C * OC, nx = (size_t)H * W * C, ny = (size_t)H * W * OC;
+  float *w = random_floats(nw, &seed, -0.5f, 0.5f), *dy = random_floats(ny, &seed, -1.0f, 1.0f);
+  uint16_t *w16 = malloc(nw * sizeof *w16);
+  float *w16f = malloc(nw * sizeof *w16f);
+  for (size_t i = 0; i < nw; i++) w16[i] = to_f16(w[i]), w16f[i] = gcam__f16_to_f32(w16[i]);
+  const size_t np = gcam__conv3x3_backward_packed_floats(C, OC);
+  size_t ns = gcam__conv3x3_backward_scratch_floats_pool(H, W, C, OC, 8);
+  float *packed = malloc(np * sizeof *packed), *scratch = malloc((ns ? ns : 1) * sizeof(float));
+  float *dx = malloc(nx * sizeof *dx), *ref = malloc(nx * sizeof *ref),
+        *dx2 = malloc(nx * sizeof *dx2);
+  for (int dt = 0; dt < 2; dt++) {
+    memset(packed, 0xff, np * sizeof *packed); /* NaN: every float the kernels read is written */
+    gcam__conv3x3_backward_pack_canon_pool(packed, dt ? (const void *)w16 : w,
+                                           dt ? GCAM__DTYPE_F16 : GCAM__DTYPE_F32, C, OC, NULL);
+    gcam__conv3x3_backward_input_pool(dx, dy, packed, H, W, C, OC, scratch, NULL);
+    gcam__conv3x3_backward_input_ref(ref, dy, dt ? w16f : w, H, W, C, OC);
+    const double e = rel_to_max(dx, ref, nx);
+    CHECK(e <= 2e-5, "canon %s pack %dx%dx%d->%d: fast vs ref %.3g", dt ? "f16" : "f32", H, W,
+          OC, C, e);
+    for (int k = 0; k < n_hooks; k++) {
+      memset(packed, 0xff, np * sizeof *packed);
+      gcam__conv3x3_backward_pack_canon_pool(packed, dt ? (const void *)w16 : w,
+                                             dt ? GCAM__DTYPE_F16 : GCAM__DTYPE_F32, C, OC,
+                                             &hooks[k]);
+      gcam__conv3x3_backward_input_pool(dx2, dy, packed, H, W, C, OC, scratch, &hooks[k]);
+      CHECK(!memcmp(dx, dx2, nx * sizeof *dx), "canon %dx%dx%d->%d: pool %d differs from serial",
+            H, W, OC, C, k);
+    }
+  }
+  free(w), free(dy), free(w16), free(w16f), free(packed), free(scratch), free(dx), free(ref),
+      free(dx2);
+}
+
 int main(void) {
   check_torch();
   make_pools();
@@ -272,6 +329,7 @@ int main(void) {
     check_fast(2, s[0], s[1], s[2], s[3]);
     check_fast(4, s[0], s[1], s[2], s[3]);
   }
+  for (int i = 0; i < n_shapes; i++) check_canon(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
   check_finite_differences(1, 1, 3, 2, 0);
   check_finite_differences(1, 5, 2, 3, 0);
   check_finite_differences(4, 3, 3, 5, 0);

@@ -18,6 +18,7 @@
 #include "gemm.h"
 #include "ops.h"
 #include "parallel.h"
+#include "simd.h"
 
 #define NR GCAM_GEMM_NR
 
@@ -99,4 +100,116 @@ void gcam__conv3x3_backward_input_ref(float *dx, const float *dy, const float *w
           }
         dx[((size_t)iy * W + ix) * C + c] = (float)acc;
       }
+}
+
+/* ---- packing from the canonical weights as the layer runs ----------------------------------
+ * The model keeps each conv's canonical (3,3,C,OC) weights (f32, or f16 in a COMPACT f16
+ * model) and the backward packs w' into one state scratch just before the layer runs, so the
+ * model holds no second packed copy (VGG16 F(4,3): 236 MB). The Winograd transform U = G g G^T
+ * is done in f32, vectorised over 4 consecutive forward output channels o (contiguous in
+ * w_hwio), which are 4 backward *input* channels: each lane is stored to its own row of the
+ * GEMM block. Costs 11 multiply-adds per 4 weights per G, measured in docs/methods.md. */
+
+static inline float gcam__canon_w(const void *w, size_t k, gcam__dtype dt) {
+  return dt == GCAM__DTYPE_F16 ? gcam__f16_to_f32(((const uint16_t *)w)[k]) : ((const float *)w)[k];
+}
+
+/* r = G x (the structure of G spelled out, f32), the same G as winograd.c's */
+static inline void gcam__bwd_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
+                               gcam_f32x4 x2) {
+  if (m == 4) {
+    const gcam_f32x4 p = (x0 + x2) * gcam__f32x4_splat(-1.0f / 6), q = x1 * gcam__f32x4_splat(1.0f / 6);
+    const gcam_f32x4 s = x0 * gcam__f32x4_splat(1.0f / 24) + x2 * gcam__f32x4_splat(1.0f / 6);
+    const gcam_f32x4 u = x1 * gcam__f32x4_splat(1.0f / 12);
+    r[0] = x0 * gcam__f32x4_splat(0.25f);
+    r[1] = p - q, r[2] = p + q, r[3] = s + u, r[4] = s - u;
+    r[5] = x2;
+  } else {
+    const gcam_f32x4 s = (x0 + x2) * gcam__f32x4_splat(0.5f), h = x1 * gcam__f32x4_splat(0.5f);
+    r[0] = x0, r[1] = s + h, r[2] = s - h, r[3] = x2;
+  }
+}
+
+typedef struct {
+  int m;
+  float *packed;
+  const void *w;
+  gcam__dtype dt;
+  int32_t C, OC, n_tasks;
+} gcam__bwd_pack_job;
+
+/* backward output columns c in this task's share of [0, C): every tap, every o */
+static void gcam__bwd_pack_task(void *context, int32_t task) {
+  const gcam__bwd_pack_job *j = context;
+  const int a = j->m + 2;
+  const int32_t C = j->C, OC = j->OC;
+  /* the backward layer is (OC -> C): GEMM blocks of NR columns c, depth OC */
+  const size_t blk = gcam__gemm_block_floats((size_t)OC);
+  const size_t xi_floats = ((size_t)C + NR - 1) / NR * blk;
+  size_t c0, c1;
+  gcam__split((size_t)C, j->n_tasks, task, &c0, &c1);
+  for (size_t c = c0; c < c1; c++) {
+    float *col = j->packed + (c / NR) * blk + NR + c % NR;
+    for (int32_t o = 0; o < OC; o += 4) {
+      const int32_t n = OC - o < 4 ? OC - o : 4;
+      gcam_f32x4 g[9], t[3][6], u[6];
+      for (int s = 0; s < 9; s++) { /* w' tap s = w tap 8-s */
+        const size_t at = ((size_t)(8 - s) * C + c) * OC + (size_t)o;
+        if (n == 4 && j->dt == GCAM__DTYPE_F16)
+          g[s] = gcam__f16x4_load((const uint16_t *)j->w + at);
+        else if (n == 4)
+          g[s] = gcam__f32x4_load((const float *)j->w + at);
+        else
+          for (int l = 0; l < 4; l++) g[s][l] = gcam__canon_w(j->w, at + (size_t)(l < n ? l : n - 1), j->dt);
+      }
+      for (int l = 0; l < 3; l++) gcam__bwd_g(j->m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
+      for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
+        gcam__bwd_g(j->m, u, t[0][i], t[1][i], t[2][i]);
+        for (int l = 0; l < a; l++) {
+          float *p = col + (size_t)(i * a + l) * xi_floats + (size_t)o * NR;
+          for (int32_t q = 0; q < n; q++) p[(size_t)q * NR] = u[l][q];
+        }
+      }
+    }
+  }
+}
+
+/* the direct path's layout, as gcam__conv3x3_backward_direct_pack, from either dtype */
+static void gcam__bwd_direct_pack_canon(float *packed, const void *w, gcam__dtype dt, int32_t C,
+                                        int32_t OC) {
+  float *p = packed;
+  for (int32_t c0 = 0; c0 < C; c0 += NR) {
+    const int32_t nb = C - c0 < NR ? C - c0 : NR;
+    for (int32_t j = 0; j < NR; j++) *p++ = 0.0f;
+    for (int32_t s = 0; s < 9; s++)
+      for (int32_t o = 0; o < OC; o++)
+        for (int32_t j = 0; j < NR; j++)
+          *p++ = j < nb ? gcam__canon_w(w, ((size_t)(8 - s) * C + (size_t)(c0 + j)) * OC + o, dt)
+                        : 0.0f;
+  }
+}
+
+void gcam__conv3x3_backward_pack_canon_pool(float *packed, const void *w, gcam__dtype dt,
+                                            int32_t C, int32_t OC,
+                                            const gcam_threadpool *pool) {
+  const int m = gcam__conv3x3_path(OC, C);
+  if (!m) {
+    gcam__bwd_direct_pack_canon(packed, w, dt, C, OC);
+    return;
+  }
+  const int a = m + 2;
+  const size_t blk = gcam__gemm_block_floats((size_t)OC);
+  const size_t nblk = ((size_t)C + NR - 1) / NR, xi_floats = nblk * blk;
+  const size_t pad = nblk * NR - (size_t)C;
+  for (int xi = 0; xi < a * a; xi++) /* zero biases and the last block's padding columns */
+    for (size_t b = 0; b < nblk; b++) {
+      float *p = packed + (size_t)xi * xi_floats + b * blk;
+      memset(p, 0, NR * sizeof *p);
+      if (pad && b == nblk - 1)
+        for (size_t o = 0; o < (size_t)OC; o++) memset(p + NR + o * NR + (NR - pad), 0, pad * sizeof *p);
+    }
+  memset(packed + (size_t)a * a * xi_floats, 0, (size_t)C * sizeof *packed); /* bias: none */
+  gcam__bwd_pack_job j = {m, packed, w, dt, C, OC, gcam__pool_threads(pool)};
+  if (j.n_tasks > C) j.n_tasks = C;
+  gcam__parallel_for(pool, gcam__bwd_pack_task, &j, j.n_tasks);
 }

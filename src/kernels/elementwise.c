@@ -1,10 +1,14 @@
-/* elementwise.c: ReLU backward and softmax (forward, and backward of one probability). */
+/* elementwise.c: ReLU backward (plain and guided) and softmax (forward, and backward of one probability). */
 #include <math.h>
 
 #include "ops.h"
 
 void gcam__relu_backward(float *d, const float *y, size_t N) {
   for (size_t i = 0; i < N; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+}
+
+void gcam__relu_backward_guided(float *d, const float *y, size_t N) {
+  for (size_t i = 0; i < N; i++) d[i] = y[i] > 0.0f && d[i] > 0.0f ? d[i] : 0.0f;
 }
 
 void gcam__softmax_forward(float *p, const float *z, int32_t N) {
