@@ -360,6 +360,68 @@ export function memoryMode(memory) {
 const SCORES = { logit: 0, softmax: 1 };
 const COLORMAPS = { jet: 0, gray: 1 };
 
+/** The explanation methods, in gcam_method's order (include/gcam.h), named as
+ * pytorch-grad-cam spells them. From 'saliency' on, the map has the input's size. */
+export const METHODS = [
+  'gradcam', 'hirescam', 'gradcam-elementwise', 'gradcam++', 'xgradcam', 'layercam', 'eigencam', 'eigengradcam',
+  'saliency', 'guided-backprop', 'guided-gradcam', 'smoothgrad', 'integrated-gradients',
+];
+const METHOD_INDEX = Object.fromEntries(METHODS.map((m, i) => [m, i]));
+const FIRST_PIXEL_METHOD = METHOD_INDEX.saliency;
+const METRICS = { deletion: 0, insertion: 1, randomization: 2 };
+const BASELINES = { blur: 0, mean: 1 };
+// gcam_state_params.depth's special values
+const DEPTH_LAST_CONV = -1;
+const DEPTH_INPUT = -2;
+const MAX_SAMPLES = 1024; // samples, steps and metric steps: 1..1024, as the C library checks
+// explain()'s defaults for the pixel methods (gcam_explain_default_params)
+const DEFAULTS = { samples: 25, noise: 0.15, steps: 32, seed: 0 };
+
+export function isPixelMethod(method) {
+  return METHOD_INDEX[method] >= FIRST_PIXEL_METHOD;
+}
+
+/** createExplainer's `depth`, checked for its form before any download: 'last' (default),
+ * 'input', a layer name (resolved once the model is known) or a layer index. */
+export function checkDepthOption(depth) {
+  if (depth === undefined || depth === 'last' || depth === 'input') return;
+  if ((typeof depth === 'string' && depth !== '') || (isInt(depth) && depth >= 0)) return;
+  throw new GcamArgumentError(`createExplainer: depth must be 'last', 'input', a conv layer's name or index, got ${String(depth)}`);
+}
+
+/** A conv layer given by name or index, as its index; `what` names the option. */
+function layerIndex(layer, layers, what) {
+  if (isInt(layer) && layer >= 0 && layer < layers.length) return layer;
+  if (typeof layer === 'string') {
+    const i = layers.findIndex((l) => l.name === layer);
+    if (i >= 0) return i;
+  }
+  const names = layers.length ? ` (this model has ${layers[0].name}..${layers[layers.length - 1].name}, ` +
+    `indices 0..${layers.length - 1})` : '';
+  throw new GcamArgumentError(`${what} must be a conv layer's name or index${names}, got ${String(layer)}`);
+}
+
+/** The state's depth as gcam_state_params.depth, resolved against the model's layers. */
+export function depthValue(depth, layers) {
+  if (depth === undefined || depth === 'last') return DEPTH_LAST_CONV;
+  if (depth === 'input') return DEPTH_INPUT;
+  return layerIndex(depth, layers, 'createExplainer: depth');
+}
+
+/** What a state of depth `depth` ('last' | 'input' | a layer name) serves; throws a
+ * GcamArgumentError naming createExplainer's `depth` when it does not serve the request. */
+function checkDepthServes(depth, layers, method, layer, what) {
+  if (depth === 'input') return;
+  const deepest = depth === 'last' || depth === undefined ? layers.length - 1 : layers.findIndex((l) => l.name === depth);
+  if (isPixelMethod(method))
+    throw new GcamArgumentError(`${what}: method '${method}' needs a backward to the input: create the explainer ` +
+                                `with createExplainer({ depth: 'input' }) (this one has depth '${depth}')`);
+  if (layer < deepest)
+    throw new GcamArgumentError(`${what}: layer ${layers[layer].name} is below the deepest layer this explainer keeps ` +
+                                `(${layers[deepest].name}): create it with createExplainer({ depth: '${layers[layer].name}' }) ` +
+                                `or { depth: 'input' }`);
+}
+
 function isInt(v) {
   return typeof v === 'number' && Number.isInteger(v);
 }
@@ -384,8 +446,10 @@ function optionsObject(options, what) {
   return options;
 }
 
-/** explain()'s options checked against the model: { topK, score, classIndex: int[] | null }. */
-export function explainOptions(given, nClasses) {
+/** explain()'s options checked against the model (`info`: nClasses, layers, depth):
+ * { topK, score, classIndex: int[] | null, method, layer (index), samples, noise, steps, seed }. */
+export function explainOptions(given, info) {
+  const nClasses = info.nClasses;
   const options = optionsObject(given, 'explain');
   const topK = options.topK === undefined ? Math.min(5, nClasses) : options.topK;
   if (!isInt(topK) || topK < 1 || topK > nClasses)
@@ -399,7 +463,66 @@ export function explainOptions(given, nClasses) {
       if (!isInt(c) || c < 0 || c >= nClasses)
         throw new GcamArgumentError(`explain: class index ${c} is out of range [0, ${nClasses})`);
   }
-  return { topK, score, classIndex };
+  return { topK, score, classIndex, ...methodOptions(options, info, 'explain') };
+}
+
+/** The method's options of explain() (and of an explanation handed to evaluate()), checked:
+ * { method, layer (index), samples, noise, steps, seed }. */
+function methodOptions(options, info, what, needsDepth = true) {
+  const method = options.method === undefined ? 'gradcam' : options.method;
+  if (!own(METHOD_INDEX, method))
+    throw new GcamArgumentError(`${what}: method must be one of ${METHODS.join(', ')}; got ${String(method)}`);
+  const layers = info.layers;
+  const layer = options.layer === undefined || options.layer === null ? layers.length - 1
+    : layerIndex(options.layer, layers, `${what}: layer`);
+  const count = (name, v) => {
+    if (v === undefined) return DEFAULTS[name];
+    if (!isInt(v) || v < 1 || v > MAX_SAMPLES)
+      throw new GcamArgumentError(`${what}: ${name} must be an integer in [1, ${MAX_SAMPLES}], got ${v}`);
+    return v;
+  };
+  const samples = count('samples', options.samples);
+  const steps = count('steps', options.steps);
+  const noise = options.noise === undefined ? DEFAULTS.noise : options.noise;
+  if (typeof noise !== 'number' || !(noise > 0 && noise <= 1))
+    throw new GcamArgumentError(`${what}: noise must be a number in (0, 1] (a fraction of the input's range), got ${noise}`);
+  const seed = options.seed === undefined ? DEFAULTS.seed : options.seed;
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new GcamArgumentError(`${what}: seed must be an integer in [0, 2^53), got ${seed}`);
+  if (needsDepth) checkDepthServes(info.depth, layers, method, layer, what);
+  return { method, layer, samples, noise, steps, seed };
+}
+
+/** evaluate()'s arguments checked: the explanation (a map of explain() or the same shape)
+ * and { metric, steps, baseline, seed }. */
+export function evaluateArguments(explanation, given, info) {
+  const e = explanation && typeof explanation === 'object' ? explanation : {};
+  const { heatmap, width, height, classIndex } = e;
+  if (!(heatmap instanceof Float32Array) || !isInt(width) || !isInt(height) || width < 1 || height < 1 ||
+      heatmap.length !== width * height)
+    throw new GcamArgumentError('evaluate: explanation must have heatmap (Float32Array of width*height), width, height');
+  if (!isInt(classIndex) || classIndex < 0 || classIndex >= info.nClasses)
+    throw new GcamArgumentError(`evaluate: explanation.classIndex must be a class index in [0, ${info.nClasses}), got ${classIndex}`);
+  const score = e.score === undefined ? 'logit' : e.score;
+  if (!own(SCORES, score)) throw new GcamArgumentError(`evaluate: explanation.score must be 'logit' or 'softmax', got ${String(score)}`);
+  // the layer of a pixel map ('input') says nothing: the default layer is as good
+  const recipe = { ...e, layer: e.layer === 'input' ? undefined : e.layer };
+  const options = optionsObject(given, 'evaluate');
+  const metric = options.metric === undefined ? 'deletion' : options.metric;
+  if (!own(METRICS, metric))
+    throw new GcamArgumentError(`evaluate: metric must be 'deletion', 'insertion' or 'randomization', got ${String(metric)}`);
+  // only the randomization check recomputes the map, and so needs the state's depth
+  const how = methodOptions(recipe, info, 'evaluate: explanation', metric === 'randomization');
+  const steps = options.steps === undefined ? 32 : options.steps;
+  if (!isInt(steps) || steps < 1 || steps > MAX_SAMPLES)
+    throw new GcamArgumentError(`evaluate: steps must be an integer in [1, ${MAX_SAMPLES}], got ${steps}`);
+  const baseline = options.baseline === undefined ? 'blur' : options.baseline;
+  if (!own(BASELINES, baseline))
+    throw new GcamArgumentError(`evaluate: baseline must be 'blur' or 'mean', got ${String(baseline)}`);
+  const seed = options.seed === undefined ? 0 : options.seed;
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new GcamArgumentError(`evaluate: seed must be an integer in [0, 2^53), got ${seed}`);
+  return { map: { heatmap, width, height, classIndex, score, ...how }, options: { metric, steps, baseline, seed } };
 }
 
 /** overlay()'s arguments checked: { heatmap, width, height } and { alpha, imageWeight, colormap }. */
@@ -433,9 +556,10 @@ const KEEP_BYTES = 16 << 20;
 export class Engine {
   /** Load the wasm and stream the weights into it. */
   static async create({ weights, wasmUrl, simd, threads, onProgress, base, warnThreads, loadTimeoutMs, memory,
-                        maxMemoryMB } = {}) {
+                        maxMemoryMB, depth } = {}) {
     checkThreadsOption(threads); // argument checks before any download
     checkTimeoutOption(loadTimeoutMs);
+    checkDepthOption(depth);
     const mode = memoryMode(memory);
     memoryPages(maxMemoryMB);
     // the worker passes an already open { total, chunks } stream of Uint8Arrays
@@ -447,7 +571,7 @@ export class Engine {
     let engine;
     try {
       engine = new Engine(M);
-      await engine._load(stream, onProgress, mode);
+      await engine._load(stream, onProgress, mode, depth);
     } catch (e) {
       if (engine) {
         // after a trap (or a bug of ours) the heap cannot be trusted to free anything
@@ -518,7 +642,7 @@ export class Engine {
     }
   }
 
-  async _load({ total, chunks }, onProgress, mode = MEMORY_MODES.fast) {
+  async _load({ total, chunks }, onProgress, mode = MEMORY_MODES.fast, depth = 'last') {
     const M = this.M;
     if (!this.slots) throw new GcamError('GCAM_STATUS_OUT_OF_MEMORY', 'cannot allocate 64 bytes in the wasm heap');
     this._check(M._gcam_wasm_loader_create(total, mode, this.slots), 'loading weights');
@@ -561,8 +685,13 @@ export class Engine {
     }
     this.model = M.HEAPU32[this.slots >> 2];
     this._readInfo();
-    this._check(M._gcam_state_create(this.model, this.slots), 'creating the state');
+    const depthIndex = depthValue(depth, this.info.layers);
+    this._check(M._gcam_wasm_state_create_ex(this.model, depthIndex, this.slots), 'creating the state');
     this.state = M.HEAPU32[this.slots >> 2];
+    // the depth by name, as explain() checks a request against it
+    this.info.depth = depthIndex === DEPTH_INPUT ? 'input' : depthIndex === DEPTH_LAST_CONV ? 'last'
+      : this.info.layers[depthIndex].name;
+    this.info.stateBytes = M._gcam_wasm_state_memory_bytes(this.state);
     if (M.gcamThreads > 1) {
       this.pool = M._gcam_wasm_pool_create(M.gcamThreads);
       if (!this.pool) throw new GcamError('GCAM_STATUS_BACKEND', `starting threads: cannot start ${M.gcamThreads} threads`);
@@ -592,6 +721,16 @@ export class Engine {
     };
     this.labels = labels;
     this._release('info');
+    // the conv layers (names, map sizes), for `layer` and `depth` by name
+    const layer = this._buffer('layer', 3 * 4 + 32);
+    const layers = [];
+    for (let i = 0; i < this.info.nConv; i++) {
+      this._check(M._gcam_wasm_layer_info(this.model, i, layer, layer + 12), 'reading the layers');
+      const [width, height, channels] = M.HEAP32.subarray(layer >> 2, (layer >> 2) + 3);
+      layers.push({ name: M.UTF8ToString(layer + 12), width, height, channels });
+    }
+    this._release('layer');
+    this.info.layers = layers;
   }
 
   /** true when `image` has the size and pixels of the image the state holds the forward of. */
@@ -611,22 +750,34 @@ export class Engine {
     return true;
   }
 
-  /** Forward (unless cached) + top-k + one Grad-CAM per class. See index.d.ts. */
+  /** The forward of `image`, unless the state holds it already; true when it did. */
+  _forward(image) {
+    const M = this.M;
+    if (this._sameAsLast(image)) return true;
+    this.last = null; // from here until the forward succeeds the state holds no known image
+    const ptr = this._buffer('image', image.data.length);
+    M.HEAPU8.set(image.data, ptr);
+    this._check(M._gcam_state_forward_rgba(this.state, ptr, image.width, image.height, image.width * 4), 'forward');
+    this.last = { width: image.width, height: image.height };
+    return false;
+  }
+
+  /** The explain params of a checked request, in gcam_wasm_explain_ex's argument order
+   * after the class: method, layer, score, samples, noise, steps, seed. */
+  _params(o, score) {
+    return [METHOD_INDEX[o.method], o.layer, SCORES[score], o.samples, o.noise, o.steps, o.seed];
+  }
+
+  /** Forward (unless cached) + top-k + one map per class. See index.d.ts. */
   explain(image, options) {
     return this._run('explain', () => {
       checkImage(image, 'explain');
-      const { nClasses, camWidth, camHeight } = this.info;
-      const { topK, score, classIndex } = explainOptions(options, nClasses);
+      const { nClasses, layers } = this.info;
+      const checked = explainOptions(options, this.info);
+      const { topK, score, classIndex } = checked;
       const M = this.M;
       const t0 = now();
-      const reused = this._sameAsLast(image);
-      if (!reused) {
-        this.last = null; // from here until the forward succeeds the state holds no known image
-        const ptr = this._buffer('image', image.data.length);
-        M.HEAPU8.set(image.data, ptr);
-        this._check(M._gcam_state_forward_rgba(this.state, ptr, image.width, image.height, image.width * 4), 'forward');
-        this.last = { width: image.width, height: image.height };
-      }
+      const reused = this._forward(image);
       const t1 = now();
 
       const top = this._buffer('top', 4 * nClasses);
@@ -646,23 +797,57 @@ export class Engine {
       }));
 
       const classes = classIndex || [indices[0]];
-      const n = camWidth * camHeight;
+      const params = this._params(checked, score);
+      this._check(M._gcam_wasm_map_size(this.state, ...params, this.slots + 8), 'explain');
+      const [width, height] = [M.HEAP32[(this.slots >> 2) + 2], M.HEAP32[(this.slots >> 2) + 3]];
+      const n = width * height;
       const map = this._buffer('map', 4 * n);
-      const rawMaxPtr = this.slots + 8;
+      const rawMaxPtr = this.slots + 16;
+      const { method, samples, noise, steps, seed } = checked;
+      // a pixel map's layer is the input's, except guided Grad-CAM's, whose CAM factor is a layer's
+      const layer = isPixelMethod(method) && method !== 'guided-gradcam' ? 'input' : layers[checked.layer].name;
       const explanations = classes.map((c) => {
-        this._check(M._gcam_state_explain(this.state, c, SCORES[score], 0, map, rawMaxPtr), 'explain');
+        this._check(M._gcam_wasm_explain_ex(this.state, c, ...params, 0, map, rawMaxPtr), 'explain');
         return {
           classIndex: c,
           heatmap: M.HEAPF32.slice(map >> 2, (map >> 2) + n),
-          width: camWidth,
-          height: camHeight,
+          width,
+          height,
           rawMax: M.HEAPF32[rawMaxPtr >> 2],
+          method, layer, score, samples, noise, steps, seed,
         };
       });
       const t2 = now();
       return { predictions, explanations, logits, forwardReused: reused,
                timings: { forwardMs: reused ? 0 : t1 - t0, explainMs: t2 - t1 },
                memoryBytes: M._gcam_wasm_heap_bytes() };
+    });
+  }
+
+  /** A faithfulness or sanity measure of `explanation` for `image`. See index.d.ts. */
+  evaluate(image, explanation, options) {
+    return this._run('evaluate', () => {
+      checkImage(image, 'evaluate');
+      const { map: e, options: o } = evaluateArguments(explanation, options, this.info);
+      const M = this.M;
+      this._forward(image);
+      const s = this.slots;
+      try {
+        const mapPtr = this._buffer('evalMap', 4 * e.heatmap.length);
+        const curve = this._buffer('evalCurve', 8 * (MAX_SAMPLES + 1));
+        M.HEAPF32.set(e.heatmap, mapPtr >> 2);
+        // slots: explain ints (5) at 0, eval ints (3) at 20, n_points at 32, auc (a double) at 40
+        const p = this._params(e, e.score);
+        M.HEAP32.set([p[0], p[1], p[2], p[3], p[5]], s >> 2);
+        M.HEAP32.set([METRICS[o.metric], o.steps, BASELINES[o.baseline]], (s + 20) >> 2);
+        this._check(M._gcam_wasm_evaluate(this.state, e.classIndex, mapPtr, e.width, e.height, s, e.noise, e.seed,
+                                          s + 20, o.seed, s + 40, s + 32, curve), 'evaluate');
+        const n = M.HEAP32[(s + 32) >> 2];
+        return { metric: o.metric, auc: M.HEAPF64[(s + 40) >> 3], curve: M.HEAPF64.slice(curve >> 3, (curve >> 3) + n) };
+      } finally {
+        for (const name of ['evalMap', 'evalCurve'])
+          if (this.buffers[name] && this.buffers[name].bytes > KEEP_BYTES) this._release(name);
+      }
     });
   }
 

@@ -72,6 +72,37 @@ export interface ExplainerOptions {
   /** the most the wasm heap may grow to, in MB (32..4096; default 4096): past it loading or
    * explaining fails with a GcamError GCAM_STATUS_OUT_OF_MEMORY saying how much was needed */
   maxMemoryMB?: number;
+  /** how deep a backward from this explainer may go, which sets what it keeps in memory:
+   * 'last' (default: the CAM methods at the last conv only, the least memory), a conv layer
+   * (name or index: the CAM methods at that layer or any above it), or 'input' (every layer
+   * and the pixel-level methods; the most memory: `info.stateBytes` says how much). An
+   * explain() that needs more throws a GcamArgumentError naming this option. */
+  depth?: 'last' | 'input' | LayerName | number;
+}
+
+/** A conv layer's Keras-style name, "block<b>_conv<i>" (see `ModelInfo.layers`). */
+export type LayerName = string;
+
+/** The explanation methods, named as pytorch-grad-cam spells them (docs/methods.md gives each
+ * one's formula, reference and cost). The CAM methods make a map of the target layer's size;
+ * the pixel-level ones ('saliency' on) a map of the model's input size and need
+ * createExplainer({ depth: 'input' }). */
+export type Method =
+  | 'gradcam' | 'hirescam' | 'gradcam-elementwise' | 'gradcam++' | 'xgradcam' | 'layercam'
+  | 'eigencam' | 'eigengradcam'
+  | 'saliency' | 'guided-backprop' | 'guided-gradcam' | 'smoothgrad' | 'integrated-gradients';
+
+/** Every Method, in the C library's order. */
+export const methods: readonly Method[];
+
+/** A conv layer of the model, in forward order. */
+export interface LayerInfo {
+  /** "block4_conv3" */
+  name: LayerName;
+  /** its output size: the size of a CAM map at this layer */
+  width: number;
+  height: number;
+  channels: number;
 }
 
 export interface Prediction {
@@ -84,13 +115,65 @@ export interface Prediction {
 
 export interface Explanation {
   classIndex: number;
-  /** the Grad-CAM map divided by its max (all zeros if the max is 0), row-major */
+  /** the map divided by its max (all zeros if the max is 0), row-major */
   heatmap: Float32Array;
-  /** the map's size: the last conv layer's, 14 x 14 for VGG16 */
+  /** the map's size: the target layer's for the CAM methods (14 x 14 at VGG16's last conv,
+   * 28 x 28 at block4_conv3), the model's input size for the pixel-level ones (224 x 224) */
   width: number;
   height: number;
   /** the max of the map before normalisation */
   rawMax: number;
+  /** how the map was made, so that evaluate() can make it again: */
+  method: Method;
+  /** the target layer's name; 'input' for a pixel-level map that uses none (all but
+   * 'guided-gradcam') */
+  layer: LayerName | 'input';
+  score: 'logit' | 'softmax';
+  samples: number;
+  noise: number;
+  steps: number;
+  seed: number;
+}
+
+/** What evaluate() needs of an explanation: its map, its class and (for 'randomization')
+ * how to make it again; an Explanation has all of it. */
+export interface EvaluatedMap {
+  classIndex: number;
+  heatmap: Float32Array;
+  width: number;
+  height: number;
+  method?: Method;
+  layer?: LayerName | 'input' | number;
+  score?: 'logit' | 'softmax';
+  samples?: number;
+  noise?: number;
+  steps?: number;
+  seed?: number;
+}
+
+export interface EvaluateOptions {
+  /** 'deletion' (default; Petsiuk et al. 2018: the class probability as pixels are removed,
+   * the map's most salient first; lower AUC is better), 'insertion' (as pixels are revealed
+   * from the baseline; higher is better) or 'randomization' (Adebayo et al. 2018: the
+   * Spearman rank correlation of the map with itself as the dense layers, then the convs,
+   * are re-initialised top-down; a faithful method's falls) */
+  metric?: 'deletion' | 'insertion' | 'randomization';
+  /** deletion/insertion: the curve's points - 1, 1..1024; default 32 */
+  steps?: number;
+  /** deletion/insertion: what a removed pixel becomes: 'blur' (default: a Gaussian blur of
+   * the image) or 'mean' (the dataset's mean colour) */
+  baseline?: 'blur' | 'mean';
+  /** randomization: the re-initialisation's seed, an integer in [0, 2^53); default 0 */
+  seed?: number;
+}
+
+export interface EvaluateResult {
+  metric: 'deletion' | 'insertion' | 'randomization';
+  /** deletion/insertion: the area under the curve (trapezoid, x in [0, 1]) */
+  auc: number;
+  /** deletion/insertion: the class probability after each step (steps + 1 points);
+   * randomization: one rank correlation per re-initialised layer (nDense + nConv points) */
+  curve: Float64Array;
 }
 
 export interface ExplainOptions {
@@ -100,6 +183,21 @@ export interface ExplainOptions {
   topK?: number;
   /** differentiate the logit (default, Grad-CAM paper) or the softmax probability (Keras) */
   score?: 'logit' | 'softmax';
+  /** how to explain: default 'gradcam' */
+  method?: Method;
+  /** the target conv layer, by name ('block4_conv3') or index (0 = the first conv); default
+   * (or null) the last conv. The CAM map has this layer's size; 'guided-gradcam' takes its
+   * Grad-CAM factor here; the other pixel-level methods ignore it */
+  layer?: LayerName | number | null;
+  /** 'smoothgrad': the noisy copies averaged, 1..1024; default 25 */
+  samples?: number;
+  /** 'smoothgrad': the noise's standard deviation as a fraction of the preprocessed input's
+   * range, in (0, 1]; default 0.15 (Smilkov et al.) */
+  noise?: number;
+  /** 'integrated-gradients': the steps from the black image, 1..1024; default 32 */
+  steps?: number;
+  /** 'smoothgrad': the noise's seed, an integer in [0, 2^53); default 0 */
+  seed?: number;
 }
 
 export interface ExplainResult {
@@ -149,6 +247,12 @@ export interface ModelInfo {
   memory: 'compact' | 'fast';
   /** bytes of the wasm heap in use after loading (model, state, buffers) */
   memoryBytes: number;
+  /** the conv layers, in forward order: what `layer` and `depth` name */
+  layers: LayerInfo[];
+  /** the depth the explainer was created with: 'last', 'input' or a layer's name */
+  depth: 'last' | 'input' | LayerName;
+  /** bytes the state holds for that depth (activations kept for the backward, gradients) */
+  stateBytes: number;
   /** the most bytes in use while the weights streamed in */
   loadPeakBytes: number;
   /** size of the wasm memory (grown on demand, never shrunk) */
@@ -165,8 +269,14 @@ export interface Explainer {
    * or a class out of range, before any work.
    */
   explain(image: ImageDataLike, options?: ExplainOptions): Promise<ExplainResult>;
+  /**
+   * How faithful `explanation` (of `image`) is: a deletion or insertion curve and its AUC, or
+   * the model-parameter randomization sanity check. Runs the forward of `image` unless it is
+   * the last one. Throws GcamArgumentError for a bad option or explanation, before any work.
+   */
+  evaluate(image: ImageDataLike, explanation: EvaluatedMap, options?: EvaluateOptions): Promise<EvaluateResult>;
   /** The heatmap blended over the image at the image's own size, by the C core (the same
-   * pixels as `gcam explain --overlay`). */
+   * pixels as `gcam explain --overlay`). Any map size: a CAM map or a 224 x 224 pixel map. */
   overlay(image: ImageDataLike, explanation: Explanation, options?: OverlayOptions): Promise<ImageDataResult>;
   /** Decode a PNG or JPEG with the library's decoder (the CLI's). */
   decodeImage(bytes: ArrayBuffer | Uint8Array): Promise<ImageDataResult>;

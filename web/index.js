@@ -10,8 +10,8 @@
 // CSPs allow it) and the page stays responsive; in Node, or with { worker: false }, it runs
 // in the calling thread. Both give the same numbers: the same .wasm runs either way.
 import {
-  Engine, checkImage, checkThreadsOption, checkTimeoutOption, explainOptions, overlayArguments, simdSupported,
-  threadsUnavailable, wasmUrls, warnOneThread,
+  Engine, METHODS, checkDepthOption, checkImage, checkThreadsOption, checkTimeoutOption, evaluateArguments,
+  explainOptions, overlayArguments, simdSupported, threadsUnavailable, wasmUrls, warnOneThread,
 } from './core.js';
 import {
   GcamError, GcamArgumentError, GcamDisposedError, GcamLoadError, GcamWeightsError, deserializeError, toGcamError,
@@ -19,6 +19,10 @@ import {
 import { isNode, weightsStream } from './weights.js';
 
 export { GcamError, GcamArgumentError, GcamDisposedError, GcamLoadError, GcamWeightsError, simdSupported };
+
+/** The names explain()'s `method` takes, in the C library's order (the CAM methods, then the
+ * pixel-level ones from 'saliency' on). */
+export const methods = Object.freeze([...METHODS]);
 
 /** The page's URL, the base of relative URLs (none in Node). */
 function pageUrl() {
@@ -68,6 +72,10 @@ class LocalExplainer {
     return this._live('explain').explain(image, options);
   }
 
+  async evaluate(image, explanation, options) {
+    return this._live('evaluate').evaluate(image, explanation, options);
+  }
+
   async overlay(image, explanation, options) {
     return this._live('overlay').overlay(image, explanation, options);
   }
@@ -86,6 +94,7 @@ class LocalExplainer {
 class WorkerExplainer {
   static async create(options) {
     checkThreadsOption(options.threads);
+    checkDepthOption(options.depth);
     const timeoutMs = checkTimeoutOption(options.loadTimeoutMs);
     const base = pageUrl();
     // The worker sees the page's isolation: say here, in the page's console, why threads
@@ -189,6 +198,7 @@ class WorkerExplainer {
     const common = {
       wasmUrl: wasmUrls(options.wasmUrl, base), simd: options.simd, threads: options.threads, base,
       loadTimeoutMs: options.loadTimeoutMs, memory: options.memory, maxMemoryMB: options.maxMemoryMB,
+      depth: options.depth,
     };
     const source = options.weights;
     let kind;
@@ -233,9 +243,16 @@ class WorkerExplainer {
   async explain(image, options) {
     if (!this._worker) throw new GcamDisposedError('explain');
     checkImage(image, 'explain');
-    const checked = explainOptions(options, this.info.nClasses);
+    const checked = explainOptions(options, this.info);
     // the pixels are copied (not transferred): the caller keeps its ImageData
     return this._call('explain', { image: plainImage(image), options: checked });
+  }
+
+  async evaluate(image, explanation, options) {
+    if (!this._worker) throw new GcamDisposedError('evaluate');
+    checkImage(image, 'evaluate');
+    const { map, options: checked } = evaluateArguments(explanation, options, this.info);
+    return this._call('evaluate', { image: plainImage(image), explanation: map, options: checked });
   }
 
   async overlay(image, explanation, options) {

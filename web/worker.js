@@ -1,5 +1,5 @@
 // worker.js: the explainer in a Web Worker, driven by web/index.js. One engine per worker.
-// Messages in: { id, op: 'init' | 'explain' | 'overlay' | 'decodeImage', ... } and, while an
+// Messages in: { id, op: 'init' | 'explain' | 'evaluate' | 'overlay' | 'decodeImage', ... } and, while an
 // init with source.kind 'chunks' runs, { op: 'chunk', data } ... { op: 'end' }.
 // Messages out: { type: 'ready' } once this module has run (web/index.js waits for it, with a
 // time limit), { id, type: 'result', value } | { id, type: 'error', error },
@@ -47,13 +47,17 @@ async function handle(msg) {
       // warnThreads: false: web/index.js already warned in the page's console
       engine = await Engine.create({ weights, wasmUrl: msg.wasmUrl, simd: msg.simd, threads: msg.threads, base: msg.base,
                                      loadTimeoutMs: msg.loadTimeoutMs, warnThreads: false,
-                                     memory: msg.memory, maxMemoryMB: msg.maxMemoryMB, onProgress });
+                                     memory: msg.memory, maxMemoryMB: msg.maxMemoryMB, depth: msg.depth, onProgress });
       feed = null;
       return { value: { info: engine.info, labels: engine.labels } };
     }
     case 'explain': {
       const r = engine.explain(msg.image, msg.options);
       return { value: r, transfer: [r.logits.buffer, ...r.explanations.map((e) => e.heatmap.buffer)] };
+    }
+    case 'evaluate': {
+      const r = engine.evaluate(msg.image, msg.explanation, msg.options);
+      return { value: r, transfer: [r.curve.buffer] };
     }
     case 'overlay': {
       const out = engine.overlay(msg.image, msg.explanation, msg.options);

@@ -277,3 +277,137 @@ def test_finding3_hostile_images_get_one_line(name):
     bad = os.path.join(ROOT, "tests", "fixtures", "hostile", name)
     r = run_bytes("explain", "--weights", MODEL, "--image", bad, timeout=20)
     assert_one_clean_line(r, "IMAGE_DECODE")
+
+
+# ---- issue 11: --method, --layer, --map-out, --metric ---------------------------------------
+
+CAM_METHODS = ["gradcam", "hirescam", "gradcam-elementwise", "gradcam++", "xgradcam", "layercam",
+               "eigencam", "eigengradcam"]
+PIXEL_METHODS = ["saliency", "guided-backprop", "guided-gradcam", "smoothgrad",
+                 "integrated-gradients"]
+# the fixture's layers: VGG16's topology, 224 x 224 input
+LAYER_SIDE = {"block1_conv1": 224, "block2_conv1": 112, "block3_conv3": 56, "block4_conv3": 28,
+              "block5_conv3": 14}
+
+
+def explain_json(*args):
+    r = run("explain", "--weights", MODEL, "--image", IMAGE, "--json", "--class", "3", *args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["explanations"]
+
+
+def test_default_is_gradcam_at_the_last_conv_and_names_it():
+    plain = explain_json()
+    named = explain_json("--method", "gradcam", "--layer", "block5_conv3")
+    by_index = explain_json("--layer", "12")
+    assert plain == named == by_index
+    e = plain[0]
+    assert (e["method"], e["layer"], e["map_width"], e["map_height"]) == ("gradcam", "block5_conv3", 14, 14)
+    assert (e["heatmap"]["width"], e["heatmap"]["height"]) == (14, 14)
+
+
+def test_every_method_and_layer_from_one_run(tmp_path):
+    prefix = str(tmp_path / "m")
+    layers = "block1_conv1,block3_conv3,block5_conv3"
+    ex = explain_json("--method", "all", "--layer", layers, "--map-out", prefix,
+                      "--samples", "2", "--steps", "3")
+    # a pixel method that takes no layer is made once; the others once per layer
+    uses_layer = CAM_METHODS + ["guided-gradcam"]
+    expected = {(m, l) for m in uses_layer for l in layers.split(",")}
+    expected |= {(m, "input") for m in PIXEL_METHODS if m not in uses_layer}
+    assert {(e["method"], e["layer"]) for e in ex} == expected and len(ex) == len(expected)
+    for e in ex:
+        side = 224 if e["method"] in PIXEL_METHODS else LAYER_SIDE[e["layer"]]
+        assert (e["map_width"], e["map_height"]) == (side, side), e["method"]
+        data = np.array(e["heatmap"]["data"], dtype=np.float64)
+        assert data.size == side * side and np.all(np.isfinite(data))
+        assert data.min() >= 0 and data.max() <= 1
+        raw = np.fromfile(f"{prefix}.{e['method']}.{e['layer']}.f32", dtype="<f4")
+        assert raw.size == side * side
+        assert abs(float(raw.max()) - e["raw_max"]) <= 1e-6 * max(1.0, abs(e["raw_max"]))
+        if e["raw_max"] > 0:
+            assert np.max(np.abs(raw / e["raw_max"] - data)) <= 1e-6
+
+
+def test_map_out_single_file_is_the_raw_map(tmp_path):
+    out = tmp_path / "cam.f32"
+    e = explain_json("--layer", "block4_conv3", "--map-out", str(out))[0]
+    raw = np.fromfile(out, dtype="<f4")
+    assert raw.size == 28 * 28 and e["map_width"] == 28
+    assert np.max(np.abs(raw / e["raw_max"] - np.array(e["heatmap"]["data"]))) <= 1e-6
+
+
+def test_smoothgrad_seed_and_samples_change_the_map():
+    a = explain_json("--method", "smoothgrad", "--samples", "3", "--seed", "1")[0]
+    b = explain_json("--method", "smoothgrad", "--samples", "3", "--seed", "1")[0]
+    c = explain_json("--method", "smoothgrad", "--samples", "3", "--seed", "2")[0]
+    assert a == b and a["heatmap"]["data"] != c["heatmap"]["data"]
+
+
+@pytest.mark.parametrize("metric", ["deletion", "insertion"])
+def test_metric_deletion_insertion(metric):
+    e = explain_json("--metric", metric, "--metric-steps", "8", "--baseline", "mean")[0]
+    m = e["metric"]
+    assert m["name"] == metric and 0 <= m["auc"] <= 1 and len(m["curve"]) == 9
+    assert all(0 <= p <= 1 for p in m["curve"])
+
+
+def test_metric_randomization():
+    e = explain_json("--metric", "randomization", "--seed", "4")[0]
+    curve = e["metric"]["curve"]
+    assert len(curve) == 3 + 13 and all(-1 - 1e-9 <= r <= 1 + 1e-9 for r in curve)
+
+
+def test_text_output_names_the_maps_and_the_metric():
+    r = run("explain", "--weights", MODEL, "--image", IMAGE, "--class", "3", "--method",
+            "gradcam,layercam", "--layer", "block4_conv3", "--metric", "deletion")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().split("\n")
+    assert len(lines) == 5 + 2
+    assert lines[5].startswith("class 3 gradcam at block4_conv3: map 28x28") and "deletion AUC" in lines[5]
+    assert lines[6].startswith("class 3 layercam at block4_conv3")
+
+
+@pytest.mark.parametrize("args,words", [
+    (("--method", "gradcamx"), ["--method", "gradcamx"]),
+    (("--method", "gradcam,,layercam"), ["--method"]),
+    (("--method", "GradCAM"), ["--method"]),
+    (("--method", "gradcam,gradcam"), ["--method", "twice"]),
+    (("--method", ""), ["--method"]),
+    (("--layer", "block9_conv1"), ["--layer", "block9_conv1"]),
+    (("--layer", "13"), ["--layer", "13"]),
+    (("--layer", "-1"), ["--layer"]),
+    (("--layer", "1.5"), ["--layer"]),
+    (("--layer", ""), ["--layer"]),
+    (("--layer", "0,0"), ["--layer", "twice"]),
+    (("--layer", "block1_conv1,"), ["--layer"]),
+    (("--samples", "0"), ["--samples"]),
+    (("--samples", "1025"), ["--samples"]),
+    (("--samples", "x"), ["--samples"]),
+    (("--steps", "0"), ["--steps"]),
+    (("--steps", "99999999999"), ["--steps"]),
+    (("--noise", "0"), ["--noise"]),
+    (("--noise", "1.5"), ["--noise"]),
+    (("--noise", "nan"), ["--noise"]),
+    (("--seed", "-1"), ["--seed"]),
+    (("--seed", "18446744073709551616"), ["--seed"]),
+    (("--seed", "1x"), ["--seed"]),
+    (("--metric", "auc"), ["--metric"]),
+    (("--metric-steps", "4"), ["--metric-steps", "--metric"]),
+    (("--baseline", "mean"), ["--baseline", "--metric"]),
+    (("--metric", "deletion", "--metric-steps", "0"), ["--metric-steps"]),
+    (("--metric", "deletion", "--baseline", "zero"), ["--baseline"]),
+    (("--metric", "randomization", "--baseline", "blur"), ["--baseline"]),
+    (("--map-out",), ["needs a value"]),
+    (("--map-out", ""), ["--map-out"]),
+    (("--top-k", "2", "--map-out", "x.f32"), ["--map-out"]),
+])
+def test_method_options_errors(args, words):
+    assert_one_line_error(run("explain", "--weights", MODEL, "--image", IMAGE, *args), *words)
+
+
+def test_map_out_to_a_missing_folder_or_full_disk_fails(tmp_path):
+    for where in [str(tmp_path / "no" / "such" / "m.f32")] + (["/dev/full"] if os.path.exists("/dev/full") else []):
+        r = run_bytes("explain", "--weights", MODEL, "--image", IMAGE, "--map-out", where)
+        assert_one_clean_line(r, "cannot write")
+        assert b"written" not in r.stdout

@@ -4,7 +4,7 @@
 // map at the last conv layer's own size, the map resized to the picture, and the blend.
 // The page's state is mirrored in <body data-state> (idle, loading, ready, explaining, done,
 // error) for the browser tests; sw.js makes the page work offline after one visit.
-import { createExplainer } from '../index.js';
+import { createExplainer, methods } from '../index.js';
 
 // The project's small model; until it is trained, the core's test model.
 const DEFAULT_WEIGHTS = ['../../weights/small/fashion_vgg.gcam', '../../tests/fixtures/vgg_small/model.gcam'];
@@ -22,6 +22,7 @@ const ui = {
   imageStatus: $('image-status'), pasteButton: $('paste-button'), cameraButton: $('camera-button'),
   camera: $('camera'), cameraVideo: $('camera-video'), cameraSnap: $('camera-snap'), cameraCancel: $('camera-cancel'),
   classPicker: $('class-picker'), scorePicker: $('score-picker'), alpha: $('alpha'), alphaValue: $('alpha-value'),
+  methodPicker: $('method-picker'), layerPicker: $('layer-picker'), methodNote: $('method-note'),
   commonScale: $('common-scale'), download: $('download'),
   explainStatus: $('explain-status'), answer: $('answer'), meaning: $('meaning'),
   panels: $('panels'), imageCanvas: $('image-canvas'), rawMap: $('raw-map'), heatmap: $('heatmap'),
@@ -112,6 +113,7 @@ async function loadWeights(source) {
   demo.source = source;
   setState('loading');
   ui.classPicker.disabled = true;
+  ui.methodPicker.disabled = ui.layerPicker.disabled = true;
   ui.progress.hidden = false;
   ui.progress.value = 0;
   ui.progress.removeAttribute('max');
@@ -153,7 +155,7 @@ async function loadWeights(source) {
         weights = response;
       }
     }
-    const explainer = await createExplainer({ weights, onProgress });
+    const explainer = await createExplainer({ weights, onProgress, depth: 'input' }); // every method: see fillMethodPickers
     demo.explainer = explainer;
     const { info } = explainer;
     const sha = info.sha256;
@@ -169,6 +171,7 @@ async function loadWeights(source) {
     ui.modelCard.hidden = !DEFAULT_WEIGHTS.includes(source);
     describeClasses(explainer);
     fillClassPicker(explainer);
+    fillMethodPickers(explainer);
     drawLegend(explainer);
     showOffline();
     setState('ready');
@@ -267,6 +270,40 @@ function fillClassPicker(explainer) {
   ui.classPicker.disabled = false;
 }
 
+// The method picker's words; the value is the library's name (pytorch-grad-cam's spelling)
+const METHOD_TEXT = {
+  gradcam: 'Grad-CAM', hirescam: 'HiResCAM', 'gradcam-elementwise': 'Grad-CAM element-wise', 'gradcam++': 'Grad-CAM++',
+  xgradcam: 'XGrad-CAM', layercam: 'LayerCAM', eigencam: 'Eigen-CAM', eigengradcam: 'Eigen-Grad-CAM',
+  saliency: 'saliency (pixels)', 'guided-backprop': 'guided backprop (pixels)', 'guided-gradcam': 'guided Grad-CAM (pixels)',
+  smoothgrad: 'SmoothGrad (pixels)', 'integrated-gradients': 'integrated gradients (pixels)',
+};
+// the pixel-level methods that take no layer: the layer picker is off for them
+const NO_LAYER = new Set(['saliency', 'guided-backprop', 'smoothgrad', 'integrated-gradients']);
+
+/** The method and layer pickers. The explainer keeps every layer (depth 'input') so that
+ * each method works: the note says what that costs. */
+function fillMethodPickers(explainer) {
+  const keep = ui.methodPicker.value || 'gradcam';
+  ui.methodPicker.textContent = '';
+  for (const m of methods) ui.methodPicker.add(new Option(METHOD_TEXT[m] || m, m));
+  ui.methodPicker.value = keep;
+  ui.layerPicker.textContent = '';
+  const { layers } = explainer.info;
+  layers.forEach((l, i) => ui.layerPicker.add(new Option(`${l.name} (${l.width} × ${l.height})`, String(i))));
+  ui.layerPicker.value = String(layers.length - 1);
+  ui.methodPicker.disabled = false;
+  syncLayerPicker();
+  const bytes = explainer.info.stateBytes;
+  ui.methodNote.textContent = typeof bytes === 'number' && bytes > 0
+    ? `Every method and layer can be shown: the network keeps each layer's output for the way back, ` +
+      `${mb(bytes)} of memory (Grad-CAM at the last layer alone would need less).`
+    : '';
+}
+
+function syncLayerPicker() {
+  ui.layerPicker.disabled = NO_LAYER.has(ui.methodPicker.value);
+}
+
 // ---- images -------------------------------------------------------------------------------
 
 /** RGBA pixels of an image file: PNG and JPEG through the library's own decoder (the
@@ -317,18 +354,21 @@ async function explainCurrent() {
   setState('explaining');
   const classIndex = ui.classPicker.value === '' ? undefined : Number(ui.classPicker.value);
   const score = ui.scorePicker.value;
+  const method = ui.methodPicker.value || 'gradcam';
+  const layer = ui.layerPicker.value === '' ? undefined : Number(ui.layerPicker.value);
+  const how = { score, method, layer };
   status(ui.explainStatus, `Looking at ${demo.imageName}…`);
   try {
     const t0 = performance.now();
     const topK = Math.min(TOP_K, explainer.info.nClasses);
-    const result = await explainer.explain(image, { classIndex, topK, score });
+    const result = await explainer.explain(image, { classIndex, topK, ...how });
     if (generation !== demo.generation) return;
     const explanation = result.explanations[0];
     // the peaks of the top classes' maps, for the common scale (the forward is reused)
     let peaks = null;
     if (ui.commonScale.checked) {
       const classes = [...new Set([...result.predictions.map((p) => p.index), explanation.classIndex])];
-      const all = await explainer.explain(image, { classIndex: classes, topK, score });
+      const all = await explainer.explain(image, { classIndex: classes, topK, ...how });
       if (generation !== demo.generation) return;
       peaks = new Map(all.explanations.map((e) => [e.classIndex, e.rawMax]));
     }
@@ -344,7 +384,8 @@ async function explainCurrent() {
     const path = result.forwardReused ? 'forward pass reused: only the backward ran'
                                       : 'forward + backward';
     status(ui.explainStatus, `Done in ${ms} ms.`, {
-      more: `${path}; forward ${result.timings.forwardMs.toFixed(0)} ms, Grad-CAM ${result.timings.explainMs.toFixed(0)} ms; ` +
+      more: `${path}; forward ${result.timings.forwardMs.toFixed(0)} ms, ` +
+            `${METHOD_TEXT[explanation.method] || 'Grad-CAM'} ${result.timings.explainMs.toFixed(0)} ms; ` +
             `${threadsText(explainer.info)}, ${explainer.info.simd ? 'SIMD' : 'no SIMD'}; ` +
             `memory in use: ${memoryText(explainer.info, result)}; map peak ${explanation.rawMax.toPrecision(4)}`,
     });
@@ -733,6 +774,12 @@ ui.cameraCancel.addEventListener('click', () => {
 });
 ui.classPicker.addEventListener('change', () => explainCurrent());
 ui.scorePicker.addEventListener('change', () => explainCurrent());
+// a new method or layer: one more backward on the forward the worker holds
+ui.methodPicker.addEventListener('change', () => {
+  syncLayerPicker();
+  explainCurrent();
+});
+ui.layerPicker.addEventListener('change', () => explainCurrent());
 ui.commonScale.addEventListener('change', () => explainCurrent());
 ui.alpha.addEventListener('input', () => {
   ui.alphaValue.textContent = Number(ui.alpha.value).toFixed(2);
