@@ -4,6 +4,13 @@
  *   build/bench_backward [runs]      (default 3 timed runs per figure, after one warm-up)
  *   build/bench_backward cam         each CAM method (cam_methods.c) at the maps of
  *                                    block5_conv3, block4_conv3 and block3_conv3
+ *   build/bench_backward pack [runs] the backward's packing of each VGG16 layer's flipped
+ *                                    weights from the canonical f32 / f16 ones, as the
+ *                                    backward driver does it as each layer runs
+ *   build/bench_backward explain WEIGHTS [fast|compact] [runs]
+ *                                    the whole library on a model, one thread: a forward, and
+ *                                    gcam_state_explain_ex() per method (CAM ones at the last
+ *                                    conv and at block3_conv3) on a GCAM_DEPTH_INPUT state
  *
  * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -Isrc -Iinclude bench/bench_backward.c
  *       src/kernels/[a-z]*.c src/cam_methods.c src/error.c -o /tmp/bench_backward.js
@@ -23,6 +30,7 @@
 #include "bench_cpu_time.h"
 #include "cam_methods.h"
 #include "kernels/conv3x3.h"
+#include "gcam.h"
 #include "ops.h"
 
 
@@ -107,7 +115,138 @@ static int bench_cam(void) {
   return 0;
 }
 
+/* ---- pack: the backward's weights packed as the layer runs ------------------------------- */
+
+static int bench_pack(int runs) {
+  printf("layer  C -> OC     f32 ms   f16 ms\n");
+  double all[2] = {0, 0};
+  unsigned seed = 777u;
+  for (int l = 0; l < 13; l++) {
+    const int32_t C = vgg16[l][2], OC = vgg16[l][3];
+    const size_t n_w = (size_t)9 * C * OC;
+    float *w = xmalloc(n_w * 4), *packed = xmalloc(gcam__conv3x3_backward_packed_floats(C, OC) * 4);
+    uint16_t *w16 = xmalloc(n_w * 2);
+    for (size_t i = 0; i < n_w; i++) {
+      seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
+      w[i] = (float)((seed >> 8) * (1.0 / 16777216.0)) - 0.5f;
+      w16[i] = (uint16_t)(0x3000u + (seed & 0x3ffu)); /* some half in [0.125, 0.25) */
+    }
+    double t[2];
+    for (int dt = 0; dt < 2; dt++) {
+      double ts[16];
+      for (int r = 0; r <= runs; r++) {
+        const double t0 = cpu_s();
+        gcam__conv3x3_backward_pack_canon_pool(packed, dt ? (const void *)w16 : w,
+                                               dt ? GCAM__DTYPE_F16 : GCAM__DTYPE_F32, C, OC,
+                                               NULL);
+        if (r) ts[r - 1] = cpu_s() - t0; /* run 0 warms up */
+      }
+      qsort(ts, (size_t)runs, sizeof ts[0], cmp_double);
+      t[dt] = ts[runs / 2], all[dt] += t[dt];
+    }
+    printf("%5d  %4d -> %-4d %7.2f  %7.2f\n", l + 1, C, OC, t[0] * 1e3, t[1] * 1e3);
+    free(w), free(w16), free(packed);
+  }
+  printf("all 13 layers: f32 %.1f ms, f16 %.1f ms\n", all[0] * 1e3, all[1] * 1e3);
+  return 0;
+}
+
+/* ---- explain: the library on a real model ------------------------------------------------- */
+
+static double time_explain(gcam_state *s, const gcam_explain_params *p, float *raw, int runs) {
+  double ts[16];
+  for (int r = 0; r <= runs; r++) {
+    const double t0 = cpu_s();
+    if (gcam_state_explain_ex(s, 1, p, raw, NULL, NULL) != GCAM_STATUS_OK) {
+      fprintf(stderr, "bench_backward: %s\n", gcam_last_error());
+      exit(1);
+    }
+    if (r) ts[r - 1] = cpu_s() - t0;
+  }
+  qsort(ts, (size_t)runs, sizeof ts[0], cmp_double);
+  return ts[runs / 2];
+}
+
+static int bench_explain(const char *path, int compact, int runs) {
+  gcam_model_params mp = gcam_model_default_params();
+  mp.backend = GCAM_BACKEND_PORTABLE;
+  mp.memory = compact ? GCAM_MEMORY_COMPACT : GCAM_MEMORY_FAST;
+  gcam_model *m;
+  if (gcam_model_load_from_file(path, &mp, &m) != GCAM_STATUS_OK) {
+    fprintf(stderr, "bench_backward: %s\n", gcam_last_error());
+    return 1;
+  }
+  gcam_model_info info;
+  gcam_model_get_info(m, &info);
+  gcam_state_params sp = gcam_state_default_params();
+  gcam_state *d, *s;
+  sp.depth = GCAM_DEPTH_INPUT;
+  if (gcam_state_create(m, &d) || gcam_state_create_ex(m, &sp, &s)) {
+    fprintf(stderr, "bench_backward: %s\n", gcam_last_error());
+    return 1;
+  }
+  uint64_t bd, bs;
+  gcam_state_memory_bytes(d, &bd), gcam_state_memory_bytes(s, &bs);
+  printf("%s, %s memory, weights %.1f MB; state: default depth %.1f MB, GCAM_DEPTH_INPUT %.1f MB\n",
+         path, compact ? "COMPACT" : "FAST", info.weight_bytes / 1048576.0, bd / 1048576.0,
+         bs / 1048576.0);
+  const size_t n = (size_t)info.input_width * info.input_height * 3;
+  float *x = xmalloc(n * 4), *raw = xmalloc((size_t)info.input_width * info.input_height * 4);
+  unsigned seed = 4321u;
+  for (size_t i = 0; i < n; i++) {
+    seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
+    x[i] = (float)((seed >> 8) * (255.0 / 16777216.0)) - 120.0f;
+  }
+  double ts[16];
+  for (int r = 0; r <= runs; r++) {
+    const double t0 = cpu_s();
+    gcam_state_forward_tensor(s, x);
+    if (r) ts[r - 1] = cpu_s() - t0;
+  }
+  qsort(ts, (size_t)runs, sizeof ts[0], cmp_double);
+  const double tf = ts[runs / 2];
+  printf("forward                              %8.1f ms\n", tf * 1e3);
+  int32_t b3 = info.n_conv - 1;
+  gcam_model_layer_index(m, "block3_conv3", &b3);
+  gcam_layer_info li3, lil;
+  gcam_model_layer_info(m, b3, &li3), gcam_model_layer_info(m, info.n_conv - 1, &lil);
+  for (int meth = 0; meth < GCAM_METHOD_COUNT; meth++) {
+    gcam_explain_params p = gcam_explain_default_params();
+    p.method = (gcam_method)meth;
+    if (meth == GCAM_METHOD_SMOOTHGRAD) p.samples = 4;
+    if (meth == GCAM_METHOD_INTEGRATED_GRADIENTS) p.steps = 4;
+    const int r = meth == GCAM_METHOD_SMOOTHGRAD || meth == GCAM_METHOD_INTEGRATED_GRADIENTS ||
+                          meth == GCAM_METHOD_EIGENCAM || meth == GCAM_METHOD_EIGENGRADCAM
+                      ? 1
+                      : runs;
+    const double t = time_explain(s, &p, raw, r);
+    char what[64];
+    if (meth == GCAM_METHOD_SMOOTHGRAD || meth == GCAM_METHOD_INTEGRATED_GRADIENTS)
+      snprintf(what, sizeof what, "%s (4 %s)", gcam_method_name(p.method),
+               meth == GCAM_METHOD_SMOOTHGRAD ? "samples" : "steps");
+    else if (gcam_method_is_pixel(p.method))
+      snprintf(what, sizeof what, "%s", gcam_method_name(p.method));
+    else
+      snprintf(what, sizeof what, "%s at %s", gcam_method_name(p.method), lil.name);
+    printf("%-36s %8.1f ms  (%.2f x forward)\n", what, t * 1e3, t / tf);
+    if (!gcam_method_is_pixel(p.method) && b3 != info.n_conv - 1) {
+      p.layer = b3;
+      const double t3 = time_explain(s, &p, raw, r);
+      snprintf(what, sizeof what, "%s at %s", gcam_method_name(p.method), li3.name);
+      printf("%-36s %8.1f ms  (%.2f x forward)\n", what, t3 * 1e3, t3 / tf);
+    }
+  }
+  free(x), free(raw);
+  gcam_state_free(s), gcam_state_free(d);
+  gcam_model_free(m);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "pack")) return bench_pack(argc > 2 ? atoi(argv[2]) : 3);
+  if (argc > 2 && !strcmp(argv[1], "explain"))
+    return bench_explain(argv[2], argc > 3 && !strcmp(argv[3], "compact"),
+                         argc > 4 ? atoi(argv[4]) : 3);
   if (argc > 1 && !strcmp(argv[1], "cam")) return bench_cam();
   int runs = argc > 1 ? atoi(argv[1]) : 3;
   if (runs < 1 || runs > 16) {

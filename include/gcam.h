@@ -106,7 +106,9 @@ typedef enum gcam_backend {
  * VGG16, 224x224: conv weights 59 MB as f32 in the file. */
 typedef enum gcam_memory {
   GCAM_MEMORY_FAST = 0,   /* packed for the kernels once, at load: Winograd F(4,3) weights take
-                           * 4x the file's f32 size (VGG16: 236 MB), whatever the file's dtype */
+                           * 4x the file's f32 size (VGG16: 236 MB), whatever the file's dtype,
+                           * plus the canonical f32 weights (59 MB) that a backward through
+                           * the convs packs from, layer by layer, as it runs */
   GCAM_MEMORY_COMPACT = 1 /* kept as the file has them (f32; f16 in f16 and int8 files: VGG16
                            * 59 MB / 29 MB) and transformed as each layer runs, into a scratch
                            * of at most 12 MB per state; slightly different rounding than FAST
@@ -248,7 +250,9 @@ gcam_status gcam_state_explain(gcam_state *state, int32_t class_index, gcam_scor
 
 /* For tests and for callers who want the gradient itself: d(score)/d(last conv output),
  * (cam_height, cam_width, cam_channels) floats, and the activation it applies to. Valid
- * after gcam_state_explain() until the next call on the state. */
+ * after gcam_state_explain() until the next call on the state; after
+ * gcam_state_explain_ex() with a CAM method, the target layer's (its height, width and
+ * channels: gcam_model_layer_info()). BAD_STATE after a pixel method. */
 gcam_status gcam_state_last_gradient(const gcam_state *state, const float **grad,
                                      const float **activation);
 

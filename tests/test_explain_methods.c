@@ -10,6 +10,8 @@
  *     gradcam at the last conv is bit-identical to gcam_state_explain(), whatever the depth;
  *     smoothgrad / IG restore the forward; integrated gradients' completeness;
  *   - a larger random VGG on pools of 2 and 3 threads: every method bit-identical to serial;
+ *   - the XNNPACK backend's forward (where built) with our backward: every method within
+ *     1e-3 of the map's max of the portable backend's;
  *   - every bad input the issue names: its status and message. */
 #include "threadpool.h" /* tools/threadpool.c, linked in by CMake */
 
@@ -676,6 +678,53 @@ static void check_bad_input(void) {
   net_free(&t);
 }
 
+/* ---- the XNNPACK backend's forward, our backward: the same gradients as the portable one -- */
+
+static void check_xnnpack(void) {
+  net t;
+  net_init(&t, 13, 11, 4, TINY_OC, TINY_POOL, 3, TINY_D, 1234u);
+  size_t size;
+  uint8_t *file = net_file(&t, &size);
+  gcam_model_params mp = gcam_model_default_params();
+  mp.backend = GCAM_BACKEND_XNNPACK;
+  gcam_model *mx = NULL, *mp_ = NULL;
+  gcam_status st = gcam_model_load_from_memory(file, size, &mp, &mx);
+  mp.backend = GCAM_BACKEND_PORTABLE;
+  gcam_model_load_from_memory(file, size, &mp, &mp_);
+  free(file);
+  if (st != GCAM_STATUS_OK) {
+    printf("XNNPACK backend unavailable (%s): its backward check not run\n", gcam_last_error());
+    gcam_model_free(mp_);
+    net_free(&t);
+    return;
+  }
+  gcam_state_params sp = gcam_state_default_params();
+  sp.depth = GCAM_DEPTH_INPUT;
+  gcam_state *a = NULL, *b = NULL;
+  CHECK(gcam_state_create_ex(mx, &sp, &a) == GCAM_STATUS_OK, "xnn state: %s", gcam_last_error());
+  CHECK(gcam_state_create_ex(mp_, &sp, &b) == GCAM_STATUS_OK, "portable state: %s", gcam_last_error());
+  float *x = random_input(&t, 99u), ra[143], rb[143];
+  gcam_state_forward_tensor(a, x), gcam_state_forward_tensor(b, x);
+  for (int meth = 0; a && b && meth < GCAM_METHOD_COUNT; meth++) {
+    gcam_explain_params p = gcam_explain_default_params();
+    p.method = (gcam_method)meth, p.layer = 1, p.samples = 2, p.steps = 3;
+    int32_t w, h;
+    gcam_state_map_size(a, &p, &w, &h);
+    CHECK(gcam_state_explain_ex(a, 2, &p, ra, NULL, NULL) == GCAM_STATUS_OK, "xnn %s: %s",
+          gcam_method_name(p.method), gcam_last_error());
+    gcam_state_explain_ex(b, 2, &p, rb, NULL, NULL);
+    double mxv = 0;
+    for (int32_t i = 0; i < w * h; i++) mxv = rb[i] > mxv ? rb[i] : mxv;
+    CHECK(test_max_abs_err(ra, rb, (size_t)w * h) <= 1e-3 * mxv + 1e-12,
+          "xnn vs portable %s: %.3g of max %.3g", gcam_method_name(p.method),
+          test_max_abs_err(ra, rb, (size_t)w * h), mxv);
+  }
+  free(x);
+  gcam_state_free(a), gcam_state_free(b);
+  gcam_model_free(mx), gcam_model_free(mp_);
+  net_free(&t);
+}
+
 int main(void) {
   check_bad_input();
   check_gradients(GCAM_MEMORY_FAST);
@@ -683,5 +732,6 @@ int main(void) {
   check_guided();
   check_methods();
   check_threads();
+  check_xnnpack();
   TEST_MAIN_END();
 }

@@ -106,9 +106,9 @@ void gcam__conv3x3_backward_input_ref(float *dx, const float *dy, const float *w
  * The model keeps each conv's canonical (3,3,C,OC) weights (f32, or f16 in a COMPACT f16
  * model) and the backward packs w' into one state scratch just before the layer runs, so the
  * model holds no second packed copy (VGG16 F(4,3): 236 MB). The Winograd transform U = G g G^T
- * is done in f32, vectorised over 4 consecutive forward output channels o (contiguous in
- * w_hwio), which are 4 backward *input* channels: each lane is stored to its own row of the
- * GEMM block. Costs 11 multiply-adds per 4 weights per G, measured in docs/methods.md. */
+ * is done in f32 (11 operations per G application for F(4,3), as winograd.c's compact
+ * path), vectorised over the backward's output columns; measured in docs/methods.md
+ * (build/bench_backward pack). */
 
 static inline float gcam__canon_w(const void *w, size_t k, gcam__dtype dt) {
   return dt == GCAM__DTYPE_F16 ? gcam__f16_to_f32(((const uint16_t *)w)[k]) : ((const float *)w)[k];
@@ -138,39 +138,38 @@ typedef struct {
   int32_t C, OC, n_tasks;
 } gcam__bwd_pack_job;
 
-/* backward output columns c in this task's share of [0, C): every tap, every o */
+/* the backward's NR-column blocks b (output columns c = forward input channels) in this
+ * task's share: for each o, the 8 columns of the block as two vectors, so each tap's store is
+ * one contiguous NR-float row of the GEMM block and the 36 planes are written sequentially
+ * (columns past C are zero lanes: the padding). The loads gather w[tap][c][o] over c, stride
+ * OC: they stream 8 rows of w_hwio per tap. */
 static void gcam__bwd_pack_task(void *context, int32_t task) {
   const gcam__bwd_pack_job *j = context;
   const int a = j->m + 2;
   const int32_t C = j->C, OC = j->OC;
   /* the backward layer is (OC -> C): GEMM blocks of NR columns c, depth OC */
   const size_t blk = gcam__gemm_block_floats((size_t)OC);
-  const size_t xi_floats = ((size_t)C + NR - 1) / NR * blk;
-  size_t c0, c1;
-  gcam__split((size_t)C, j->n_tasks, task, &c0, &c1);
-  for (size_t c = c0; c < c1; c++) {
-    float *col = j->packed + (c / NR) * blk + NR + c % NR;
-    for (int32_t o = 0; o < OC; o += 4) {
-      const int32_t n = OC - o < 4 ? OC - o : 4;
-      gcam_f32x4 g[9], t[3][6], u[6];
-      for (int s = 0; s < 9; s++) { /* w' tap s = w tap 8-s */
-        const size_t at = ((size_t)(8 - s) * C + c) * OC + (size_t)o;
-        if (n == 4 && j->dt == GCAM__DTYPE_F16)
-          g[s] = gcam__f16x4_load((const uint16_t *)j->w + at);
-        else if (n == 4)
-          g[s] = gcam__f32x4_load((const float *)j->w + at);
-        else
-          for (int l = 0; l < 4; l++) g[s][l] = gcam__canon_w(j->w, at + (size_t)(l < n ? l : n - 1), j->dt);
-      }
-      for (int l = 0; l < 3; l++) gcam__bwd_g(j->m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
-      for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
-        gcam__bwd_g(j->m, u, t[0][i], t[1][i], t[2][i]);
-        for (int l = 0; l < a; l++) {
-          float *p = col + (size_t)(i * a + l) * xi_floats + (size_t)o * NR;
-          for (int32_t q = 0; q < n; q++) p[(size_t)q * NR] = u[l][q];
+  const size_t nblk = ((size_t)C + NR - 1) / NR, xi_floats = nblk * blk;
+  size_t b0, b1;
+  gcam__split(nblk, j->n_tasks, task, &b0, &b1);
+  for (size_t b = b0; b < b1; b++) {
+    float *col = j->packed + b * blk + NR;
+    for (int32_t o = 0; o < OC; o++)
+      for (int h = 0; h < NR / 4; h++) {
+        gcam_f32x4 g[9], t[3][6], u[6];
+        for (int s = 0; s < 9; s++) /* w' tap s = w tap 8-s */
+          for (int l = 0; l < 4; l++) {
+            const size_t c = b * NR + (size_t)(4 * h + l);
+            g[s][l] = c < (size_t)C ? gcam__canon_w(j->w, ((size_t)(8 - s) * C + c) * OC + (size_t)o, j->dt)
+                                    : 0.0f;
+          }
+        for (int l = 0; l < 3; l++) gcam__bwd_g(j->m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
+        float *p = col + (size_t)o * NR + (size_t)(4 * h);
+        for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
+          gcam__bwd_g(j->m, u, t[0][i], t[1][i], t[2][i]);
+          for (int l = 0; l < a; l++) gcam__f32x4_store(p + (size_t)(i * a + l) * xi_floats, u[l]);
         }
       }
-    }
   }
 }
 
@@ -200,16 +199,10 @@ void gcam__conv3x3_backward_pack_canon_pool(float *packed, const void *w, gcam__
   const int a = m + 2;
   const size_t blk = gcam__gemm_block_floats((size_t)OC);
   const size_t nblk = ((size_t)C + NR - 1) / NR, xi_floats = nblk * blk;
-  const size_t pad = nblk * NR - (size_t)C;
-  for (int xi = 0; xi < a * a; xi++) /* zero biases and the last block's padding columns */
-    for (size_t b = 0; b < nblk; b++) {
-      float *p = packed + (size_t)xi * xi_floats + b * blk;
-      memset(p, 0, NR * sizeof *p);
-      if (pad && b == nblk - 1)
-        for (size_t o = 0; o < (size_t)OC; o++) memset(p + NR + o * NR + (NR - pad), 0, pad * sizeof *p);
-    }
+  for (int xi = 0; xi < a * a; xi++) /* zero biases (the padding columns are zero lanes) */
+    for (size_t b = 0; b < nblk; b++) memset(packed + (size_t)xi * xi_floats + b * blk, 0, NR * sizeof *packed);
   memset(packed + (size_t)a * a * xi_floats, 0, (size_t)C * sizeof *packed); /* bias: none */
   gcam__bwd_pack_job j = {m, packed, w, dt, C, OC, gcam__pool_threads(pool)};
-  if (j.n_tasks > C) j.n_tasks = C;
+  if ((size_t)j.n_tasks > nblk) j.n_tasks = (int32_t)nblk;
   gcam__parallel_for(pool, gcam__bwd_pack_task, &j, j.n_tasks);
 }
