@@ -23,11 +23,12 @@ size_t gcam__model_reinit_staging_floats(const gcam_model *m);
  * std sqrt(2 / fan_in) / 0.87962566 truncated at 2 of those stds (so the kept values have
  * std sqrt(2 / fan_in)), fan_in = 9 C (conv) or IN (dense); biases 0. The draws come from a
  * stream seeded by (seed, layer), so a layer's new weights do not depend on which layers
- * were re-initialised before it. The weights are written in the layer's storage: packed
- * (through `staging`, gcam__model_reinit_staging_floats() floats), canonical (XNNPACK) or
- * compact f32 / f16 for convs; f32, f16 or int8 (scale 2 std / 127 per output, which holds
- * the truncated range exactly) for dense layers. A state on an XNNPACK model must rebuild
- * the conv's operator afterwards (gcam__state_refresh_conv). */
+ * were re-initialised before it. The weights are written in every form the layer keeps:
+ * canonical (3,3,C,OC) f32 (XNNPACK's, and the backward's w_canon) and packed (through
+ * `staging`, gcam__model_reinit_staging_floats() floats), or compact f32 / f16, for convs;
+ * f32, f16 or int8 (scale 2 std / 127 per output, which holds the truncated range exactly)
+ * for dense layers. A state on an XNNPACK model must rebuild the conv's operator afterwards
+ * (gcam__state_refresh_conv). */
 void gcam__model_reinit_conv(gcam_model *m, int32_t i, uint64_t seed, float *staging);
 void gcam__model_reinit_dense(gcam_model *m, int32_t j, uint64_t seed);
 

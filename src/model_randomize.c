@@ -52,10 +52,10 @@ gcam_status gcam__model_clone(const gcam_model *m, gcam_model **out) {
   int ok = 1;
   for (int32_t i = 0; i < m->n_conv; i++) {
     gcam_conv_layer *l = &c->conv[i];
-    const void *p[4] = {l->packed, l->w_hwio, l->bias, l->w_compact};
-    for (int k = 0; k < 4; k++) ok &= gcam__rebase(m, c, &p[k]);
+    const void *p[5] = {l->packed, l->w_hwio, l->bias, l->w_compact, l->w_canon};
+    for (int k = 0; k < 5; k++) ok &= gcam__rebase(m, c, &p[k]);
     l->packed = (float *)p[0], l->w_hwio = (float *)p[1], l->bias = (float *)p[2];
-    l->w_compact = p[3];
+    l->w_compact = p[3], l->w_canon = p[4];
   }
   for (int32_t j = 0; j < m->n_dense; j++) {
     gcam__dense_weights *w = &c->dense[j].w;
@@ -154,10 +154,10 @@ size_t gcam__model_reinit_staging_floats(const gcam_model *m) {
   size_t most = 0;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
-    if (l->packed && !l->w_compact) {
-      const size_t f = (size_t)9 * (size_t)l->C * (size_t)l->OC + (size_t)l->OC;
-      if (f > most) most = f;
-    }
+    if (!l->packed) continue;
+    /* the zero bias the packing takes, and the canonical weights if the layer keeps none */
+    const size_t f = (l->w_hwio ? 0 : (size_t)9 * (size_t)l->C * (size_t)l->OC) + (size_t)l->OC;
+    if (f > most) most = f;
   }
   return most;
 }
@@ -176,13 +176,14 @@ void gcam__model_reinit_conv(gcam_model *m, int32_t i, uint64_t seed, float *sta
       for (size_t k = 0; k < n; k++) w[k] = gcam__truncated(&r, std);
     }
     memset(l->bias, 0, sizeof(float) * (size_t)l->OC);
-  } else if (l->w_hwio) { /* XNNPACK: canonical, packed by the state's operator */
+  } else if (!l->packed) { /* XNNPACK: canonical, packed by the state's operator */
     for (size_t k = 0; k < n; k++) l->w_hwio[k] = gcam__truncated(&r, std);
     memset(l->bias, 0, sizeof(float) * (size_t)l->OC);
-  } else { /* our kernels: canonical in the staging buffer, then packed as at load */
-    for (size_t k = 0; k < n; k++) staging[k] = gcam__truncated(&r, std);
-    memset(staging + n, 0, sizeof(float) * (size_t)l->OC);
-    gcam__conv3x3_pack(l->packed, staging, staging + n, l->C, l->OC);
+  } else { /* our kernels: canonical (kept for the backward, or staged), packed as at load */
+    float *w = l->w_hwio ? l->w_hwio : staging, *bias = l->w_hwio ? staging : staging + n;
+    for (size_t k = 0; k < n; k++) w[k] = gcam__truncated(&r, std);
+    memset(bias, 0, sizeof(float) * (size_t)l->OC);
+    gcam__conv3x3_pack(l->packed, w, bias, l->C, l->OC);
   }
 }
 
