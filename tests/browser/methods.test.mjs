@@ -54,6 +54,20 @@ forEachEngine((engine) => {
       const third = await page.canvasPixels();
       assert.ok(!same(third.data, second.data), 'the method picker changed the overlay');
       assert.ok(!same((await page.canvasPixels('raw-map')).data, first.raw.data), 'and the raw map');
+
+      // the worker path of evaluate() and of the new options' checks
+      const got = await page.evaluate(async () => {
+        const d = window.gcamDemo;
+        const r = await d.explainer.evaluate(d.image, d.explanation, { metric: 'insertion', steps: 4 });
+        const refused = await d.explainer.explain(d.image, { method: 'gradcam', layer: 'block9_conv9' })
+          .then(() => 'resolved', (e) => `${e.constructor.name} ${e.code}`);
+        return { metric: r.metric, auc: r.auc, n: r.curve.length, f64: r.curve instanceof Float64Array, refused };
+      });
+      assert.equal(got.metric, 'insertion');
+      assert.ok(got.auc >= 0 && got.auc <= 1, `AUC ${got.auc}`);
+      assert.equal(got.n, 5);
+      assert.equal(got.f64, true);
+      assert.equal(got.refused, 'GcamArgumentError GCAM_STATUS_INVALID_ARGUMENT');
       assert.deepEqual(await page.errors(), [], 'no page errors');
       await page.close();
     });
