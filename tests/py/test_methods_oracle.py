@@ -149,8 +149,9 @@ def report(**row):
             f.write(json.dumps(row) + "\n")
 
 
-def compare_all(tag, got, refs):
-    """Every reference map against the CLI's; returns the failures (strings)."""
+def compare_all(tag, got, refs, pixel_tol=None):
+    """Every reference map against the CLI's; returns the failures (strings). pixel_tol:
+    {method: tolerance} where it is not PIXEL_TOL."""
     bad = []
     for (m, layer), ref in refs.items():
         # the pixel methods but guided-gradcam have no layer (the CLI names it 'input')
@@ -172,10 +173,12 @@ def compare_all(tag, got, refs):
             err = M.pixel_error(raw, ref)
             rmax = abs(float(e.get("raw_max", raw.max())) - ref.raw_max) / max(ref.raw_max,
                                                                                1e-30)
-            ok = err <= PIXEL_TOL and rmax <= PIXEL_TOL
+            tol = (pixel_tol or {}).get(m, PIXEL_TOL)
+            ok = err <= tol and rmax <= tol
         report(model=tag, method=m, layer=layer, err=err, raw_max_rel=rmax)
         if not ok:
-            bad.append(f"{tag} {m} {layer}: error {err:.3g}, raw_max {rmax:.3g} relative")
+            bad.append(f"{tag} {m} {layer}: error {err:.3g}, raw_max {rmax:.3g} relative "
+                       f"(tolerance {(pixel_tol or {}).get(m, PIXEL_TOL):.3g})")
     return bad
 
 
@@ -362,8 +365,30 @@ def test_every_method_every_layer_full_vgg16(full_oracle, cls, score, pixel, tmp
     refs = M.explain_all(net, x, cls, score, pixel_methods=pixel, gg_layers=net.names, fw=fw,
                          fw_guided=fwg, **PIX_FULL)
     got = cli_maps(exe, path, cls, score, pixel, net.names, tmp_path, PIX_FULL)
-    bad = compare_all(f"vgg16 c{cls} {score}", got, refs)
+    bad = compare_all(f"vgg16 c{cls} {score}", got, refs, noisy_tolerances(
+        net, x, cls, score, pixel, refs, f"vgg16 c{cls} {score}"))
     assert not bad, "\n".join(bad)
+
+
+def noisy_tolerances(net, x, cls, score, pixel, refs, tag):
+    """SmoothGrad's noisy copies and IG's scaled ones of the full VGG16 put some ReLU and
+    max-pool decisions within float32 rounding of their threshold, so float32 arithmetic
+    itself moves those maps: float32 torch on the same float32 inputs was measured 1.6 %
+    (of the max) off float64 for smoothgrad (2 samples, seed 5, 34 pixels over 1e-3), where
+    every single-forward method agrees within 2e-4. For these two methods the bound is three
+    times float32 torch's own error (at least PIXEL_TOL): a wrong noise, scale or quadrature
+    is off by far more (the reduced VGG16 holds them to PIXEL_TOL)."""
+    import torch
+    net32 = M.Net(net.model, torch.float32)
+    tol = {}
+    for m in ("smoothgrad", "integrated-gradients"):
+        if m in pixel:
+            g32 = M.pixel_grad(net32, x, cls, score, m, **PIX_FULL)
+            err32 = M.pixel_error(M.PIXEL_REDUCE[m](g32.to(torch.float64)).numpy(),
+                                  refs[(m, None)])
+            report(model=tag, method=m + " float32 torch", layer=None, err=err32)
+            tol[m] = max(PIXEL_TOL, 3 * err32)
+    return tol
 
 
 # ---- the saturated softmax -----------------------------------------------------------------------
