@@ -7,7 +7,11 @@ random VGG16 (tests/fixtures/vgg_small/model.gcam: every width / 16, 224 x 224 i
 full-size random VGG16 (marked `full`: the 553 MB file tests/js/helpers.mjs randomVgg16()
 caches in the temp folder, made here the same way when missing), both score modes, two
 classes; and a saturated softmax (p_c = 0.99999994 in float32) where float32 torch's
-1 - p_c is visibly wrong and the library must match float64.
+1 - p_c is visibly wrong and the library must match float64. On the full VGG16, smoothgrad
+and integrated-gradients are bounded by three times float32 torch's own error on the same
+inputs instead (noisy_tolerances() says why). Also: the oracle checked against
+tests/oracle/reference.py, finite differences, hooked ReLUs and IG's completeness, and the
+randomization sanity check on the trained small model.
 
 A test whose CLI lacks a flag it needs is skipped, naming the flag.
 GCAM_ORACLE_REPORT=path appends one JSON line per compared map (model, method, layer, error).
