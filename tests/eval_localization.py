@@ -21,9 +21,23 @@ printed too. Baselines, scored on the same images:
 `--check` asserts the thresholds below (the measured numbers minus a margin of a few
 images) and exits 1 when one is missed.
 
+Every method (issue 11): `--methods all` (or a comma-separated list; engine cli) explains
+with each method of `gcam explain --method` (CAM methods at the default layer, the last
+conv; pixel methods at the input size) and scores each map the same way; `--faithfulness`
+adds, per method, the deletion and insertion AUCs of the class probability (Petsiuk et al.
+2018) from the CLI's `--metric` (32 steps, blur baseline: lower deletion and higher
+insertion are better). The baselines' AUCs come from tests/oracle/methods.py's torch
+network and this file's deletion_insertion(), written from src/evaluate.c's definition
+(map resized bilinearly to the input, pixels most salient first, ties by index, a Gaussian
+blur of radius 5 and sigma 5 in the preprocessed space, renormalised at the border); the
+script prints how far that torch curve is from the CLI's on the Grad-CAM maps. The centre
+baseline's map for deletion/insertion is the distance to the image centre (nearest first).
+The table is printed in markdown.
+
 Usage:
   /usr/bin/python3 tests/eval_localization.py [--engine cli|torch] [--gcam build/gcam]
                                               [--weights W] [--check]
+  /usr/bin/python3 tests/eval_localization.py --methods all [--faithfulness] [--limit N]
 """
 import argparse
 import json
@@ -58,6 +72,11 @@ THRESHOLDS = {
 }
 
 
+ALL_METHODS = ("gradcam", "hirescam", "gradcam-elementwise", "gradcam++", "xgradcam",
+               "layercam", "eigencam", "eigengradcam", "saliency", "guided-backprop",
+               "guided-gradcam", "smoothgrad", "integrated-gradients")
+
+
 class Explainer:
     """explain(path, cls) -> (top-1 class, CAM (h, w) float32 in [0, 1] divided by its max)."""
 
@@ -89,23 +108,119 @@ class TorchExplainer(Explainer):
 
 
 class CliExplainer(Explainer):
-    def __init__(self, weights, gcam):
+    def __init__(self, weights, gcam, methods=None, metrics=()):
         self.weights, self.gcam = weights, gcam
+        self.methods, self.metrics = methods, tuple(metrics)
 
-    def explain(self, path, cls):
+    def _run(self, path, cls, metric=None):
         cmd = [self.gcam, "explain", "--weights", self.weights, "--image", path, "--json",
                "--class", str(cls)]
+        if self.methods:
+            cmd += ["--method", ",".join(self.methods)]
+        if metric:
+            cmd += ["--metric", metric]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()}")
         out = json.loads(r.stdout)
         top = max(out["predictions"], key=lambda p: p["logit"])["index"]
         ex = [e for e in out["explanations"] if e["class"] == cls]
-        if len(ex) != 1:
+        if not ex or (not self.methods and len(ex) != 1):
             raise RuntimeError(f"{path}: no explanation of class {cls} in the CLI's JSON")
+        return int(top), ex
+
+    def explain(self, path, cls):
+        top, ex = self._run(path, cls)
         hm = ex[0]["heatmap"]
-        cam = np.asarray(hm["data"], np.float32).reshape(hm["height"], hm["width"])
-        return int(top), cam
+        return top, np.asarray(hm["data"], np.float32).reshape(hm["height"], hm["width"])
+
+    def explain_all(self, path, cls):
+        """(top-1 class, {method: normalised map}, {method: {metric: AUC}})"""
+        maps, aucs = {}, {}
+        runs = list(self.metrics) or [None]
+        for metric in runs:
+            top, ex = self._run(path, cls, metric)
+            for e in ex:
+                m = e.get("method", "gradcam")
+                if m not in maps:
+                    hm = e["heatmap"]
+                    maps[m] = np.asarray(hm["data"], np.float32).reshape(hm["height"],
+                                                                         hm["width"])
+                if metric:
+                    aucs.setdefault(m, {})[metric] = float(e["metric"]["auc"])
+        return top, maps, aucs
+
+
+class TorchFaithfulness:
+    """Deletion / insertion curves of any map, as src/evaluate.c defines them, on the gcam
+    file's network rebuilt in torch (tests/oracle/methods.py): for the baselines' maps, which
+    the CLI cannot take, and to check the CLI's curves on the Grad-CAM maps."""
+
+    def __init__(self, weights, steps=32, dtype="float32", check_images=20):
+        import torch
+        sys.path.insert(0, os.path.join(ROOT, "weights"))
+        sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
+        import gcamfile
+        import methods
+        import reference
+        torch.set_num_threads(1)
+        self.torch, self.methods, self.reference = torch, methods, reference
+        self.model = gcamfile.read_gcam(weights)
+        self.net = methods.Net(self.model, getattr(torch, dtype))
+        self.steps, self.check_images = steps, check_images
+
+    def tensor(self, path):
+        rgb = cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        return self.reference.preprocess(rgb, self.model).astype(np.float32)
+
+    def curves(self, x, cls, sal_map, metrics=("deletion", "insertion")):
+        """{metric: (AUC, curve)} for the map sal_map (any size) on the tensor x (h, w, 3)."""
+        h, w = x.shape[:2]
+        sal = cv2.resize(np.asarray(sal_map, np.float32), (w, h),
+                         interpolation=cv2.INTER_LINEAR).ravel()
+        order = np.argsort(-sal, kind="stable")        # most salient first, ties by index
+        base = blur_baseline(x)
+        n, out = h * w, {}
+        for metric in metrics:
+            src, dst = (x, base) if metric == "deletion" else (base, x)
+            cur = src.reshape(n, 3).copy()
+            xs, done = [], 0
+            for i in range(self.steps + 1):
+                upto = n * i // self.steps
+                cur[order[done:upto]] = dst.reshape(n, 3)[order[done:upto]]
+                done = upto
+                xs.append(cur.reshape(h, w, 3).copy())
+            batch = self.torch.from_numpy(np.stack(xs).transpose(0, 3, 1, 2).copy()).to(
+                self.net.dtype)
+            with self.torch.no_grad():
+                logits, _ = self.net.logits_batch(batch)
+                p = self.torch.softmax(logits.double(), dim=1)[:, cls].numpy()
+            auc = float(np.sum(0.5 * (p[:-1] + p[1:])) / self.steps)
+            out[metric] = (auc, p)
+        return out
+
+
+def blur_baseline(x, radius=5, sigma=5.0):
+    """Separable Gaussian blur of an (h, w, 3) float32 tensor: taps exp(-t^2 / 2 sigma^2),
+    |t| <= radius, renormalised by the taps inside the image; rows, then columns."""
+    taps = np.exp(-np.arange(-radius, radius + 1, dtype=np.float64) ** 2 / (2 * sigma * sigma))
+
+    def one_pass(a, axis):
+        n = a.shape[axis]
+        a64 = np.moveaxis(a.astype(np.float64), axis, 0)
+        out = np.empty_like(a64)
+        for q in range(n):
+            lo, hi = max(0, q - radius), min(n - 1, q + radius)
+            t = taps[lo - q + radius:hi - q + radius + 1]
+            out[q] = np.tensordot(t, a64[lo:hi + 1], axes=(0, 0)) / t.sum()
+        return np.moveaxis(out, 0, axis).astype(np.float32)
+    return one_pass(one_pass(x, 1), 0)
+
+
+def centre_map(h, w):
+    """The centre baseline as a map: nearer the centre is more salient."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return -((xx + 0.5 - w / 2.0) ** 2 + (yy + 0.5 - h / 2.0) ** 2)
 
 
 def upsample(cam, w, h):
@@ -161,6 +276,89 @@ def evaluate(explainer, rows):
     return recs
 
 
+def evaluate_methods(explainer, rows, faith=None):
+    """Every method's map scored like evaluate()'s Grad-CAM one, with the CLI's AUCs; the
+    baselines' AUCs (and the torch check of the CLI's gradcam AUCs) when faith is given."""
+    rng = np.random.default_rng(0)
+    recs = []
+    for k, (path, label, box) in enumerate(rows):
+        top, maps, aucs = explainer.explain_all(path, label)
+        h, w = cv2.imread(path, cv2.IMREAD_UNCHANGED).shape[:2]
+        cam_shape = maps.get("gradcam", next(iter(maps.values()))).shape
+        rnd_small = rng.random(cam_shape, dtype=np.float32)
+        rec = dict(correct=top == label, w=w, h=h, box=box, methods={})
+        for m, cam in maps.items():
+            up = upsample(cam, w, h)
+            rec["methods"][m] = dict(point=inside(point_of(up), box), pbox=box_of(up),
+                                     **aucs.get(m, {}))
+        rnd = upsample(rnd_small, w, h)
+        rec["random map"] = dict(point=inside(point_of(rnd), box), pbox=box_of(rnd))
+        if faith is not None:
+            x = faith.tensor(path)
+            for name, mp in (("random map", rnd_small), ("centre", centre_map(*x.shape[:2]))):
+                rec.setdefault(name, {}).update(
+                    {k2: v[0] for k2, v in faith.curves(x, label, mp).items()})
+            if "gradcam" in maps and aucs.get("gradcam") and k < faith.check_images:
+                t = faith.curves(x, label, maps["gradcam"])
+                rec["torch_gap"] = max(abs(t[k2][0] - aucs["gradcam"][k2]) for k2 in t)
+        recs.append(rec)
+        if (k + 1) % 25 == 0:
+            print(f"  ... {k + 1}/{len(rows)} images", file=sys.stderr, flush=True)
+    return recs
+
+
+def summarise_methods(recs):
+    """{'n', 'accuracy', 'rows': [(name, pointing, IoU>=0.5 rate, deletion, insertion)],
+    'torch_gap'} on the correctly classified images (the explained class is the true one)."""
+    sel = [r for r in recs if r["correct"]]
+    names = list(sel[0]["methods"]) if sel else []
+    rows = []
+
+    def mean(vals):
+        vals = [v for v in vals if v is not None]
+        return float(np.mean(vals)) if vals else None
+    for name in names + ["centre", "random map"]:
+        get = (lambda r: r["methods"][name]) if name in names else (lambda r: r.get(name, {}))
+        if name == "centre":
+            side = np.sqrt(np.mean([(b[2] - b[0]) * (b[3] - b[1]) for b in
+                                    (r["methods"]["gradcam"]["pbox"] for r in sel
+                                     if "gradcam" in r["methods"]) if b is not None] or [0]))
+            pts, ious = [], []
+            for r in sel:
+                cx, cy = r["w"] / 2.0, r["h"] / 2.0
+                cb = (int(round(cx - side / 2)), int(round(cy - side / 2)),
+                      int(round(cx + side / 2)), int(round(cy + side / 2)))
+                pts.append(inside((r["w"] // 2, r["h"] // 2), r["box"]))
+                ious.append(iou(cb, r["box"]))
+        else:
+            pts = [get(r)["point"] for r in sel]
+            ious = [iou(get(r)["pbox"], r["box"]) for r in sel]
+        rows.append((name, float(np.mean(pts)), float(np.mean([v >= 0.5 for v in ious])),
+                     mean([get(r).get("deletion") for r in sel]),
+                     mean([get(r).get("insertion") for r in sel])))
+    gaps = [r["torch_gap"] for r in recs if "torch_gap" in r]
+    return {"n": len(sel), "accuracy": float(np.mean([r["correct"] for r in recs])),
+            "n_all": len(recs), "rows": rows, "torch_gap": max(gaps) if gaps else None,
+            "n_gap": len(gaps)}
+
+
+def print_methods_table(s, title):
+    f = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"{title}: accuracy {s['accuracy']:.4f} ({int(round(s['accuracy'] * s['n_all']))}/"
+          f"{s['n_all']}); scores on the {s['n']} correctly classified images")
+    print()
+    print("| method | pointing | box IoU >= 0.5 | deletion AUC (lower better) | "
+          "insertion AUC (higher better) |")
+    print("|---|---|---|---|---|")
+    for name, p, b, d, ins in s["rows"]:
+        label = f"*{name}* (baseline)" if name in ("centre", "random map") else f"`{name}`"
+        print(f"| {label} | {f(p)} | {f(b)} | {f(d)} | {f(ins)} |")
+    if s["torch_gap"] is not None:
+        print()
+        print(f"(the baselines' AUCs by torch; on the Grad-CAM maps of the first "
+              f"{s['n_gap']} images torch's AUC is within {s['torch_gap']:.2g} of the CLI's)")
+
+
 def summarise(recs):
     def rates(sel):
         n = len(sel)
@@ -211,6 +409,10 @@ def check(s):
     got = {"accuracy": s["accuracy"], "pointing": c["gradcam"][0], "box_iou50": c["gradcam"][1],
            "pointing_over_baseline": c["gradcam"][0] - max(c["centre"][0], c["random map"][0]),
            "box_over_baseline": c["gradcam"][1] - max(c["centre"][1], c["random map"][1])}
+    return check_values(got)
+
+
+def check_values(got):
     failed = 0
     for k, lo in THRESHOLDS.items():
         ok = got[k] >= lo
@@ -229,6 +431,13 @@ def main(argv=None):
     ap.add_argument("--heldout", default=HELDOUT)
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
     ap.add_argument("--check", action="store_true", help="exit 1 below the thresholds")
+    ap.add_argument("--methods", help="engine cli: a comma-separated list of methods or all "
+                    "(one table row each)")
+    ap.add_argument("--faithfulness", action="store_true",
+                    help="with --methods: deletion and insertion AUCs (the CLI's --metric)")
+    ap.add_argument("--torch-check", type=int, default=20, metavar="N",
+                    help="with --faithfulness: check the CLI's Grad-CAM curves against torch "
+                    "on the first N images (default 20)")
     args = ap.parse_args(argv)
 
     weights = args.weights or WEIGHTS[args.engine]
@@ -246,6 +455,28 @@ def main(argv=None):
     rows = cf.read_heldout(args.heldout)
     if args.limit:
         rows = rows[:args.limit]
+    if args.methods:
+        if args.engine != "cli":
+            print("eval_localization: --methods needs the cli engine", file=sys.stderr)
+            return 2
+        methods = ALL_METHODS if args.methods == "all" else args.methods.split(",")
+        explainer = CliExplainer(weights, args.gcam, methods,
+                                 ("deletion", "insertion") if args.faithfulness else ())
+        faith = TorchFaithfulness(weights, check_images=args.torch_check) \
+            if args.faithfulness else None
+        sm = summarise_methods(evaluate_methods(explainer, rows, faith))
+        print_methods_table(sm, f"{args.engine} ({os.path.relpath(weights, ROOT)})")
+        if args.check:
+            g = {r[0]: r for r in sm["rows"]}
+            base = [g["centre"], g["random map"]]
+            got = {"accuracy": sm["accuracy"], "pointing": g["gradcam"][1],
+                   "box_iou50": g["gradcam"][2],
+                   "pointing_over_baseline": g["gradcam"][1] - max(b[1] for b in base),
+                   "box_over_baseline": g["gradcam"][2] - max(b[2] for b in base)}
+            failed = check_values(got)
+            print(f"{len(THRESHOLDS) - failed} passed, {failed} failed")
+            return 1 if failed else 0
+        return 0
     s = summarise(evaluate(explainer, rows))
     print_table(s, f"{args.engine} ({os.path.relpath(weights, ROOT)})")
     if args.check:
