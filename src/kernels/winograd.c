@@ -492,6 +492,7 @@ typedef struct {
   const void *w;
   gcam__dtype dt;
   int32_t C, OC, o0, o1, n_tasks;
+  float k[6]; /* G's entries (gcam__wino_g), read at run time: see gcam__wino_pack_rows */
 } gcam__wino_pack_job;
 
 /* weights p[0 .. n-1] (n <= 4) of storage type dt, lanes past n zero */
@@ -509,17 +510,20 @@ static inline __attribute__((always_inline)) gcam_f32x4 gcam__wino_w4(const char
 
 /* r = G x for one 3-vector, the structure of G spelled out (11 operations instead of 30 for
  * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding */
+static const float gcam__wino_gk[6] = {-1.0f / 6, 1.0f / 6, 1.0f / 24, 1.0f / 12, 0.25f, 0.5f};
+
+/* k: gcam__wino_gk splatted */
 static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
-                                gcam_f32x4 x2) {
+                                gcam_f32x4 x2, const gcam_f32x4 *k) {
   if (m == 4) {
-    const gcam_f32x4 p = (x0 + x2) * gcam__f32x4_splat(-1.0f / 6), q = x1 * gcam__f32x4_splat(1.0f / 6);
-    const gcam_f32x4 s = x0 * gcam__f32x4_splat(1.0f / 24) + x2 * gcam__f32x4_splat(1.0f / 6);
-    const gcam_f32x4 u = x1 * gcam__f32x4_splat(1.0f / 12);
-    r[0] = x0 * gcam__f32x4_splat(0.25f);
+    const gcam_f32x4 p = (x0 + x2) * k[0], q = x1 * k[1];
+    const gcam_f32x4 s = x0 * k[2] + x2 * k[1];
+    const gcam_f32x4 u = x1 * k[3];
+    r[0] = x0 * k[4];
     r[1] = p - q, r[2] = p + q, r[3] = s + u, r[4] = s - u;
     r[5] = x2;
   } else {
-    const gcam_f32x4 s = (x0 + x2) * gcam__f32x4_splat(0.5f), h = x1 * gcam__f32x4_splat(0.5f);
+    const gcam_f32x4 s = (x0 + x2) * k[5], h = x1 * k[5];
     r[0] = x0, r[1] = s + h, r[2] = s - h, r[3] = x2;
   }
 }
@@ -539,6 +543,10 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
   const char *r[9];
   for (int k = 0; k < 9; k++)
     r[k] = (const char *)j->w + (((size_t)k * j->C + c0) * j->OC + (size_t)j->o0) * es;
+  /* G's entries come from the job, not from literals: clang would rematerialise each
+   * literal vector at every use (a v128.const), which V8 builds from immediates each time */
+  gcam_f32x4 gk[6];
+  for (int k = 0; k < 6; k++) gk[k] = gcam__f32x4_splat(j->k[k]);
   for (size_t c = c0; c < c1; c++) {
     for (int32_t q = 0; q < cols; q += 4) {
       const size_t n = (size_t)(cols - q < 4 ? cols - q : 4), qb = (size_t)q * es;
@@ -548,10 +556,10 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
       g[4] = gcam__wino_w4(r[4] + qb, n, dt), g[5] = gcam__wino_w4(r[5] + qb, n, dt);
       g[6] = gcam__wino_w4(r[6] + qb, n, dt), g[7] = gcam__wino_w4(r[7] + qb, n, dt);
       g[8] = gcam__wino_w4(r[8] + qb, n, dt);
-      for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
+      for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l], gk); /* G g */
       float *base = j->packed + (size_t)(q / NR) * blk + NR + c * NR + (size_t)(q % NR);
       for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
-        gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i]);
+        gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i], gk);
         for (int l = 0; l < a; l++)
           gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u[l], n);
       }
@@ -587,7 +595,8 @@ static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dty
         for (size_t c = 0; c < (size_t)C; c++)
           memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
     }
-  gcam__wino_pack_job j = {m, packed, w, dt, C, OC, o0, o1, gcam__pool_threads(pool)};
+  gcam__wino_pack_job j = {m, packed, w, dt, C, OC, o0, o1, gcam__pool_threads(pool), {0}};
+  memcpy(j.k, gcam__wino_gk, sizeof j.k);
   if (j.n_tasks > C) j.n_tasks = C;
   gcam__parallel_for(pool, gcam__wino_pack_task, &j, j.n_tasks);
   memcpy(packed + (size_t)a * a * xi_floats, bias + o0, (size_t)cols * sizeof *bias);
