@@ -508,11 +508,12 @@ static inline __attribute__((always_inline)) gcam_f32x4 gcam__wino_w4(const char
   return v;
 }
 
-/* r = G x for one 3-vector, the structure of G spelled out (11 operations instead of 30 for
- * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding */
+/* G's distinct entries, as gcam__wino_g takes them (splatted) */
 static const float gcam__wino_gk[6] = {-1.0f / 6, 1.0f / 6, 1.0f / 24, 1.0f / 12, 0.25f, 0.5f};
 
-/* k: gcam__wino_gk splatted */
+/* r = G x for one 3-vector, the structure of G spelled out (11 operations instead of 30 for
+ * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding.
+ * k: gcam__wino_gk splatted. */
 static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
                                 gcam_f32x4 x2, const gcam_f32x4 *k) {
   if (m == 4) {
