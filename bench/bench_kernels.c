@@ -7,6 +7,12 @@
  *   build/bench_kernels dense        the dense layers only
  *   build/bench_kernels tune L [m]   layer L (0..12): sweep the blocking parameters (of
  *                                    Winograd F(m,3) only if m is given)
+ *   build/bench_kernels compact [N]  the 13 convs with fast (pre-packed) and compact weights
+ *                                    (f32 and f16, transformed as the layer runs), interleaved
+ *   build/bench_kernels dtypes [N]   fc1-3 forward and backward_input with f32, f16 and int8
+ *                                    weights, interleaved
+ * The last two are A/B comparisons for a shared machine: the variants run one after the other
+ * in each of N rounds (default 7), and the minimum of each is printed with its ratio.
  *
  * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -Isrc -Iinclude bench/bench_kernels.c
  *       (every .c of src/kernels) -o /tmp/bench_kernels.js -sALLOW_MEMORY_GROWTH=1
@@ -29,6 +35,7 @@
 #include "bench_cpu_time.h"
 #include "kernels/conv3x3.h"
 #include "ops.h"
+#include "parallel.h"
 #ifdef GCAM_HAVE_XNNPACK
 #include "xnn_peer.h" /* the native peer (CMake builds only) */
 #endif
@@ -265,6 +272,136 @@ static void bench_dense(void) {
   }
 }
 
+/* ---- A/B: fast vs compact conv weights, f32 vs f16 vs int8 dense weights ------------------ */
+
+/* f32 -> IEEE half, round to nearest even (bench inputs: finite, well inside half's range) */
+static uint16_t to_half(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  if (a < 0x38800000u) { /* subnormal half (or zero): value / 2^-24, rounded */
+    float f;
+    memcpy(&f, &a, 4);
+    return (uint16_t)(sign | (uint32_t)(f * 16777216.0f + 0.5f));
+  }
+  const uint32_t r = a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u; /* rebias, round */
+  return (uint16_t)(sign | (r >> 13));
+}
+
+static double min_of(const double *t, int n) {
+  double m = t[0];
+  for (int i = 1; i < n; i++) m = t[i] < m ? t[i] : m;
+  return m;
+}
+
+static void bench_compact(int runs) {
+  printf("conv3x3+bias+ReLU, VGG16 layers, one thread: fast (packed at load) vs compact "
+         "(HWIO f32 / f16, transformed as the layer runs); minimum CPU ms of %d interleaved "
+         "rounds\n", runs);
+  printf("%-2s %-17s %8s %8s %6s %8s %6s %9s\n", "#", "HxWxC->OC", "fast", "cmp f32", "ratio",
+         "cmp f16", "ratio", "max diff");
+  double sf = 0, s32 = 0, s16 = 0;
+  for (int l = 0; l < 13; l++) {
+    const int32_t H = vgg16[l][0], W = vgg16[l][1], C = vgg16[l][2], OC = vgg16[l][3];
+    const size_t nw = (size_t)9 * C * OC, nout = (size_t)H * W * OC;
+    float *in = xmalloc(sizeof(float) * H * W * C), *w = xmalloc(nw * sizeof(float));
+    float *bias = xmalloc(sizeof(float) * OC), *out = xmalloc(nout * sizeof(float));
+    float *out2 = xmalloc(nout * sizeof(float));
+    uint16_t *wh = xmalloc(nw * 2);
+    fill(in, (size_t)H * W * C, 1, 0.0f, 1.0f);
+    fill(w, nw, 2, -0.05f, 0.05f);
+    fill(bias, (size_t)OC, 3, -0.1f, 0.1f);
+    for (size_t k = 0; k < nw; k++) wh[k] = to_half(w[k]);
+    float *packed = xmalloc(sizeof(float) * gcam__conv3x3_packed_floats(C, OC));
+    gcam__conv3x3_pack(packed, w, bias, C, OC);
+    float *scratch = xmalloc(sizeof(float) * (gcam__conv3x3_scratch_floats(H, W, C, OC) + 1));
+    const size_t npk = gcam__conv3x3_compact_pack_floats(C, OC);
+    float *pack = xmalloc(sizeof(float) * (npk + 1));
+    double t[3][32];
+    for (int r = 0; r <= runs; r++) {
+      double t0 = cpu_s();
+      gcam__conv3x3_relu_forward_pool(out, in, packed, H, W, C, OC, scratch, NULL);
+      const double a = cpu_s() - t0;
+      double b = a, c = a;
+      if (npk) {
+        t0 = cpu_s();
+        gcam__conv3x3_relu_forward_compact_pool(out2, in, w, GCAM__DTYPE_F32, bias, H, W, C, OC,
+                                                scratch, pack, NULL);
+        b = cpu_s() - t0;
+        t0 = cpu_s();
+        gcam__conv3x3_relu_forward_compact_pool(out2, in, wh, GCAM__DTYPE_F16, bias, H, W, C,
+                                                OC, scratch, pack, NULL);
+        c = cpu_s() - t0;
+      }
+      if (r > 0) t[0][r - 1] = a, t[1][r - 1] = b, t[2][r - 1] = c; /* round 0: warm-up */
+    }
+    double diff = 0;
+    if (npk) {
+      gcam__conv3x3_relu_forward_compact_pool(out2, in, w, GCAM__DTYPE_F32, bias, H, W, C, OC,
+                                              scratch, pack, NULL);
+      double big = 0;
+      for (size_t k = 0; k < nout; k++) {
+        const double d = out2[k] > out[k] ? out2[k] - out[k] : out[k] - out2[k];
+        diff = d > diff ? d : diff, big = out[k] > big ? out[k] : big;
+      }
+      diff /= big > 0 ? big : 1;
+    }
+    const double f = min_of(t[0], runs), c32 = min_of(t[1], runs), c16 = min_of(t[2], runs);
+    sf += f, s32 += c32, s16 += c16;
+    char name[32];
+    snprintf(name, sizeof name, "%dx%dx%d->%d", (int)H, (int)W, (int)C, (int)OC);
+    printf("%-2d %-17s %8.2f %8.2f %6.3f %8.2f %6.3f %9.1e\n", l + 1, name, 1e3 * f, 1e3 * c32,
+           c32 / f, 1e3 * c16, c16 / f, diff);
+    fflush(stdout);
+    free(in), free(w), free(bias), free(out), free(out2), free(wh), free(packed), free(scratch);
+    free(pack);
+  }
+  printf("13 convs: fast %.1f ms, compact f32 %.1f ms (%.3f), compact f16 %.1f ms (%.3f)\n",
+         1e3 * sf, 1e3 * s32, s32 / sf, 1e3 * s16, s16 / sf);
+}
+
+static void bench_dtypes(int runs) {
+  const int32_t fc[3][2] = {{25088, 4096}, {4096, 4096}, {4096, 1000}};
+  printf("dense, batch 1, one thread, f32 vs f16 vs int8 weights: minimum CPU ms of %d "
+         "interleaved rounds (ratio to f32)\n", runs);
+  for (int l = 0; l < 3; l++) {
+    const int32_t IN = fc[l][0], OUT = fc[l][1];
+    const size_t nw = (size_t)IN * OUT;
+    float *w = xmalloc(nw * sizeof *w), *in = xmalloc(IN * sizeof *in);
+    float *out = xmalloc(OUT * sizeof *out), *bias = xmalloc(OUT * sizeof *bias);
+    float *scale = xmalloc(OUT * sizeof *scale), *din = xmalloc(IN * sizeof *din);
+    uint16_t *wh = xmalloc(nw * 2);
+    int8_t *wq = xmalloc(nw);
+    fill(w, nw, 4, -0.01f, 0.01f);
+    fill(in, (size_t)IN, 5, 0.0f, 1.0f);
+    fill(bias, (size_t)OUT, 6, -0.1f, 0.1f);
+    for (int32_t o = 0; o < OUT; o++) scale[o] = 0.01f / 127;
+    for (size_t k = 0; k < nw; k++) wh[k] = to_half(w[k]), wq[k] = (int8_t)(w[k] * 12700.0f);
+    const gcam__dense_weights dw[3] = {{GCAM__DTYPE_F32, w, NULL, bias},
+                                       {GCAM__DTYPE_F16, wh, NULL, bias},
+                                       {GCAM__DTYPE_I8, wq, scale, bias}};
+    double tf[3][32], tb[3][32];
+    for (int r = 0; r <= runs; r++)
+      for (int d = 0; d < 3; d++) {
+        double t0 = cpu_s();
+        gcam__dense_forward_dt(out, in, &dw[d], IN, OUT, 1);
+        const double a = cpu_s() - t0;
+        t0 = cpu_s();
+        gcam__dense_backward_input_dt(din, out, &dw[d], IN, OUT);
+        const double b = cpu_s() - t0;
+        if (r > 0) tf[d][r - 1] = a, tb[d][r - 1] = b;
+      }
+    double f[3], b[3];
+    for (int d = 0; d < 3; d++) f[d] = min_of(tf[d], runs), b[d] = min_of(tb[d], runs);
+    printf("fc%d %5dx%-5d forward  f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f)\n", l + 1,
+           (int)IN, (int)OUT, 1e3 * f[0], 1e3 * f[1], f[1] / f[0], 1e3 * f[2], f[2] / f[0]);
+    printf("fc%d %5dx%-5d backward f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f)\n", l + 1,
+           (int)IN, (int)OUT, 1e3 * b[0], 1e3 * b[1], b[1] / b[0], 1e3 * b[2], b[2] / b[0]);
+    fflush(stdout);
+    free(w), free(in), free(out), free(bias), free(scale), free(din), free(wh), free(wq);
+  }
+}
+
 static void tune(int l, int only_m) {
   const int32_t *s = vgg16[l];
   const double gflop = 2e-9 * s[0] * s[1] * s[2] * s[3] * 9;
@@ -307,6 +444,18 @@ int main(int argc, char **argv) {
       return 2;
     }
     tune(l, argc >= 4 ? atoi(argv[3]) : 0);
+    return 0;
+  }
+  const int ab_runs = argc >= 3 ? atoi(argv[2]) : 7;
+  if (argc >= 2 && (strcmp(argv[1], "compact") == 0 || strcmp(argv[1], "dtypes") == 0)) {
+    if (ab_runs < 1 || ab_runs > 32) {
+      fprintf(stderr, "bench_kernels: N must be 1..32\n");
+      return 2;
+    }
+    if (argv[1][0] == 'c')
+      bench_compact(ab_runs);
+    else
+      bench_dtypes(ab_runs);
     return 0;
   }
   if (argc < 2 || strcmp(argv[1], "dense") != 0) bench_convs();

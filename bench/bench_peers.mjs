@@ -9,10 +9,12 @@
 //
 // --memory-rows: then one row per (file dtype f32 | f16 | int8) x (memory fast | compact):
 // file MB, wasm heap MB in use after load, peak heap in use during load, the wasm memory's
-// size, forward and forward + Grad-CAM on each thread count, and fidelity against the f32
-// file in fast mode (top-1, logits, maps) on the bench's inputs. The f16 and int8 files are
-// weights/make_random.py's same seed in those dtypes. Rows run one after the other (one
-// explainer at a time: each holds up to 0.7 GB), after the peers' table.
+// size, forward and forward + Grad-CAM on each thread count with their ratios to f32 fast
+// (and compact's to fast on the same file), and fidelity against the f32 file in fast mode
+// (top-1, logits, maps) on the bench's inputs. The f16 and int8 files are
+// weights/make_random.py's same seed in those dtypes. Per file and thread count the fast and
+// the compact explainer are loaded side by side and their runs interleaved (up to 1.3 GB),
+// after the peers' table.
 //
 // See bench/peers/README.md. Peers live in bench/peers/package.json (installed here on first
 // use), never in the project's dependencies. Default weights: a seeded random VGG16
@@ -233,9 +235,13 @@ async function memoryTable(gcam, images) {
   const rows = [];
   log(`
 memory rows: load average at the start ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  // per (file, thread count): the fast and the compact explainer side by side (two wasm
+  // instances, up to 1.3 GB for f32), their runs interleaved, so that the two memory modes
+  // see the same machine load
   for (const dt of ['f32', 'f16', 'int8'])
-    for (const memory of ['fast', 'compact'])
-      for (const n of threadCounts) {
+    for (const n of threadCounts) {
+      const pair = [];
+      for (const memory of ['fast', 'compact']) {
         const ex = await createExplainer({ weights: files[dt], simd: true, threads: n, worker: false, memory });
         if ((ex.info.threads || 1) !== n) { ex.dispose(); continue; }
         const row = { dt, memory, threads: n, fileMB: MB(fs.statSync(files[dt]).size), heapMB: MB(ex.info.memoryBytes),
@@ -250,26 +256,38 @@ memory rows: load average at the start ${os.loadavg().map((v) => v.toFixed(2)).j
         row.top1 = fid.filter((x, k) => x.top === ref[k].top).length;
         row.logitRel = Math.max(...fid.map((x, k) => logitsRel(x.logits, ref[k].logits)));
         row.mapErr = Math.max(...fid.map((x, k) => (x.top === ref[k].top ? maxAbs(x.map, ref[k].map) : NaN)));
-        for (let r = 0; r <= runs; r++) {
+        pair.push({ ex, row });
+      }
+      for (let r = 0; r <= runs; r++)
+        for (const { ex, row } of pair) {
           const t = performance.now();
           const res = await ex.explain(r & 1 ? img2 : img, { topK: 1 });
           const ms = performance.now() - t;
           if (r > 0) { row.fwd.push(res.timings.forwardMs); row.cam.push(ms); }
         }
-        ex.dispose();
-        rows.push(row);
-        log(`  ${dt} ${memory} ${n} thr: done (load average ${os.loadavg()[0].toFixed(2)})`);
-      }
+      for (const { ex, row } of pair) { ex.dispose(); rows.push(row); }
+      log(`  ${dt} ${n} thr: done (load average ${os.loadavg()[0].toFixed(2)})`);
+    }
+  // ratios: against f32 fast at the same thread count (the minimum of each row's runs: the
+  // rows run one after the other, so a minimum is the figure least moved by other load)
+  const base = (n) => rows.find((r) => r.dt === 'f32' && r.memory === 'fast' && r.threads === n);
+  const ratio = (r, k) => { const b = base(r.threads); return b ? Math.min(...r[k]) / Math.min(...b[k]) : null; };
   log(`
-VGG16 random weights, memory per (file dtype x memory mode); heap = wasm heap in use (malloc), ` +
-      `median of ${runs} runs, ms; fidelity vs the f32 file in fast mode on ${images.length} inputs`);
+VGG16 random weights, memory per (file dtype x memory mode); heap = wasm heap in use (malloc); ` +
+      `forward / fwd+CAM: median of ${runs} runs, ms; ratio: minimum of the row's runs / minimum of f32 fast's at ` +
+      `the same thread count; fidelity vs the f32 file in fast mode on ${images.length} inputs`);
   log(`  ${'file'.padEnd(5)}${'memory'.padEnd(9)}${'file MB'.padStart(8)}${'heap MB'.padStart(9)}${'peak load'.padStart(10)}` +
-      `${'wasm MB'.padStart(9)}${'threads'.padStart(8)}${'forward'.padStart(9)}${'fwd+CAM'.padStart(9)}` +
-      `${'top-1'.padStart(7)}${'logit err'.padStart(11)}${'map err'.padStart(9)}`);
+      `${'wasm MB'.padStart(9)}${'threads'.padStart(8)}${'forward'.padStart(9)}${'ratio'.padStart(7)}${'fwd+CAM'.padStart(9)}` +
+      `${'ratio'.padStart(7)}${'top-1'.padStart(7)}${'logit err'.padStart(11)}${'map err'.padStart(9)}`);
   for (const r of rows)
     log(`  ${r.dt.padEnd(5)}${r.memory.padEnd(9)}${f(r.fileMB).padStart(8)}${f(r.heapMB).padStart(9)}${f(r.peakMB).padStart(10)}` +
-        `${f(r.wasmMB).padStart(9)}${String(r.threads).padStart(8)}${f(median(r.fwd)).padStart(9)}${f(median(r.cam)).padStart(9)}` +
+        `${f(r.wasmMB).padStart(9)}${String(r.threads).padStart(8)}${f(median(r.fwd)).padStart(9)}${f(ratio(r, 'fwd'), 2).padStart(7)}` +
+        `${f(median(r.cam)).padStart(9)}${f(ratio(r, 'cam'), 2).padStart(7)}` +
         `${`${r.top1}/${images.length}`.padStart(7)}${e(r.logitRel).padStart(11)}${e(r.mapErr).padStart(9)}`);
+  log('  fast vs compact, same file (fwd+CAM, minimum of each row\'s runs): ' + rows.filter((r) => r.memory === 'compact').map((r) => {
+    const b = rows.find((x) => x.dt === r.dt && x.memory === 'fast' && x.threads === r.threads);
+    return b ? `${r.dt} ${r.threads} thr ${(Math.min(...r.cam) / Math.min(...b.cam)).toFixed(3)}` : null;
+  }).filter(Boolean).join(', '));
   log('  every run (fwd+CAM): ' + rows.map((r) => `${r.dt}/${r.memory}/${r.threads} ${r.cam.map((v) => f(v)).join(' ')}`).join('; '));
   log(`  load average at the end: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
 }

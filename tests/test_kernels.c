@@ -473,7 +473,7 @@ static double dense_err(const float *fast, const float *ref, const float *in, co
 
 static void test_dense(void) {
   const int INs[] = {1, 3, 4, 5, 17, 100, 1031};
-  const int OUTs[] = {1, 3, 4, 5, 7, 9, 33, 1000};
+  const int OUTs[] = {1, 3, 4, 5, 7, 8, 9, 12, 13, 21, 33, 1000}; /* the 8-column step's edges */
   double worst_f = 0.0, worst_b = 0.0;
   int bad = 0, cases = 0;
   for (size_t ii = 0; ii < sizeof INs / sizeof *INs; ii++)
@@ -671,7 +671,7 @@ static uint16_t test_half(float x) {
  * multiple of 4 */
 static void test_dense_dtypes(void) {
   const int INs[] = {1, 3, 7, 8, 9, 17, 100, 1031};
-  const int OUTs[] = {1, 3, 4, 5, 7, 9, 33, 1000};
+  const int OUTs[] = {1, 3, 4, 5, 7, 8, 9, 12, 13, 21, 33, 1000}; /* the 8-column step's edges */
   int bad = 0, cases = 0;
   double worst = 0.0;
   for (int dt = 1; dt <= 2; dt++)
@@ -730,6 +730,56 @@ static void test_dense_dtypes(void) {
       }
   CHECK(bad == 0, "%d of %d f16/int8 dense cases failed", bad, cases);
   printf("dense f16/int8: %d cases, worst error / sum|terms| %.2e\n", cases, worst);
+}
+
+/* a "pool" that runs its tasks one after the other, last first: splits a layer as n_threads
+ * would, so a value computed differently in another task's range shows */
+static void reverse_run(void *pool, gcam_task_fn fn, void *context, int32_t n_tasks) {
+  (void)pool;
+  for (int32_t t = n_tasks - 1; t >= 0; t--) fn(context, t);
+}
+
+/* f16 / int8 dense split over 2, 3 and 5 tasks (ranges starting at multiples of 4 columns or
+ * 8 rows, not of the 8-column step): bit-identical to one task */
+static void test_dense_dtypes_split(void) {
+  const int shapes[][2] = {{129, 1003}, {1031, 1000}, {300, 517}};
+  int bad = 0, cases = 0;
+  for (int dt = 1; dt <= 2; dt++)
+    for (int si = 0; si < 3; si++) {
+      const int IN = shapes[si][0], OUT = shapes[si][1];
+      const size_t n = (size_t)IN * OUT;
+      float *in = falloc(IN), *bias = falloc(OUT), *scale = falloc(OUT), *g = falloc(OUT);
+      float *y1 = falloc(OUT), *y2 = falloc(OUT), *d1 = falloc(IN), *d2 = falloc(IN);
+      uint8_t *wq = malloc(n * 2);
+      test_fill_uniform(in, IN, &seed, -1.0f, 1.0f);
+      test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
+      test_fill_uniform(scale, OUT, &seed, 0.001f, 0.02f);
+      test_fill_uniform(g, OUT, &seed, -1.0f, 1.0f);
+      for (size_t k = 0; k < n; k++) {
+        float x;
+        test_fill_uniform(&x, 1, &seed, -1.0f, 1.0f);
+        if (dt == GCAM__DTYPE_F16)
+          ((uint16_t *)wq)[k] = test_half(x);
+        else
+          ((int8_t *)wq)[k] = (int8_t)(int)(x * 127.0f);
+      }
+      const gcam__dense_weights dw = {(gcam__dtype)dt, wq, scale, bias};
+      gcam__dense_forward_dt_pool(y1, in, &dw, IN, OUT, 1, NULL);
+      gcam__dense_backward_input_dt_pool(d1, g, &dw, IN, OUT, NULL);
+      for (int32_t nt = 2; nt <= 5; nt += nt == 2 ? 1 : 2) {
+        const gcam_threadpool pool = {reverse_run, NULL, nt};
+        gcam__dense_forward_dt_pool(y2, in, &dw, IN, OUT, 1, &pool);
+        gcam__dense_backward_input_dt_pool(d2, g, &dw, IN, OUT, &pool);
+        cases++;
+        if (memcmp(y1, y2, OUT * sizeof *y1) || memcmp(d1, d2, IN * sizeof *d1)) {
+          bad++;
+          CHECK(0, "dense dtype %d %dx%d on %d tasks differs from one task", dt, IN, OUT, nt);
+        }
+      }
+      free(in), free(bias), free(scale), free(g), free(y1), free(y2), free(d1), free(d2);
+      free(wq);
+    }
+  CHECK(bad == 0, "%d of %d f16/int8 dense split cases differ", bad, cases);
 }
 
 /* ---- elementwise --------------------------------------------------------------------------- */
@@ -793,6 +843,7 @@ int main(void) {
   test_dense_backward_fd();
   test_f16_widening();
   test_dense_dtypes();
+  test_dense_dtypes_split();
   test_conv_compact();
   test_elementwise();
   TEST_MAIN_END();

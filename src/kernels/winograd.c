@@ -492,63 +492,91 @@ typedef struct {
   const void *w;
   gcam__dtype dt;
   int32_t C, OC, o0, o1, n_tasks;
+  float k[6]; /* G's entries (gcam__wino_g), read at run time: see gcam__wino_pack_rows */
 } gcam__wino_pack_job;
 
-static inline gcam_f32x4 gcam__wino_w4(const void *w, size_t k, gcam__dtype dt) {
-  return dt == GCAM__DTYPE_F16 ? gcam__f16x4_load((const uint16_t *)w + k)
-                               : gcam__f32x4_load((const float *)w + k);
+/* weights p[0 .. n-1] (n <= 4) of storage type dt, lanes past n zero */
+static inline __attribute__((always_inline)) gcam_f32x4 gcam__wino_w4(const char *p, size_t n,
+                                                                      gcam__dtype dt) {
+  if (n >= 4)
+    return dt == GCAM__DTYPE_F16 ? gcam__f16x4_load((const uint16_t *)p)
+                                 : gcam__f32x4_load((const float *)p);
+  gcam_f32x4 v = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (size_t l = 0; l < n; l++)
+    v[l] = dt == GCAM__DTYPE_F16 ? gcam__f16_to_f32(((const uint16_t *)p)[l])
+                                 : ((const float *)p)[l];
+  return v;
 }
 
+/* G's distinct entries, as gcam__wino_g takes them (splatted) */
+static const float gcam__wino_gk[6] = {-1.0f / 6, 1.0f / 6, 1.0f / 24, 1.0f / 12, 0.25f, 0.5f};
+
 /* r = G x for one 3-vector, the structure of G spelled out (11 operations instead of 30 for
- * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding */
+ * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding.
+ * k: gcam__wino_gk splatted. */
 static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
-                                gcam_f32x4 x2) {
+                                gcam_f32x4 x2, const gcam_f32x4 *k) {
   if (m == 4) {
-    const gcam_f32x4 p = (x0 + x2) * gcam__f32x4_splat(-1.0f / 6), q = x1 * gcam__f32x4_splat(1.0f / 6);
-    const gcam_f32x4 s = x0 * gcam__f32x4_splat(1.0f / 24) + x2 * gcam__f32x4_splat(1.0f / 6);
-    const gcam_f32x4 u = x1 * gcam__f32x4_splat(1.0f / 12);
-    r[0] = x0 * gcam__f32x4_splat(0.25f);
+    const gcam_f32x4 p = (x0 + x2) * k[0], q = x1 * k[1];
+    const gcam_f32x4 s = x0 * k[2] + x2 * k[1];
+    const gcam_f32x4 u = x1 * k[3];
+    r[0] = x0 * k[4];
     r[1] = p - q, r[2] = p + q, r[3] = s + u, r[4] = s - u;
     r[5] = x2;
   } else {
-    const gcam_f32x4 s = (x0 + x2) * gcam__f32x4_splat(0.5f), h = x1 * gcam__f32x4_splat(0.5f);
+    const gcam_f32x4 s = (x0 + x2) * k[5], h = x1 * k[5];
     r[0] = x0, r[1] = s + h, r[2] = s - h, r[3] = x2;
   }
 }
 
 /* U = G g G^T for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
- * group padded by repeating the last column, its extra lanes not stored) */
-static void gcam__wino_pack_task(void *context, int32_t task) {
-  const gcam__wino_pack_job *j = context;
+ * group padded with zeros, its extra lanes not stored). The weights are read along their
+ * rows: per channel, the slice's columns of the 9 taps through 9 pointers that each step by
+ * one row, so the loads form 9 steady streams the hardware prefetchers follow and each cache
+ * line is fetched once (a rolled loop over the taps, one load jumping by C*OC, was measured
+ * to spend most of the transform waiting on memory). `dt` is a constant after inlining. */
+static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
+    const gcam__wino_pack_job *j, size_t c0, size_t c1, gcam__dtype dt) {
   const int a = j->m + 2;
   const int32_t cols = j->o1 - j->o0;
   const size_t xi_floats = gcam__wino_xi_floats(j->C, cols), blk = gcam__gemm_block_floats(j->C);
-  size_t c0, c1;
-  gcam__split((size_t)j->C, j->n_tasks, task, &c0, &c1);
-  for (size_t c = c0; c < c1; c++)
+  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4, step = (size_t)j->OC * es;
+  const char *r[9];
+  for (int k = 0; k < 9; k++)
+    r[k] = (const char *)j->w + (((size_t)k * j->C + c0) * j->OC + (size_t)j->o0) * es;
+  /* G's entries come from the job, not from literals: clang would rematerialise each
+   * literal vector at every use (a v128.const), which V8 builds from immediates each time */
+  gcam_f32x4 gk[6];
+  for (int k = 0; k < 6; k++) gk[k] = gcam__f32x4_splat(j->k[k]);
+  for (size_t c = c0; c < c1; c++) {
     for (int32_t q = 0; q < cols; q += 4) {
-      const int32_t n = cols - q < 4 ? cols - q : 4;
+      const size_t n = (size_t)(cols - q < 4 ? cols - q : 4), qb = (size_t)q * es;
       gcam_f32x4 g[9], t[3][6], u[6];
-      for (int k = 0; k < 9; k++) {
-        const size_t at = ((size_t)k * j->C + c) * j->OC + (size_t)(j->o0 + q);
-        if (n == 4) {
-          g[k] = gcam__wino_w4(j->w, at, j->dt);
-        } else {
-          for (int l = 0; l < 4; l++) {
-            const size_t e = at + (size_t)(l < n ? l : n - 1);
-            g[k][l] = j->dt == GCAM__DTYPE_F16 ? gcam__f16_to_f32(((const uint16_t *)j->w)[e])
-                                               : ((const float *)j->w)[e];
-          }
-        }
-      }
-      for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
+      g[0] = gcam__wino_w4(r[0] + qb, n, dt), g[1] = gcam__wino_w4(r[1] + qb, n, dt);
+      g[2] = gcam__wino_w4(r[2] + qb, n, dt), g[3] = gcam__wino_w4(r[3] + qb, n, dt);
+      g[4] = gcam__wino_w4(r[4] + qb, n, dt), g[5] = gcam__wino_w4(r[5] + qb, n, dt);
+      g[6] = gcam__wino_w4(r[6] + qb, n, dt), g[7] = gcam__wino_w4(r[7] + qb, n, dt);
+      g[8] = gcam__wino_w4(r[8] + qb, n, dt);
+      for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l], gk); /* G g */
       float *base = j->packed + (size_t)(q / NR) * blk + NR + c * NR + (size_t)(q % NR);
       for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
-        gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i]);
+        gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i], gk);
         for (int l = 0; l < a; l++)
-          gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u[l], (size_t)n);
+          gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u[l], n);
       }
     }
+    for (int k = 0; k < 9; k++) r[k] += step;
+  }
+}
+
+static void gcam__wino_pack_task(void *context, int32_t task) {
+  const gcam__wino_pack_job *j = context;
+  size_t c0, c1;
+  gcam__split((size_t)j->C, j->n_tasks, task, &c0, &c1);
+  if (j->dt == GCAM__DTYPE_F16)
+    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F16);
+  else
+    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F32);
 }
 
 /* columns [o0, o1) of the layer packed as a (C -> o1-o0) layer: zero biases and padding,
@@ -568,18 +596,19 @@ static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dty
         for (size_t c = 0; c < (size_t)C; c++)
           memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
     }
-  gcam__wino_pack_job j = {m, packed, w, dt, C, OC, o0, o1, gcam__pool_threads(pool)};
+  gcam__wino_pack_job j = {m, packed, w, dt, C, OC, o0, o1, gcam__pool_threads(pool), {0}};
+  memcpy(j.k, gcam__wino_gk, sizeof j.k);
   if (j.n_tasks > C) j.n_tasks = C;
   gcam__parallel_for(pool, gcam__wino_pack_task, &j, j.n_tasks);
   memcpy(packed + (size_t)a * a * xi_floats, bias + o0, (size_t)cols * sizeof *bias);
 }
 
 /* A layer whose tiles make one block (VGG16's 512-channel layers): the input transform once,
- * then per slice of output columns, small enough to stay in L2 (GCAM__COMPACT_SLICE), its
- * weights transformed and its GEMMs run; the output transform once. Each step on the pool
- * as the fast path's step mode. */
-#define GCAM__COMPACT_SLICE ((size_t)2 << 20)
-
+ * then per slice of output columns (the scratch's width, as wide as the 12 MB budget allows:
+ * measured natively at 14x14 and 28x28, slices of 24, 64 and 128 columns cost about the same
+ * once the transform reads its weights as streams, and the widest least often re-reads V),
+ * its weights transformed and its GEMMs run; the output transform once. Each step on the
+ * pool as the fast path's step mode. */
 static void gcam__wino_compact_one_block(int m, float *out, const float *in, const void *w,
                                          gcam__dtype dt, const float *bias, int32_t H, int32_t W,
                                          int32_t C, int32_t OC, float *scratch, float *pack,
@@ -589,9 +618,7 @@ static void gcam__wino_compact_one_block(int m, float *out, const float *in, con
   j.bias = bias;
   j.t0 = 0, j.tb = j.n_tiles;
   const int32_t n_threads = gcam__pool_threads(pool);
-  size_t blocks = GCAM__COMPACT_SLICE / sizeof(float) / gcam__wino_u_floats(m, C, NR);
-  if (blocks < 1) blocks = 1;
-  const int32_t cols = (int32_t)(blocks * NR) < OC ? (int32_t)(blocks * NR) : OC;
+  const int32_t cols = gcam__conv3x3_wino_compact_cols(m, C, OC);
   j.n_tasks = gcam__min_tasks(n_threads, j.tb);
   gcam__parallel_for(pool, gcam__wino_input_task, &j, j.n_tasks);
   for (int32_t o0 = 0; o0 < OC; o0 += cols) {
