@@ -13,8 +13,8 @@
  *                                    conv and at block3_conv3) on a GCAM_DEPTH_INPUT state
  *
  * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -DGCAM_WINOGRAD_M=4 -Isrc -Iinclude
- *       -I/usr/include/stb -Ibench bench/bench_backward.c $(ls src/*.c src/image/*.c
- *       src/kernels/*.c | grep -v xnn_backend) -o /tmp/bench_backward.js
+ *       -I/usr/include/stb -Ibench bench/bench_backward.c <every src/, src/image/ and
+ *       src/kernels/ .c file but src/xnn_backend.c> -o /tmp/bench_backward.js
  *       -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB -sNODERAWFS=1 -sTOTAL_STACK=8MB
  *       node --no-experimental-fetch /tmp/bench_backward.js [explain WEIGHTS ...]
  * Each figure is the median CPU time of the thread (the machine's cores are shared). The
