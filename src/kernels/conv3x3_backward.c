@@ -33,20 +33,8 @@ size_t gcam__conv3x3_backward_packed_floats(int32_t C, int32_t OC) {
   return gcam__conv3x3_packed_floats(OC, C);
 }
 
-/* the direct path's layout (conv3x3.h) for w': per block of NR columns c, NR zero biases, then
- * for k = s*OC + o the NR weights w'[s][o][c..c+NR) */
-static void gcam__conv3x3_backward_direct_pack(float *packed, const float *w_hwio, int32_t C,
-                                               int32_t OC) {
-  float *p = packed;
-  for (int32_t c0 = 0; c0 < C; c0 += NR) {
-    const int32_t nb = C - c0 < NR ? C - c0 : NR;
-    for (int32_t j = 0; j < NR; j++) *p++ = 0.0f;
-    for (int32_t s = 0; s < 9; s++)
-      for (int32_t o = 0; o < OC; o++)
-        for (int32_t j = 0; j < NR; j++)
-          *p++ = j < nb ? w_hwio[((size_t)(8 - s) * C + (size_t)(c0 + j)) * OC + o] : 0.0f;
-  }
-}
+static void gcam__bwd_direct_pack_canon(float *packed, const void *w, gcam__dtype dt, int32_t C,
+                                        int32_t OC);
 
 void gcam__conv3x3_backward_pack(float *packed, const float *w_hwio, int32_t C, int32_t OC) {
   const int m = gcam__conv3x3_path(OC, C);
@@ -55,7 +43,7 @@ void gcam__conv3x3_backward_pack(float *packed, const float *w_hwio, int32_t C, 
                                     GCAM__FLIP_S_TAP(C, OC), GCAM__FLIP_S_IN(C, OC),
                                     GCAM__FLIP_S_OUT(C, OC), NULL, OC, C);
   else
-    gcam__conv3x3_backward_direct_pack(packed, w_hwio, C, OC);
+    gcam__bwd_direct_pack_canon(packed, w_hwio, GCAM__DTYPE_F32, C, OC);
 }
 
 size_t gcam__conv3x3_backward_scratch_floats_pool(int32_t H, int32_t W, int32_t C, int32_t OC,
@@ -208,7 +196,8 @@ static void gcam__bwd_pack_task(void *context, int32_t task) {
     }
 }
 
-/* the direct path's layout, as gcam__conv3x3_backward_direct_pack, from either dtype */
+/* the direct path's layout (conv3x3.h) for w': per block of NR columns c, NR zero biases, then
+ * for k = s*OC + o the NR weights w'[s][o][c..c+NR), read from either dtype */
 static void gcam__bwd_direct_pack_canon(float *packed, const void *w, gcam__dtype dt, int32_t C,
                                         int32_t OC) {
   float *p = packed;
