@@ -290,6 +290,19 @@ out:
   gcam_model_free(m);
 }
 
+/* Forward held-out image b on s; 1 when the model classifies it right (*top, and the image's
+ * size in *w x *h): the tests explain what the model got right. */
+static int forward_heldout(gcam_state *s, const box *b, int32_t *top, int32_t *w, int32_t *h) {
+  char path[128];
+  snprintf(path, sizeof path, HELDOUT "%.15s", b->file);
+  uint8_t *rgba = load_png(path, w, h);
+  if (!rgba) return 0;
+  gcam_status st = gcam_state_forward_rgba(s, rgba, *w, *h, *w * 4);
+  free(rgba);
+  CHECK(st == GCAM_STATUS_OK, "forward %s: %s", path, gcam_last_error());
+  return !st && gcam_state_top_k(s, 1, top) == GCAM_STATUS_OK && *top == b->label;
+}
+
 /* ---- faithfulness on the trained model ------------------------------------------------------ */
 
 typedef struct faith {
@@ -308,18 +321,8 @@ static void test_salient_vs_inverse(gcam_model *m, const box *bx, int n_boxes) {
   float *cam = malloc(cam_n * 4), *inv = malloc(cam_n * 4);
   faith f = {0};
   for (int k = 0; k < n_boxes && f.n < 10; k++) {
-    char path[128];
-    snprintf(path, sizeof path, HELDOUT "%.15s", bx[k].file);
-    int32_t w, h;
-    uint8_t *rgba = load_png(path, &w, &h);
-    if (!rgba) continue;
-    gcam_state_forward_rgba(s, rgba, w, h, w * 4);
-    int32_t top;
-    gcam_state_top_k(s, 1, &top);
-    if (top != bx[k].label) { /* explain what the model got right */
-      free(rgba);
-      continue;
-    }
+    int32_t top, w, h;
+    if (!forward_heldout(s, &bx[k], &top, &w, &h)) continue;
     gcam_state_explain(s, top, GCAM_SCORE_LOGIT, NULL, cam, NULL);
     for (size_t i = 0; i < cam_n; i++) inv[i] = 1.0f - cam[i];
     /* the article's box in the input's coordinates (the image is resized to H x W) */
@@ -343,7 +346,7 @@ static void test_salient_vs_inverse(gcam_model *m, const box *bx, int n_boxes) {
       p.metric = GCAM_METRIC_INSERTION;
       st |= gcam_state_evaluate(s, top, maps[j], mw[j], mh[j], NULL, &p, &r);
       ins[j] = r.auc;
-      CHECK(st == GCAM_STATUS_OK, "%s: evaluate: %s", path, gcam_last_error());
+      CHECK(st == GCAM_STATUS_OK, "%s: evaluate: %s", bx[k].file, gcam_last_error());
       f.del[j] += del[j], f.ins[j] += ins[j];
     }
     f.del_cam += del[0] < del[1], f.ins_cam += ins[0] > ins[1];
@@ -353,7 +356,7 @@ static void test_salient_vs_inverse(gcam_model *m, const box *bx, int n_boxes) {
            bx[k].file, gcam_model_label(m, top), del[0], del[1], del[2], del[3], ins[0], ins[1],
            ins[2], ins[3]);
     f.n++;
-    free(rgba), free(boxmap), free(boxinv);
+    free(boxmap), free(boxinv);
   }
   printf("trained model, %d correctly classified held-out images (blur baseline, 16 steps):\n"
          "  mean deletion AUC: Grad-CAM %.4f, its inverse %.4f; box %.4f, its inverse %.4f\n"
@@ -386,16 +389,8 @@ static void test_randomization(gcam_model *m, const box *bx, int n_boxes) {
   double head_sum = 0, mean_curve[80] = {0};
   int n = 0, n_below = 0;
   for (int k = 0; k < n_boxes && n < 30; k++) {
-    char path[128];
-    snprintf(path, sizeof path, HELDOUT "%.15s", bx[k].file);
-    int32_t w, h;
-    uint8_t *rgba = load_png(path, &w, &h);
-    if (!rgba) continue;
-    gcam_state_forward_rgba(s, rgba, w, h, w * 4);
-    free(rgba);
-    int32_t top;
-    gcam_state_top_k(s, 1, &top);
-    if (top != bx[k].label) continue;
+    int32_t top, w, h;
+    if (!forward_heldout(s, &bx[k], &top, &w, &h)) continue;
     const float *z;
     gcam_state_logits(s, &z);
     float z0[64];
@@ -407,7 +402,7 @@ static void test_randomization(gcam_model *m, const box *bx, int n_boxes) {
     gcam_evaluate_result r;
     gcam_status st = gcam_state_evaluate(s, top, cam, info.cam_width, info.cam_height, &e, &p, &r);
     CHECK(st == GCAM_STATUS_OK && r.n_points == n_layers, "%s: randomization: %s, %d points",
-          path, st ? gcam_last_error() : "ok", (int)r.n_points);
+          bx[k].file, st ? gcam_last_error() : "ok", (int)r.n_points);
     if (st) continue;
     if (n < 3) {
       printf("  %s Grad-CAM rank correlation after re-initialising the top 1..%d layers:",
@@ -491,16 +486,8 @@ static void test_randomization_methods(gcam_model *m, const box *bx, int n_boxes
     double mean[81] = {0};
     int n = 0, ok = 1;
     for (int k = 0; k < n_boxes && n < 4; k++) {
-      char path[128];
-      snprintf(path, sizeof path, HELDOUT "%.15s", bx[k].file);
-      int32_t w, h;
-      uint8_t *rgba = load_png(path, &w, &h);
-      if (!rgba) continue;
-      gcam_state_forward_rgba(s, rgba, w, h, w * 4);
-      free(rgba);
-      int32_t top, mw = 0, mh = 0;
-      gcam_state_top_k(s, 1, &top);
-      if (top != bx[k].label) continue;
+      int32_t top, w, h, mw = 0, mh = 0;
+      if (!forward_heldout(s, &bx[k], &top, &w, &h)) continue;
       gcam_status st = gcam_state_map_size(s, &e, &mw, &mh);
       if (!st) st = gcam_state_explain_ex(s, top, &e, NULL, map, NULL);
       if (!st && n == 0) {
@@ -670,6 +657,54 @@ static void test_randomization_storages(void) {
   }
 }
 
+/* A pool for the test: one thread running the tasks last first, counting its runs. The
+ * library splits work the same way whatever order the tasks run in, so a pooled evaluate
+ * equals a serial one bit for bit; the count shows the randomization's copy used it. */
+static void reversed_run(void *pool, gcam_task_fn fn, void *context, int32_t n_tasks) {
+  ++*(long *)pool;
+  for (int32_t t = n_tasks - 1; t >= 0; t--) fn(context, t);
+}
+
+static void test_pool(gcam_model *m) {
+  gcam_model_info info;
+  gcam_model_get_info(m, &info);
+  gcam_state *s = NULL;
+  gcam_state_create(m, &s);
+  int32_t w, h;
+  uint8_t *rgba = load_png(HELDOUT "0002.png", &w, &h);
+  if (!s || !rgba) {
+    free(rgba);
+    gcam_state_free(s);
+    return;
+  }
+  float *cam = malloc(sizeof(float) * (size_t)info.cam_width * info.cam_height);
+  gcam_state_forward_rgba(s, rgba, w, h, w * 4);
+  gcam_state_explain(s, 5, GCAM_SCORE_LOGIT, NULL, cam, NULL);
+  gcam_evaluate_result serial[2], pooled[2];
+  gcam_evaluate_params p = gcam_evaluate_default_params();
+  gcam_status st = GCAM_STATUS_OK;
+  for (int k = 0; k < 2; k++) {
+    p.metric = k ? GCAM_METRIC_RANDOMIZATION : GCAM_METRIC_DELETION, p.steps = 8;
+    st |= gcam_state_evaluate(s, 5, cam, info.cam_width, info.cam_height, NULL, &p, &serial[k]);
+  }
+  long runs = 0;
+  gcam_threadpool pool = {reversed_run, &runs, 3};
+  st |= gcam_state_set_threadpool(s, &pool);
+  long after_deletion = 0;
+  for (int k = 0; k < 2; k++) {
+    p.metric = k ? GCAM_METRIC_RANDOMIZATION : GCAM_METRIC_DELETION;
+    st |= gcam_state_evaluate(s, 5, cam, info.cam_width, info.cam_height, NULL, &p, &pooled[k]);
+    if (!k) after_deletion = runs;
+  }
+  CHECK(st == GCAM_STATUS_OK, "pooled evaluate: %s", gcam_last_error());
+  CHECK(memcmp(serial, pooled, sizeof serial) == 0, "a pooled evaluate differs from a serial one");
+  CHECK(after_deletion > 0 && runs > after_deletion,
+        "the pool ran %ld times in the curve, %ld in the randomization", after_deletion,
+        runs - after_deletion);
+  free(rgba), free(cam);
+  gcam_state_free(s);
+}
+
 /* ---- bad input ---------------------------------------------------------------------------- */
 
 static void test_bad_input(gcam_model *m) {
@@ -785,6 +820,7 @@ int main(void) {
     test_salient_vs_inverse(trained, bx, n_boxes);
     test_randomization(trained, bx, n_boxes);
     test_randomization_methods(trained, bx, n_boxes);
+    test_pool(trained);
     test_bad_input(trained);
   }
   gcam_model_free(trained);
