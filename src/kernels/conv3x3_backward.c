@@ -138,39 +138,74 @@ typedef struct {
   int32_t C, OC, n_tasks;
 } gcam__bwd_pack_job;
 
-/* the backward's NR-column blocks b (output columns c = forward input channels) in this
- * task's share: for each o, the 8 columns of the block as two vectors, so each tap's store is
- * one contiguous NR-float row of the GEMM block and the 36 planes are written sequentially
- * (columns past C are zero lanes: the padding). The loads gather w[tap][c][o] over c, stride
- * OC: they stream 8 rows of w_hwio per tap. */
+/* U = G g G^T of one backward input channel o for 4 output columns (the lanes of g[9]),
+ * stored as 4 contiguous floats in each of the a*a planes at p */
+static inline void gcam__bwd_transform_store(int m, float *p, size_t xi_floats,
+                                             const gcam_f32x4 *g) {
+  const int a = m + 2;
+  gcam_f32x4 t[3][6], u[6];
+  for (int l = 0; l < 3; l++) gcam__bwd_g(m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
+  for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
+    gcam__bwd_g(m, u, t[0][i], t[1][i], t[2][i]);
+    for (int l = 0; l < a; l++) gcam__f32x4_store(p + (size_t)(i * a + l) * xi_floats, u[l]);
+  }
+}
+
+static inline gcam_f32x4 gcam__bwd_load4(const void *w, size_t k, gcam__dtype dt) {
+  return dt == GCAM__DTYPE_F16 ? gcam__f16x4_load((const uint16_t *)w + k)
+                               : gcam__f32x4_load((const float *)w + k);
+}
+
+/* The backward's NR-column blocks b (output columns c = forward input channels) in this
+ * task's share. The lanes are 4 columns c, so each plane's store is contiguous and the planes
+ * are written sequentially; the weights are read 4 o's at a time along w_hwio's rows (one
+ * vector load per tap and column) and transposed in registers, 4 x 4. Columns past C are
+ * zero lanes (the padding); a last group of fewer than 4 o's is gathered lane by lane. */
 static void gcam__bwd_pack_task(void *context, int32_t task) {
   const gcam__bwd_pack_job *j = context;
-  const int a = j->m + 2;
   const int32_t C = j->C, OC = j->OC;
   /* the backward layer is (OC -> C): GEMM blocks of NR columns c, depth OC */
   const size_t blk = gcam__gemm_block_floats((size_t)OC);
   const size_t nblk = ((size_t)C + NR - 1) / NR, xi_floats = nblk * blk;
+  const int32_t o4 = OC / 4 * 4;
+  const gcam_f32x4 zero = gcam__f32x4_splat(0.0f);
   size_t b0, b1;
   gcam__split(nblk, j->n_tasks, task, &b0, &b1);
-  for (size_t b = b0; b < b1; b++) {
-    float *col = j->packed + b * blk + NR;
-    for (int32_t o = 0; o < OC; o++)
-      for (int h = 0; h < NR / 4; h++) {
-        gcam_f32x4 g[9], t[3][6], u[6];
-        for (int s = 0; s < 9; s++) /* w' tap s = w tap 8-s */
+  for (size_t b = b0; b < b1; b++)
+    for (int h = 0; h < NR / 4; h++) {
+      const size_t c0 = b * NR + (size_t)(4 * h);
+      float *col = j->packed + b * blk + NR + (size_t)(4 * h);
+      for (int32_t o = 0; o < o4; o += 4) {
+        gcam_f32x4 g[4][9]; /* [o - o0][tap] */
+        for (int s = 0; s < 9; s++) { /* w' tap s = w tap 8-s */
+          gcam_f32x4 r[4];
+          for (int l = 0; l < 4; l++)
+            r[l] = c0 + (size_t)l < (size_t)C
+                       ? gcam__bwd_load4(j->w, ((size_t)(8 - s) * C + c0 + (size_t)l) * OC + (size_t)o, j->dt)
+                       : zero;
+          const gcam_f32x4 t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
+          const gcam_f32x4 t1 = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);
+          const gcam_f32x4 t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);
+          const gcam_f32x4 t3 = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);
+          g[0][s] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+          g[1][s] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+          g[2][s] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+          g[3][s] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+        }
+        for (int q = 0; q < 4; q++)
+          gcam__bwd_transform_store(j->m, col + (size_t)(o + q) * NR, xi_floats, g[q]);
+      }
+      for (int32_t o = o4; o < OC; o++) {
+        gcam_f32x4 g[9];
+        for (int s = 0; s < 9; s++)
           for (int l = 0; l < 4; l++) {
-            const size_t c = b * NR + (size_t)(4 * h + l);
+            const size_t c = c0 + (size_t)l;
             g[s][l] = c < (size_t)C ? gcam__canon_w(j->w, ((size_t)(8 - s) * C + c) * OC + (size_t)o, j->dt)
                                     : 0.0f;
           }
-        for (int l = 0; l < 3; l++) gcam__bwd_g(j->m, t[l], g[l], g[3 + l], g[6 + l]); /* G g */
-        float *p = col + (size_t)o * NR + (size_t)(4 * h);
-        for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
-          gcam__bwd_g(j->m, u, t[0][i], t[1][i], t[2][i]);
-          for (int l = 0; l < a; l++) gcam__f32x4_store(p + (size_t)(i * a + l) * xi_floats, u[l]);
-        }
+        gcam__bwd_transform_store(j->m, col + (size_t)o * NR, xi_floats, g);
       }
-  }
+    }
 }
 
 /* the direct path's layout, as gcam__conv3x3_backward_direct_pack, from either dtype */
