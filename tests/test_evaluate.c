@@ -670,6 +670,54 @@ static void test_randomization_storages(void) {
   }
 }
 
+/* A pool for the test: one thread running the tasks last first, counting its runs. The
+ * library splits work the same way whatever order the tasks run in, so a pooled evaluate
+ * equals a serial one bit for bit; the count shows the randomization's copy used it. */
+static void reversed_run(void *pool, gcam_task_fn fn, void *context, int32_t n_tasks) {
+  ++*(long *)pool;
+  for (int32_t t = n_tasks - 1; t >= 0; t--) fn(context, t);
+}
+
+static void test_pool(gcam_model *m) {
+  gcam_model_info info;
+  gcam_model_get_info(m, &info);
+  gcam_state *s = NULL;
+  gcam_state_create(m, &s);
+  int32_t w, h;
+  uint8_t *rgba = load_png(HELDOUT "0002.png", &w, &h);
+  if (!s || !rgba) {
+    free(rgba);
+    gcam_state_free(s);
+    return;
+  }
+  float *cam = malloc(sizeof(float) * (size_t)info.cam_width * info.cam_height);
+  gcam_state_forward_rgba(s, rgba, w, h, w * 4);
+  gcam_state_explain(s, 5, GCAM_SCORE_LOGIT, NULL, cam, NULL);
+  gcam_evaluate_result serial[2], pooled[2];
+  gcam_evaluate_params p = gcam_evaluate_default_params();
+  gcam_status st = GCAM_STATUS_OK;
+  for (int k = 0; k < 2; k++) {
+    p.metric = k ? GCAM_METRIC_RANDOMIZATION : GCAM_METRIC_DELETION, p.steps = 8;
+    st |= gcam_state_evaluate(s, 5, cam, info.cam_width, info.cam_height, NULL, &p, &serial[k]);
+  }
+  long runs = 0;
+  gcam_threadpool pool = {reversed_run, &runs, 3};
+  st |= gcam_state_set_threadpool(s, &pool);
+  long after_deletion = 0;
+  for (int k = 0; k < 2; k++) {
+    p.metric = k ? GCAM_METRIC_RANDOMIZATION : GCAM_METRIC_DELETION;
+    st |= gcam_state_evaluate(s, 5, cam, info.cam_width, info.cam_height, NULL, &p, &pooled[k]);
+    if (!k) after_deletion = runs;
+  }
+  CHECK(st == GCAM_STATUS_OK, "pooled evaluate: %s", gcam_last_error());
+  CHECK(memcmp(serial, pooled, sizeof serial) == 0, "a pooled evaluate differs from a serial one");
+  CHECK(after_deletion > 0 && runs > after_deletion,
+        "the pool ran %ld times in the curve, %ld in the randomization", after_deletion,
+        runs - after_deletion);
+  free(rgba), free(cam);
+  gcam_state_free(s);
+}
+
 /* ---- bad input ---------------------------------------------------------------------------- */
 
 static void test_bad_input(gcam_model *m) {
@@ -745,6 +793,12 @@ static void test_bad_input(gcam_model *m) {
   e.layer = info.n_conv;
   CHECK(gcam_state_evaluate(s, 0, map, cw, chh, &e, &p, &r) == GCAM_STATUS_INVALID_ARGUMENT,
         "an explain layer out of range: %s", gcam_last_error());
+  /* ... and needs a state that could make the explanation itself */
+  e = gcam_explain_default_params();
+  e.method = GCAM_METHOD_GUIDED_BACKPROP;
+  CHECK(gcam_state_evaluate(s, 0, map, cw, chh, &e, &p, &r) == GCAM_STATUS_BAD_STATE &&
+            strstr(gcam_last_error(), "depth"),
+        "a pixel method on a shallow state: %s", gcam_last_error());
   e = gcam_explain_default_params();
   CHECK(gcam__evaluate_randomization(s, 0, map, cw, chh, &e, 0,
                                      info.n_conv + info.n_dense + 1, 0, r.curve) ==
@@ -779,6 +833,7 @@ int main(void) {
     test_salient_vs_inverse(trained, bx, n_boxes);
     test_randomization(trained, bx, n_boxes);
     test_randomization_methods(trained, bx, n_boxes);
+    test_pool(trained);
     test_bad_input(trained);
   }
   gcam_model_free(trained);
