@@ -31,7 +31,7 @@ const outcome = async (step, fn) => {
   }
 };
 let ex;
-if (!(await outcome('load', async () => { ex = await createExplainer({ weights, threads }); return ex.info.threads; })))
+if (!(await outcome('load', async () => { ex = await createExplainer({ weights, threads, depth: 'input' }); return ex.info.threads; })))
   process.exit(0);
 const small = image(64, 77);
 const top = async () => (await ex.explain(small, { topK: 3 })).predictions.map((p) => p.index);
@@ -55,7 +55,9 @@ async function underCap(pages, weights, threads) {
 test('issue 9 memory cap: OOM at load, at state creation and in explain is a GcamError; the explainer stays right or is cleanly broken',
   { timeout: 600e3 }, async (t) => {
     // VGG11 with a quarter of the widths at 224x224: 3 MB of weights, their packed copy, and
-    // activations large enough that each of load, state and explain can be the one that fails
+    // activations large enough that each of load, state and explain can be the one that fails:
+    // the state is made with depth 'input' (every conv output kept, ~10 MB), since a default
+    // state (two ping-pong buffers) fits in what the load's staging freed
     const weights = await randomWeights('vgg11-div4-224-dense32',
       ['--arch', 'vgg11', '--width-div', '4', '--input-size', '224', '--dense', '32', '--classes', '10', '--seed', '3']);
     const uncapped = await underCap(65536, weights, 1);
