@@ -189,12 +189,17 @@ def black_tensor(model):
 # ---- maps ---------------------------------------------------------------------------------------
 
 class Map:
-    def __init__(self, raw, grad=None):
+    """raw, raw_max, norm as the library returns them; grad (pixel methods) the input
+    gradient tensor; scale: the largest |value| before the ReLU (CAM methods), the size of
+    the terms a raw value comes from when the ReLU leaves only a cancellation's remainder."""
+
+    def __init__(self, raw, grad=None, scale=None):
         self.raw = np.asarray(raw, np.float64)
         m = float(self.raw.max()) if self.raw.size else 0.0
         self.raw_max = m
         self.norm = self.raw / m if m > 0 else np.zeros_like(self.raw)
         self.grad = grad
+        self.scale = m if scale is None else max(m, float(scale))
 
 
 def _hwc(t):
@@ -212,7 +217,9 @@ def cam_maps(net, fw, c, mode, layers=None, methods=CAM_METHODS, with_input=Fals
     for i, g in zip(idx, grads):
         A, G = _hwc(fw.acts[i].detach()), _hwc(g)
         for m in methods:
-            out[(m, net.names[i])] = Map(torch.clamp(cam_formula(m, A, G), min=0).numpy())
+            c = cam_formula(m, A, G)
+            out[(m, net.names[i])] = Map(torch.clamp(c, min=0).numpy(),
+                                         scale=float(c.abs().max()))
     if with_input:
         return out, _hwc(grads[-1])
     return out
