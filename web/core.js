@@ -149,10 +149,19 @@ export function wasmUrls(wasmUrl, base) {
   return out;
 }
 
+// Set by web/worker.js: there the pthread workers are started by the page (see there), since
+// in Firefox a Worker constructed inside a worker may block that worker for good.
+let pthreadStarter = null;
+/** `start()` returns a worker-like object for each pthread worker (null: start them here). */
+export function setPthreadStarter(start) {
+  pthreadStarter = start;
+}
+
 /** Module.gcamStartWorker of the threaded loader (web/wasm/postprocess.mjs): one pthread
  * worker, an ES module, as a literal `new Worker(new URL(...), { type: 'module' })` so that
  * bundlers bundle it. */
 function startPthreadWorker() {
+  if (pthreadStarter) return pthreadStarter();
   if (isNode) {
     // worker_threads; the URL is built from a string so that bundlers do not take the Node
     // branch's file for an asset. A worker inherits the parent's flags, and --input-type

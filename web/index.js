@@ -135,6 +135,7 @@ class WorkerExplainer {
     this._next = 1;
     this._pending = new Map();
     this._acks = [];
+    this._pthreads = new Map(); // id -> the pthread workers started for the worker
     this._start = null; // { resolve, reject } until the worker says it runs
     worker.onmessage = (ev) => this._onMessage(ev.data, onProgress);
     worker.onerror = (ev) => {
@@ -168,6 +169,12 @@ class WorkerExplainer {
       if (this._start) this._start.resolve();
     } else if (msg.type === 'progress') {
       if (onProgress) onProgress({ loaded: msg.loaded, total: msg.total });
+    } else if (msg.type === 'pthread') {
+      this._startPthread(msg.id, msg.port);
+    } else if (msg.type === 'pthreadTerminate') {
+      const w = this._pthreads.get(msg.id);
+      this._pthreads.delete(msg.id);
+      if (w) w.terminate();
     } else if (msg.type === 'ack') {
       const resolve = this._acks.shift();
       if (resolve) resolve();
@@ -178,6 +185,24 @@ class WorkerExplainer {
       if (msg.type === 'error') p.reject(deserializeError(msg.error));
       else p.resolve(msg.value);
     }
+  }
+
+  /** One of the threaded build's pthread workers, started here for the worker (see
+   * web/worker.js: a worker started inside a worker can hang Firefox's), on `port`. */
+  _startPthread(id, port) {
+    const failed = (message) => { if (this._worker) this._worker.postMessage({ op: 'pthreadError', id, message }); };
+    let w;
+    try {
+      w = new Worker(new URL('./dist/gcam-simd-threads.worker.js', import.meta.url), { type: 'module' });
+    } catch (e) {
+      return failed(e.message);
+    }
+    this._pthreads.set(id, w);
+    w.addEventListener('error', (e) => {
+      e.preventDefault();
+      failed(e.message || 'it did not load');
+    });
+    w.postMessage({ cmd: 'gcamPort', port }, [port]);
   }
 
   _call(op, args, transfer = []) {
@@ -273,6 +298,8 @@ class WorkerExplainer {
     if (!this._worker) return;
     this._worker.terminate(); // frees the wasm instance and everything in it
     this._worker = null;
+    for (const w of this._pthreads.values()) w.terminate();
+    this._pthreads.clear();
     if (this._start) this._start.reject(new GcamDisposedError('createExplainer'));
     const err = new GcamDisposedError('pending call');
     for (const p of this._pending.values()) p.reject(err);

@@ -3,9 +3,48 @@
 // init with source.kind 'chunks' runs, { op: 'chunk', data } ... { op: 'end' }.
 // Messages out: { type: 'ready' } once this module has run (web/index.js waits for it, with a
 // time limit), { id, type: 'result', value } | { id, type: 'error', error },
-// { type: 'progress', loaded, total }, { type: 'ack' } after each chunk is in the heap.
-import { Engine } from './core.js';
+// { type: 'progress', loaded, total }, { type: 'ack' } after each chunk is in the heap;
+// { type: 'pthread', id, port } asks the page to start a pthread worker on that port
+// ({ type: 'pthreadTerminate', id } to end it), which answers { op: 'pthreadError', id,
+// message } if the worker fails.
+import { Engine, setPthreadStarter } from './core.js';
 import { serializeError } from './errors.js';
+
+// The threaded build's pthread workers are started by the page, not here: in Firefox a Worker
+// constructed inside a worker (a nested worker) now and then blocks the constructing worker
+// in its constructor for good (about 2 constructions in 100 under WebDriver BiDi, measured with
+// tests/browser/stress_threads.mjs), and with it every timer that would report the hang.
+// The page (web/index.js) starts each one and hands it one end of a MessageChannel; the loader
+// here talks to it through the other end, as it would through the Worker.
+const pthreads = new Map(); // id -> PageStartedWorker
+let nextPthread = 1;
+class PageStartedWorker {
+  constructor() {
+    this.id = nextPthread++;
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.onmessage = null;
+    this.onerror = null;
+    this.errorListeners = [];
+    port1.onmessage = (ev) => { if (this.onmessage) this.onmessage(ev); };
+    pthreads.set(this.id, this);
+    self.postMessage({ type: 'pthread', id: this.id, port: port2 }, [port2]);
+  }
+  postMessage(msg, transfer) { this.port.postMessage(msg, transfer || []); }
+  addEventListener(type, f) { if (type === 'error') this.errorListeners.push(f); }
+  /** the page saw the worker's error event (it did not load, or a thread threw) */
+  failed(message) {
+    const e = { message, preventDefault() {} };
+    for (const f of this.errorListeners) f(e);
+    if (this.onerror) this.onerror(e);
+  }
+  terminate() {
+    if (!pthreads.delete(this.id)) return;
+    this.port.close();
+    self.postMessage({ type: 'pthreadTerminate', id: this.id });
+  }
+}
+setPthreadStarter(() => new PageStartedWorker());
 
 let engine = null;
 let feed = null; // the chunk queue of a running init
@@ -76,6 +115,7 @@ self.onmessage = async (ev) => {
   const msg = ev.data;
   if (msg.op === 'chunk') return feed && feed.push(msg.data);
   if (msg.op === 'end') return feed && feed.end();
+  if (msg.op === 'pthreadError') return pthreads.get(msg.id)?.failed(msg.message);
   try {
     const { value, transfer } = await handle(msg);
     self.postMessage({ id: msg.id, type: 'result', value }, transfer || []);

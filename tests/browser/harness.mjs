@@ -42,25 +42,6 @@ export const ROOT = path.resolve(HERE, '../..');
 export const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
 export const ENGINES = ['chromium', 'firefox', 'webkit'];
 
-/**
- * A known bug, not yet understood: in Firefox, on a cross-origin isolated page (the threaded
- * build), createExplainer now and then never settles (about 1 in 40 here; never on one
- * thread, never in Chromium or WebKit). Those tests run and report, as `todo`, until it is
- * fixed: `todo: knownBug(engine, isolated)`.
- */
-export function knownBug(engine, isolated) {
-  return engine === 'firefox' && isolated
-    ? 'known bug: Firefox\'s threaded build sometimes never finishes createExplainer' : undefined;
-}
-
-/**
- * A known stall, not yet understood: in WebKit, after the demo has loaded the full-size VGG16,
- * its main thread stalls 0.08-1.1 s before the explain starts (the suspect: the demo refiling
- * the 553 MB weights in the Cache API). The test keeps its 200 ms bound and runs as `todo`.
- */
-export function knownStall(engine) {
-  return engine === 'webkit' ? 'known stall: WebKit\'s main thread after loading the full VGG16' : undefined;
-}
 const MONITOR_PATH = '/__harness/monitor.js';
 // the harness's own scripts, served beside the repository
 const HARNESS_FILES = Object.fromEntries(['monitor.js', 'beat-worker.js'].map((f) =>

@@ -4,7 +4,7 @@
 // the f32 one fails with a GcamError GCAM_STATUS_OUT_OF_MEMORY whose message says the MB it
 // needed, without an abort or a hang; the small model then loads in the same page.
 import assert from 'node:assert/strict';
-import { forEachEngine, knownBug } from './harness.mjs';
+import { forEachEngine } from './harness.mjs';
 import { requireBuilds, randomVgg16 } from '../js/helpers.mjs';
 
 requireBuilds();
@@ -36,7 +36,7 @@ async function underTheCap(capMB) {
 forEachEngine((engine) => {
   for (const how of ['isolated', 'not isolated']) {
     engine.test(`a ${CAP_MB} MB heap (${how}): int8 and f16 VGG16 explain (compact), f32 is GCAM_STATUS_OUT_OF_MEMORY, ` +
-                'then a small model loads', { timeout: 900e3, todo: knownBug(engine.name, how === 'isolated') }, async ({ browser, origin, plainOrigin }) => {
+                'then a small model loads', { timeout: 900e3 }, async ({ browser, origin, plainOrigin }) => {
       const page = await browser.newPage();
       try {
         await page.goto(`${how === 'isolated' ? origin : plainOrigin}/web/demo/`);

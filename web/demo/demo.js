@@ -1,5 +1,5 @@
 // demo.js: the demo page. Loads weights (the built-in model, a URL or a local file, kept with
-// the Cache API under their SHA-256), takes a picture (file, drop, paste, camera, sample),
+// the Cache API for offline use), takes a picture (file, drop, paste, camera, sample),
 // explains it in the worker and draws the four panels of a Grad-CAM figure: the picture, the
 // map at the last conv layer's own size, the map resized to the picture, and the blend.
 // The page's state is mirrored in <body data-state> (idle, loading, ready, explaining, done,
@@ -10,6 +10,7 @@ import { createExplainer, methods } from '../index.js';
 const DEFAULT_WEIGHTS = ['../../weights/small/fashion_vgg.gcam', '../../tests/fixtures/vgg_small/model.gcam'];
 const CACHE_NAME = 'gradcam-wasm-weights-v1';
 const SOURCES_KEY = 'gradcam-wasm:sources'; // localStorage: weights source -> SHA-256
+const ENTRY_KEY = 'gradcam-wasm:entry'; // localStorage: { sha, url, bytes } of the cached file
 const TOP_K = 5;
 const RAW_MAP_SIDE = 448; // the raw map's canvas: blocks of whole pixels, about this long
 
@@ -84,7 +85,23 @@ function rememberSource(source, sha) {
   saveSources(all);
 }
 
-const cacheKey = (sha) => new URL(`gcam-weights/${sha}`, location.href).href;
+const cacheKey = (name) => new URL(`gcam-weights/${name}`, location.href).href;
+
+// The one cached weights file: where it is and its size, so that the page never has to open
+// the entry to know (in WebKit, a cache.match() of a 553 MB VGG16 reads the whole body into
+// the page and blocks its main thread for seconds). Files cached before this record existed
+// sit under their SHA-256.
+function cachedEntry(sha) {
+  try {
+    const e = JSON.parse(localStorage.getItem(ENTRY_KEY) || 'null');
+    if (e && e.sha === sha) return e;
+  } catch { /* no record */ }
+  return { sha, url: cacheKey(sha), bytes: 0 };
+}
+
+function saveEntry(entry) {
+  try { localStorage.setItem(ENTRY_KEY, JSON.stringify(entry)); } catch { /* storage full: no cache */ }
+}
 
 async function openCache() {
   if (!('caches' in self)) return null;
@@ -95,7 +112,7 @@ async function openCache() {
 async function cachedWeights(source) {
   const sha = knownSources()[source];
   const cache = sha && (await openCache());
-  const hit = cache ? await cache.match(cacheKey(sha)) : null;
+  const hit = cache ? await cache.match(cachedEntry(sha).url) : null;
   return hit ? { response: hit, sha } : null;
 }
 
@@ -129,6 +146,7 @@ async function loadWeights(source) {
   let fromCache = false;
   let pending = null; // the cache write running beside the load
   let cache = null;
+  let entry = null; // { url, bytes } of that write
   try {
     let weights = source;
     const cached = await cachedWeights(key);
@@ -142,14 +160,16 @@ async function loadWeights(source) {
       if (!response.ok) throw new Error(`${source}: HTTP ${response.status} ${response.statusText}`.trim());
       cache = await openCache();
       if (cache && response.body) {
-        // Write the file to the cache while it streams into the explainer; it is filed
-        // under its SHA-256 once the library has checked it.
+        // Write the file to the cache while it streams into the explainer, once: the entry is
+        // kept where it was written (its SHA-256, known once the library has checked the
+        // file, is recorded beside it), never copied (a second put() of a 553 MB response
+        // costs WebKit's main thread seconds).
         const [a, b] = response.body.tee();
         const headers = { 'content-type': 'application/octet-stream' };
         const length = response.headers.get('content-length');
         if (length) headers['content-length'] = length;
-        pending = cache.put(cacheKey(`pending-${Date.now()}`), new Response(b, { headers }))
-          .then(() => cache.keys()).catch(() => null);
+        entry = { url: cacheKey(`download-${Date.now()}`), bytes: Number(length) || 0 };
+        pending = cache.put(entry.url, new Response(b, { headers })).then(() => true, () => false);
         weights = new Response(a, { headers });
       } else {
         weights = response;
@@ -159,7 +179,7 @@ async function loadWeights(source) {
     demo.explainer = explainer;
     const { info } = explainer;
     const sha = info.sha256;
-    await fileInCache(cache, pending, source, sha);
+    await fileInCache(cache, pending, entry, source, sha);
     rememberSource(key, sha);
     await keepOnlyWeights(sha);
     ui.progress.hidden = true;
@@ -178,44 +198,40 @@ async function loadWeights(source) {
     if (demo.image) await explainCurrent();
   } catch (e) {
     ui.progress.hidden = true;
-    await dropPending(cache, pending);
+    await dropPending(cache, pending, entry);
     const [text, more] = weightsMessage(e, what);
     status(ui.weightsStatus, text, { error: true, more });
     setState('error');
   }
 }
 
-async function fileInCache(cache, pending, source, sha) {
+/** Record the file just loaded as the cached one (writing it first if it is a local file). */
+async function fileInCache(cache, pending, entry, source, sha) {
   if (!cache && typeof source !== 'string') {
     // a local file: keep it too, so the page works offline next time
     const c = await openCache();
-    if (c) await c.put(cacheKey(sha), new Response(source)).catch(() => {});
+    if (c && await c.put(cacheKey(sha), new Response(source)).then(() => true, () => false))
+      saveEntry({ sha, url: cacheKey(sha), bytes: source.size });
     return;
   }
   if (!cache || !pending) return;
-  await pending;
-  for (const req of await cache.keys()) {
-    if (!req.url.includes('gcam-weights/pending-')) continue;
-    const res = await cache.match(req);
-    if (res) await cache.put(cacheKey(sha), res).catch(() => {});
-    await cache.delete(req);
-  }
+  if (await pending) saveEntry({ sha, ...entry });
 }
 
 /** The last weights are the only ones kept offline (a VGG16 is 553 MB). */
 async function keepOnlyWeights(sha) {
   const cache = await openCache();
   if (!cache) return;
+  const keep = cachedEntry(sha).url;
   for (const req of await cache.keys().catch(() => []))
-    if (req.url !== cacheKey(sha)) await cache.delete(req);
+    if (req.url !== keep) await cache.delete(req);
 }
 
-async function dropPending(cache, pending) {
-  if (!cache) return;
+/** A failed load: the file written beside it goes. */
+async function dropPending(cache, pending, entry) {
+  if (!cache || !pending) return;
   await pending;
-  for (const req of await cache.keys().catch(() => [])) {
-    if (req.url.includes('gcam-weights/pending-')) await cache.delete(req);
-  }
+  await cache.delete(entry.url).catch(() => {});
 }
 
 /** [plain words, technical details] for a failed load. */
@@ -704,8 +720,11 @@ async function showOffline() {
   }
   const sha = Object.values(knownSources())[0];
   const cache = await openCache();
-  const weights = sha && cache ? await cache.match(cacheKey(sha)) : null;
-  const size = weights ? Number(weights.headers.get('content-length')) || 0 : 0;
+  // keys(), not match(): match() would read the file's body (see cachedEntry)
+  const entry = sha ? cachedEntry(sha) : null;
+  const keys = entry && cache ? await cache.keys().catch(() => []) : [];
+  const weights = keys.some((r) => r.url === entry.url);
+  const size = weights ? entry.bytes : 0;
   const reg = 'serviceWorker' in navigator && (await navigator.serviceWorker.getRegistration('./').catch(() => null));
   let text = !reg ? 'This browser does not keep the page itself for offline use.'
     : reg.active ? 'This page is saved on this device: it also works without a network.'

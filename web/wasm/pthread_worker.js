@@ -6,7 +6,9 @@
 // URL the main thread sends (`import(urlOrBlob)`). Under a bundler that URL is a bundle
 // chunk, not the loader, and a classic worker cannot `import` statically, so the threads
 // never start. This worker imports the loader statically, which every bundler follows, and
-// is started by web/core.js as `new Worker(new URL(...), { type: 'module' })`.
+// is started by web/core.js as `new Worker(new URL(...), { type: 'module' })` (by web/index.js,
+// in the page, when the explainer runs in a worker: its first message is then
+// { cmd: 'gcamPort', port }, and the protocol below goes through that port).
 //
 // It speaks the protocol of the loader it sits beside (web/dist/gcam-simd-threads.mjs,
 // Emscripten 3.1.6): 'load' (the wasm module and the shared memory) -> the loader runs in
@@ -24,7 +26,17 @@ if (isNode) {
   globalThis.postMessage = (msg, transfer) => parentPort.postMessage(msg, transfer);
   parentPort.on('message', (data) => onMessage({ data }));
 } else {
-  self.onmessage = (ev) => onMessage(ev);
+  self.onmessage = (ev) => {
+    if (ev.data && ev.data.cmd === 'gcamPort') {
+      // started by the page for an explainer that runs in a worker (web/worker.js): the
+      // loader there speaks to this thread through the port
+      const { port } = ev.data;
+      globalThis.postMessage = (msg, transfer) => port.postMessage(msg, transfer || []);
+      port.onmessage = (e) => onMessage(e);
+      return;
+    }
+    onMessage(ev);
+  };
 }
 
 let Module = {};
