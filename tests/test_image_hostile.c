@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __EMSCRIPTEN__
+#include <emscripten/heap.h>
+#endif
+
 #include "gcam.h"
 #include "test.h"
 
@@ -62,6 +66,69 @@ static void test_finding3_hostile_images_never_reach_stb(void) {
           "bytes of image data");
   /* a critical chunk named C3 28 A0 A1: stb put those raw bytes into its reason */
   refused(HOSTILE "finding5_png_chunk_not_utf8.png", GCAM_STATUS_IMAGE_DECODE, "0xC328A0A1");
+}
+
+/* A zlib bomb: a 33 KB PNG of 128x128 gray pixels (16,512 bytes inflated) whose IDAT, within
+ * the IDAT bound, inflates to 32 MiB. stb grew its output to 64 MiB to hold it all (and then
+ * decoded the image, ignoring the rest); now its growth stops at twice what the image needs
+ * and the decode fails with a clear message. In wasm, where the heap never shrinks, its
+ * growth is the decode's peak: measured against plain stb's. */
+static void test_finding3_png_zlib_bomb_is_bounded(void) {
+  size_t size;
+  uint8_t *data = test_read_file(HOSTILE "finding3_png_zlib_bomb.png", &size);
+  CHECK(data != NULL, "finding3_png_zlib_bomb.png missing: run tests/make_hostile_files.py");
+  if (!data) return;
+#ifdef __EMSCRIPTEN__
+  const size_t heap0 = emscripten_get_heap_size();
+#endif
+  uint8_t *rgba = (uint8_t *)1;
+  int32_t w = -1, h = -1;
+  gcam_status st = gcam_image_decode(data, size, 0, &rgba, &w, &h);
+  printf("  %-58s %s: %s\n", "finding3_png_zlib_bomb.png", gcam_status_string(st),
+         gcam_last_error());
+  CHECK(st == GCAM_STATUS_IMAGE_DECODE, "zlib bomb: %s (%s)", gcam_status_string(st),
+        gcam_last_error());
+  CHECK(rgba == NULL && w == 0 && h == 0, "zlib bomb: outputs not cleared");
+  CHECK(strstr(gcam_last_error(), "inflates to far more than") != NULL &&
+            strstr(gcam_last_error(), "128x128") != NULL,
+        "zlib bomb: message '%s'", gcam_last_error());
+  if (st == GCAM_STATUS_OK) gcam_image_free(rgba);
+  /* the fuzzers' seed: 16x16 pixels, 1 MiB inflated */
+  refused(HOSTILE "finding3_png_zlib_bomb_small.png", GCAM_STATUS_IMAGE_DECODE, "zlib bomb");
+#ifdef __EMSCRIPTEN__
+  const size_t ours = emscripten_get_heap_size() - heap0;
+  int sw, sh, comp;
+  uint8_t *ref = stbi_load_from_memory(data, (int)size, &sw, &sh, &comp, 4);
+  const size_t plain = emscripten_get_heap_size() - heap0;
+  printf("  zlib bomb: the wasm heap grew by %zu KB decoding it (plain stb: %zu KB, %s)\n",
+         ours >> 10, plain >> 10, ref ? "decoded" : "refused");
+  CHECK(ours < (8u << 20), "zlib bomb: the heap grew by %zu bytes", ours);
+  stbi_image_free(ref);
+#else
+  printf("  zlib bomb: peak measured in the wasm build only (its heap never shrinks)\n");
+#endif
+  free(data);
+}
+
+/* The long fuzz run's one timeout (issue 9): a 2 KB progressive JPEG declaring 64 x 64053
+ * pixels, decoded in full (0.2 s natively; 13-20 s under ASan+UBSan+coverage on a busy
+ * machine, past libFuzzer's 20 s). The cost of a declared size is by design (SECURITY.md):
+ * max_pixels bounds it, before stb allocates anything. */
+static void test_fuzz_slow_progressive_is_bounded_by_max_pixels(void) {
+  size_t size;
+  uint8_t *data = test_read_file(HOSTILE "finding9_fuzz_slow_progressive_64x64053.jpg", &size);
+  CHECK(data != NULL, "finding9_fuzz_slow_progressive_64x64053.jpg missing");
+  if (!data) return;
+  uint8_t *rgba = NULL;
+  int32_t w = 0, h = 0;
+  gcam_status st = gcam_image_decode(data, size, (int64_t)1 << 20, &rgba, &w, &h);
+  CHECK(st == GCAM_STATUS_IMAGE_TOO_LARGE && rgba == NULL, "1 Mpixel cap: %s (%s)",
+        gcam_status_string(st), gcam_last_error());
+  st = gcam_image_decode(data, size, (int64_t)1 << 22, &rgba, &w, &h);
+  CHECK(st == GCAM_STATUS_OK && w == 64 && h == 64053, "4 Mpixel cap: %s (%s) %dx%d",
+        gcam_status_string(st), gcam_last_error(), w, h);
+  gcam_image_free(rgba);
+  free(data);
 }
 
 /* Small edits of a valid file, each refused before stb with the validator's words. */
@@ -162,6 +229,8 @@ static void test_real_images_decode_as_before(void) {
 
 int main(void) {
   test_finding3_hostile_images_never_reach_stb();
+  test_finding3_png_zlib_bomb_is_bounded();
+  test_fuzz_slow_progressive_is_bounded_by_max_pixels();
   test_validator_edits();
   test_real_images_decode_as_before();
   TEST_MAIN_END();

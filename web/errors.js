@@ -36,6 +36,16 @@ export class GcamWeightsError extends GcamError {
   }
 }
 
+/** An image that could not be decoded; `code` says why: GCAM_STATUS_IMAGE_DECODE (not a
+ * readable JPEG or PNG: corrupt, truncated, hostile), GCAM_STATUS_IMAGE_TOO_LARGE (over the
+ * pixel limit or the decode budget), GCAM_STATUS_UNSUPPORTED_FORMAT (GIF, WebP, ...). */
+export class GcamImageError extends GcamError {
+  constructor(message, options, code = 'GCAM_STATUS_IMAGE_DECODE') {
+    super(code, message, options);
+    this.name = 'GcamImageError';
+  }
+}
+
 /** What every call on an explainer throws once the WebAssembly engine has trapped: its memory
  * may be damaged, so nothing it computes can be trusted again. */
 export const BROKEN_MESSAGE = 'the engine failed earlier: create a new explainer';
@@ -76,7 +86,7 @@ export function toGcamError(e, what) {
   return new GcamError('GCAM_STATUS_BACKEND', `${what}: ${reason}`, { cause: e });
 }
 
-const CLASSES = { GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, GcamLoadError };
+const CLASSES = { GcamError, GcamArgumentError, GcamDisposedError, GcamWeightsError, GcamLoadError, GcamImageError };
 
 /** A plain object that survives postMessage (the cause travels as its message). */
 export function serializeError(err, what = 'worker') {

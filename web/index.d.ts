@@ -281,11 +281,24 @@ export interface Explainer {
   /** The heatmap blended over the image at the image's own size, by the C core (the same
    * pixels as `gcam explain --overlay`). Any map size: a CAM map or a 224 x 224 pixel map. */
   overlay(image: ImageDataLike, explanation: Explanation, options?: OverlayOptions): Promise<ImageDataResult>;
-  /** Decode a PNG or JPEG with the library's decoder (the CLI's). */
-  decodeImage(bytes: ArrayBuffer | Uint8Array): Promise<ImageDataResult>;
+  /** Decode a PNG or JPEG to RGBA. In a browser the browser's own decoder (createImageBitmap
+   * and a canvas) does it when it can; otherwise (Node, another format, a file the browser
+   * refuses), or with `{ decoder: 'library' }`, the library's (the CLI's: stb_image behind a
+   * validating pass). Failures reject with a GcamImageError. The browser's pixels match the
+   * library's exactly for opaque PNGs; JPEGs differ by a few levels (each browser has its own
+   * IDCT), semi-transparent pixels by the canvas's premultiplied rounding, EXIF-rotated JPEGs
+   * come upright, and a browser that perturbs canvas reads (anti-fingerprinting) adds its
+   * noise: ask for the library's decoder where that matters. */
+  decodeImage(bytes: ArrayBuffer | Uint8Array, options?: DecodeImageOptions): Promise<ImageDataResult>;
   /** Free the weights and the WebAssembly instance (joins its threads, terminates the
    * worker). Later calls throw GcamDisposedError. */
   dispose(): void;
+}
+
+export interface DecodeImageOptions {
+  /** 'auto' (default): the browser's decoder when there is one, else the library's;
+   * 'library': always the library's (the same pixels as the CLI and Node). */
+  decoder?: 'auto' | 'library';
 }
 
 export function createExplainer(options: ExplainerOptions): Promise<Explainer>;
@@ -338,6 +351,12 @@ export class GcamDisposedError extends GcamError {
  * whose body was already read. code: GCAM_STATUS_IO */
 export class GcamWeightsError extends GcamError {
   constructor(message: string, options?: { cause?: unknown });
+}
+/** An image that could not be decoded. code: GCAM_STATUS_IMAGE_DECODE (corrupt, truncated,
+ * hostile), GCAM_STATUS_IMAGE_TOO_LARGE (over 8192 x 8192 pixels or the decode budget) or
+ * GCAM_STATUS_UNSUPPORTED_FORMAT (not a JPEG or PNG) */
+export class GcamImageError extends GcamError {
+  constructor(message: string, options?: { cause?: unknown }, code?: GcamStatusName);
 }
 /** The package's own files could not be loaded or started within loadTimeoutMs: the worker
  * script, an Emscripten loader or a .wasm (missing, not JavaScript / not WebAssembly, no

@@ -14,11 +14,14 @@ import {
   explainOptions, overlayArguments, simdSupported, threadsUnavailable, wasmUrls, warnOneThread,
 } from './core.js';
 import {
-  GcamError, GcamArgumentError, GcamDisposedError, GcamLoadError, GcamWeightsError, deserializeError, toGcamError,
+  GcamError, GcamArgumentError, GcamDisposedError, GcamImageError, GcamLoadError, GcamWeightsError, deserializeError,
+  toGcamError,
 } from './errors.js';
 import { isNode, weightsStream } from './weights.js';
 
-export { GcamError, GcamArgumentError, GcamDisposedError, GcamLoadError, GcamWeightsError, simdSupported };
+export {
+  GcamError, GcamArgumentError, GcamDisposedError, GcamImageError, GcamLoadError, GcamWeightsError, simdSupported,
+};
 
 /** The names explain()'s `method` takes, in the C library's order (the CAM methods, then the
  * pixel-level ones from 'saliency' on). */
@@ -80,8 +83,9 @@ class LocalExplainer {
     return this._live('overlay').overlay(image, explanation, options);
   }
 
-  async decodeImage(bytes) {
-    return this._live('decodeImage').decodeImage(bytes);
+  async decodeImage(bytes, options) {
+    this._live('decodeImage');
+    return decodeImage(bytes, options, async (b) => this._live('decodeImage').decodeImage(b));
   }
 
   dispose() {
@@ -288,10 +292,12 @@ class WorkerExplainer {
     return typeof ImageData !== 'undefined' ? new ImageData(out.data, out.width, out.height) : out;
   }
 
-  async decodeImage(bytes) {
+  async decodeImage(bytes, options) {
     if (!this._worker) throw new GcamDisposedError('decodeImage');
-    const out = await this._call('decodeImage', { bytes });
-    return typeof ImageData !== 'undefined' ? new ImageData(out.data, out.width, out.height) : out;
+    return decodeImage(bytes, options, async (b) => {
+      const out = await this._call('decodeImage', { bytes: b });
+      return typeof ImageData !== 'undefined' ? new ImageData(out.data, out.width, out.height) : out;
+    });
   }
 
   dispose() {
@@ -311,4 +317,107 @@ class WorkerExplainer {
 
 function plainImage(image) {
   return { data: image.data, width: image.width, height: image.height };
+}
+
+// ---- decodeImage: the browser's decoder first, the library's behind it -------------------------
+
+const IMAGE_CODES = new Set(['GCAM_STATUS_IMAGE_DECODE', 'GCAM_STATUS_IMAGE_TOO_LARGE', 'GCAM_STATUS_UNSUPPORTED_FORMAT']);
+const MAX_IMAGE_PIXELS = 8192 * 8192; // GCAM_MAX_IMAGE_PIXELS (include/gcam.h)
+
+/**
+ * Both explainers' decodeImage. A JPEG or PNG goes to the browser's own decoder when this JS
+ * engine has one: decoders that browsers fuzz and sandbox, which decode off the main thread and
+ * take nothing from the wasm heap (which never shrinks). Anything else, any failure of the
+ * browser's (a file it refuses, a size over the library's limit, no 2D canvas), and Node go to
+ * `library(bytes)`: the library's decoder, whose refusals become GcamImageErrors with the C
+ * status as `code`, the same in every engine.
+ */
+async function decodeImage(bytes, options, library) {
+  const decoder = decodeOptions(options);
+  if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+  if (!(bytes instanceof Uint8Array)) throw new GcamArgumentError('decodeImage: expected an ArrayBuffer or Uint8Array');
+  if (decoder === 'auto') {
+    const theirs = await browserDecode(bytes);
+    if (theirs) return theirs;
+  }
+  try {
+    return await library(bytes);
+  } catch (e) {
+    if (e instanceof GcamError && IMAGE_CODES.has(e.code) && !(e instanceof GcamImageError))
+      throw new GcamImageError(e.message, e.cause === undefined ? undefined : { cause: e.cause }, e.code);
+    throw e;
+  }
+}
+
+function decodeOptions(options) {
+  if (options === undefined) return 'auto';
+  if (options === null || typeof options !== 'object') throw new GcamArgumentError('decodeImage: options must be an object');
+  for (const key of Object.keys(options))
+    if (key !== 'decoder') throw new GcamArgumentError(`decodeImage: unknown option '${key}'`);
+  const d = Object.prototype.hasOwnProperty.call(options, 'decoder') ? options.decoder : undefined;
+  if (d === undefined) return 'auto';
+  if (d !== 'auto' && d !== 'library') throw new GcamArgumentError(`decodeImage: decoder must be 'auto' or 'library', not ${String(d)}`);
+  return d;
+}
+
+/**
+ * A whole JPEG or PNG, the only files handed to the browser. Other formats (GIF, WebP, BMP:
+ * a browser reads them, the library refuses them by name) and files that end early go to the
+ * library: Firefox and WebKit decode a cut-off file to a partial image without an error (a
+ * PNG whose IDAT runs past the end of the file came back as a 90x90 picture), which would be
+ * a wrong answer; the library refuses it. Complete: a PNG's chunks all lie inside the file
+ * up to its IEND; a JPEG ends with its EOI marker (FF D9).
+ */
+function wholePngOrJpeg(b) {
+  const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (b.length >= 8 && png.every((v, i) => b[i] === v)) {
+    for (let i = 8; i + 12 <= b.length;) {
+      const len = ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+      if (len > b.length - i - 12) return false;
+      if (b[i + 4] === 0x49 && b[i + 5] === 0x45 && b[i + 6] === 0x4e && b[i + 7] === 0x44) return true; // IEND
+      i += 12 + len;
+    }
+    return false;
+  }
+  return b.length >= 4 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff &&
+    b[b.length - 2] === 0xff && b[b.length - 1] === 0xd9;
+}
+
+/** A 2D context of a w x h canvas: an OffscreenCanvas (pages and workers), or a canvas element. */
+function context2d(w, h) {
+  const settings = { willReadFrequently: true };
+  if (typeof OffscreenCanvas === 'function') return new OffscreenCanvas(w, h).getContext('2d', settings);
+  if (typeof document !== 'undefined' && typeof document.createElement === 'function') {
+    const c = document.createElement('canvas');
+    c.width = w;
+    c.height = h;
+    return c.getContext('2d', settings);
+  }
+  return null;
+}
+
+/**
+ * The browser's decode of a JPEG or PNG as an ImageData, or null when there is no browser
+ * decoder here or it failed (the library's then decides, and names what is wrong). The file's
+ * own values, not colour-managed (colorSpaceConversion 'none', as the library reads them),
+ * alpha not premultiplied by the bitmap (the canvas still premultiplies: semi-transparent
+ * pixels may differ by its rounding).
+ */
+async function browserDecode(bytes) {
+  if (typeof createImageBitmap !== 'function' || typeof Blob !== 'function' || !wholePngOrJpeg(bytes)) return null;
+  let bitmap = null;
+  try {
+    bitmap = await createImageBitmap(new Blob([bytes]), { premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
+    const { width, height } = bitmap;
+    if (!(width > 0 && height > 0) || width * height > MAX_IMAGE_PIXELS) return null;
+    const ctx = context2d(width, height);
+    if (!ctx) return null;
+    ctx.drawImage(bitmap, 0, 0);
+    const img = ctx.getImageData(0, 0, width, height);
+    return img && img.width === width && img.height === height && img.data.length === width * height * 4 ? img : null;
+  } catch {
+    return null;
+  } finally {
+    if (bitmap && typeof bitmap.close === 'function') bitmap.close();
+  }
 }

@@ -14,8 +14,20 @@
 
 /* Every buffer stb allocates starts zeroed: where a corrupt stream makes its reads run ahead
  * of its writes (nothings/stb #1535), they read zeros, the same on every run, never what an
- * earlier image left in the heap. */
+ * earlier image left in the heap.
+ *
+ * stb grows only two buffers, by doubling: the PNG's compressed stream (at most twice the
+ * file) and its inflated rows, which start at the size the declared image needs and, for a
+ * zlib bomb (image data inflating far past the image), grew until the stream ended (a 33 KB
+ * file: 64 MiB). This decode's growth is capped at twice what the image (or the file) needs;
+ * past it the realloc fails and stb stops. Per thread: decodes may run in parallel. */
+static _Thread_local uint64_t gcam__stbi_grow_cap = UINT64_MAX;
+static _Thread_local int gcam__stbi_refused;
 static void *gcam__stbi_realloc(void *p, size_t old_size, size_t new_size) {
+  if (new_size > gcam__stbi_grow_cap) {
+    gcam__stbi_refused = 1;
+    return NULL;
+  }
   uint8_t *q = realloc(p, new_size ? new_size : 1);
   if (q && new_size > old_size) memset(q + old_size, 0, new_size - old_size);
   return q;
@@ -56,7 +68,8 @@ gcam_status gcam_image_decode(const void *data, size_t size, int64_t max_pixels,
                        size);
 
   uint32_t hw = 0, hh = 0;
-  gcam_status st = gcam__image_validate(bytes, size, max_pixels, &hw, &hh);
+  uint64_t inflated = 0;
+  gcam_status st = gcam__image_validate(bytes, size, max_pixels, &hw, &hh, &inflated);
   if (st) return st;
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, (int)size, &w, &h, &comp))
@@ -68,7 +81,15 @@ gcam_status gcam_image_decode(const void *data, size_t size, int64_t max_pixels,
   const int is_jpeg = bytes[0] == 0xFF;
 
   int dw = 0, dh = 0;
+  gcam__stbi_grow_cap = is_jpeg ? UINT64_MAX : 2 * (inflated > size ? inflated : size) + (64 << 10);
+  gcam__stbi_refused = 0;
   uint8_t *pixels = stbi_load_from_memory(bytes, (int)size, &dw, &dh, &comp, 4);
+  gcam__stbi_grow_cap = UINT64_MAX;
+  if (!pixels && gcam__stbi_refused)
+    return gcam__error(GCAM_STATUS_IMAGE_DECODE,
+                       "PNG is corrupt: its image data inflates to far more than the %llu "
+                       "bytes a %ux%u image needs (a zlib bomb?)",
+                       (unsigned long long)inflated, hw, hh);
   if (!pixels) {
     /* stb writes a PNG chunk's raw type bytes into some reasons: printable ASCII only */
     const char *why = stbi_failure_reason();

@@ -42,9 +42,11 @@ void gcam__preprocess(float *out, const uint8_t *img, int32_t H, int32_t W, int3
 /* The structural check a JPEG or PNG passes before stb_image reads it (validate.c): every
  * segment and chunk length inside the file, JPEG Huffman tables of at most 256 codes and
  * defined before any scan uses them, sane frame and scan headers, PNG IDAT no larger than the
- * declared image can need, max_pixels and the decode budget. *w and *h get the declared size.
+ * declared image can need, max_pixels and the decode budget. *w and *h get the declared size;
+ * *inflated the bytes a PNG's image data inflates to (its rows and their filter bytes; 0 for
+ * a JPEG), which bounds what stb may grow its zlib output to.
  * GCAM_STATUS_IMAGE_DECODE, _IMAGE_TOO_LARGE or _UNSUPPORTED_FORMAT, with a message. */
 gcam_status gcam__image_validate(const uint8_t *p, size_t n, int64_t max_pixels, uint32_t *w,
-                                 uint32_t *h);
+                                 uint32_t *h, uint64_t *inflated);
 
 #endif

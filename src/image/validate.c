@@ -253,7 +253,7 @@ static uint64_t gcam__png_raw_bytes(uint64_t w, uint64_t h, uint64_t bits, int i
 }
 
 static gcam_status gcam__validate_png(const uint8_t *p, size_t n, int64_t max_pixels,
-                                      uint32_t *w, uint32_t *h) {
+                                      uint32_t *w, uint32_t *h, uint64_t *inflated) {
   size_t i = 8;
   uint64_t idat = 0, raw = 0;
   int seen_ihdr = 0, seen_plte = 0, color = 0, idat_done = 0;
@@ -290,10 +290,11 @@ static gcam_status gcam__validate_png(const uint8_t *p, size_t n, int64_t max_pi
         return GCAM__PNG_BAD("IHDR depth %u, color type %d, methods %u/%u/%u", depth, color,
                              data[10], data[11], data[12]);
       raw = gcam__png_raw_bytes(*w, *h, (uint64_t)depth * channels[color], data[12]);
-      /* what stb allocates: the compressed stream (grown by doubling), its inflated rows,
-       * the unfiltered image at up to 4 channels x 2 bytes, and the RGBA result */
+      /* what stb allocates: the compressed stream (grown by doubling), its inflated rows
+       * (at most twice them: decode.c refuses more), the unfiltered image at up to 4
+       * channels x 2 bytes, and the RGBA result */
       const uint64_t px = (uint64_t)*w * *h, out_n = channels[color] < 4 ? channels[color] + 1 : 4;
-      const uint64_t need = 2 * (uint64_t)n + raw + px * out_n * (depth == 16 ? 2 : 1) + px * 4;
+      const uint64_t need = 2 * (uint64_t)n + 2 * raw + px * out_n * (depth == 16 ? 2 : 1) + px * 4;
       if (need > GCAM__IMAGE_DECODE_BUDGET) return gcam__over_budget("PNG", need);
     } else if (memcmp(type, "PLTE", 4) == 0) {
       if (len == 0 || len % 3 || len > 768 || idat) return GCAM__PNG_BAD("PLTE of %llu bytes",
@@ -315,6 +316,7 @@ static gcam_status gcam__validate_png(const uint8_t *p, size_t n, int64_t max_pi
     i += 12 + (size_t)len;
   }
   if (!idat) return GCAM__PNG_BAD("no image data (IDAT)");
+  *inflated = raw;
   /* No sane deflate stream is twice its output (stored blocks cost 5 bytes per 64 KB, the
    * longest Huffman code is 15 bits for 8): more compressed data than that is not this
    * image's, and stb would reserve memory for all of it */
@@ -326,10 +328,12 @@ static gcam_status gcam__validate_png(const uint8_t *p, size_t n, int64_t max_pi
 }
 
 gcam_status gcam__image_validate(const uint8_t *p, size_t n, int64_t max_pixels, uint32_t *w,
-                                 uint32_t *h) {
+                                 uint32_t *h, uint64_t *inflated) {
   static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
   *w = *h = 0;
-  if (n >= 8 && memcmp(p, png_sig, 8) == 0) return gcam__validate_png(p, n, max_pixels, w, h);
+  *inflated = 0;
+  if (n >= 8 && memcmp(p, png_sig, 8) == 0)
+    return gcam__validate_png(p, n, max_pixels, w, h, inflated);
   if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF)
     return gcam__validate_jpeg(p, n, max_pixels, w, h);
   return gcam__error(GCAM_STATUS_IMAGE_DECODE, "not a JPEG or PNG (unknown signature)");
