@@ -192,16 +192,19 @@ static void gcam__state_plan(const gcam_state *s, gcam__plan *p) {
     p->cam = (uint64_t)m->in_h * (uint64_t)m->in_w;
 }
 
-/* one buffer of the plan: its bytes checked against the address space, counted, allocated */
-static void *gcam__state_alloc(gcam_state *s, uint64_t bytes, int *failed) {
+/* one buffer of the plan: its bytes checked against the address space, counted, allocated.
+ * *failed: 1 when malloc failed; *too_big: the largest buffer over what this build can
+ * address (e.g. a 4096x4096x64 activation, 4 GiB, in wasm32), never passed to malloc. */
+static void *gcam__state_alloc(gcam_state *s, uint64_t bytes, int *failed, uint64_t *too_big) {
   if (bytes == 0) return NULL;
+  s->bytes += bytes;
   if (bytes > GCAM__MAX_ALLOC_BYTES) {
     *failed = 1;
+    if (bytes > *too_big) *too_big = bytes;
     return NULL;
   }
   void *p = malloc((size_t)bytes);
   if (!p) *failed = 1;
-  s->bytes += bytes;
   return p;
 }
 
@@ -248,33 +251,41 @@ gcam_status gcam_state_create_ex(const gcam_model *m, const gcam_state_params *p
       if (f > pack) pack = f;
     }
   int failed = 0;
+  uint64_t too_big = 0;
   /* XNNPACK may read up to 16 bytes past a conv's input */
-  s->resized = gcam__state_alloc(s, in * 4, &failed);
-  s->input = gcam__state_alloc(s, in * 3 * sizeof(float) + 16, &failed);
-  s->act[0] = gcam__state_alloc(s, plan.act[0] * sizeof(float) + 16, &failed);
-  s->act[1] = gcam__state_alloc(s, plan.act[1] * sizeof(float) + 16, &failed);
-  s->own = gcam__state_alloc(s, plan.own * sizeof(float) + (plan.own ? 16 : 0), &failed);
-  s->argmax_all = gcam__state_alloc(s, plan.argmax * sizeof(int32_t), &failed);
-  s->scratch = gcam__state_alloc(s, (uint64_t)s->scratch_floats * sizeof(float), &failed);
-  s->pack = gcam__state_alloc(s, pack * sizeof(float), &failed);
-  s->bpack = gcam__state_alloc(s, plan.bpack * sizeof(float), &failed);
-  s->dense_out = gcam__state_alloc(s, dense * sizeof(float), &failed);
-  s->probs = gcam__state_alloc(s, (uint64_t)m->n_classes * sizeof(float), &failed);
-  s->g[0] = gcam__state_alloc(s, plan.g[0] * sizeof(float), &failed);
-  s->g[1] = gcam__state_alloc(s, (plan.g[1] ? plan.g[1] : 1) * sizeof(float), &failed);
-  s->cam = gcam__state_alloc(s, plan.cam * sizeof(float), &failed);
-  s->work = gcam__state_alloc(s, plan.work * sizeof(double), &failed);
+  s->resized = gcam__state_alloc(s, in * 4, &failed, &too_big);
+  s->input = gcam__state_alloc(s, in * 3 * sizeof(float) + 16, &failed, &too_big);
+  s->act[0] = gcam__state_alloc(s, plan.act[0] * sizeof(float) + 16, &failed, &too_big);
+  s->act[1] = gcam__state_alloc(s, plan.act[1] * sizeof(float) + 16, &failed, &too_big);
+  s->own = gcam__state_alloc(s, plan.own * sizeof(float) + (plan.own ? 16 : 0), &failed,
+                            &too_big);
+  s->argmax_all = gcam__state_alloc(s, plan.argmax * sizeof(int32_t), &failed, &too_big);
+  s->scratch = gcam__state_alloc(s, (uint64_t)s->scratch_floats * sizeof(float), &failed, &too_big);
+  s->pack = gcam__state_alloc(s, pack * sizeof(float), &failed, &too_big);
+  s->bpack = gcam__state_alloc(s, plan.bpack * sizeof(float), &failed, &too_big);
+  s->dense_out = gcam__state_alloc(s, dense * sizeof(float), &failed, &too_big);
+  s->probs = gcam__state_alloc(s, (uint64_t)m->n_classes * sizeof(float), &failed, &too_big);
+  s->g[0] = gcam__state_alloc(s, plan.g[0] * sizeof(float), &failed, &too_big);
+  s->g[1] = gcam__state_alloc(s, (plan.g[1] ? plan.g[1] : 1) * sizeof(float), &failed, &too_big);
+  s->cam = gcam__state_alloc(s, plan.cam * sizeof(float), &failed, &too_big);
+  s->work = gcam__state_alloc(s, plan.work * sizeof(double), &failed, &too_big);
   s->work_doubles = (size_t)plan.work;
   if (s->depth_input) {
-    s->in_grad = gcam__state_alloc(s, in * 3 * sizeof(float), &failed);
-    s->gsum = gcam__state_alloc(s, in * 3 * sizeof(double), &failed);
-    s->x0 = gcam__state_alloc(s, in * 3 * sizeof(float), &failed);
-    s->xs = gcam__state_alloc(s, in * 3 * sizeof(float), &failed);
-    s->cam_up = gcam__state_alloc(s, in * sizeof(float), &failed);
+    s->in_grad = gcam__state_alloc(s, in * 3 * sizeof(float), &failed, &too_big);
+    s->gsum = gcam__state_alloc(s, in * 3 * sizeof(double), &failed, &too_big);
+    s->x0 = gcam__state_alloc(s, in * 3 * sizeof(float), &failed, &too_big);
+    s->xs = gcam__state_alloc(s, in * 3 * sizeof(float), &failed, &too_big);
+    s->cam_up = gcam__state_alloc(s, in * sizeof(float), &failed, &too_big);
   }
   if (failed) {
     const uint64_t asked = s->bytes;
     gcam_state_free(s);
+    if (too_big)
+      return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                         "the activations need a %llu MiB buffer, more than this build can "
+                         "address (%llu MiB)",
+                         (unsigned long long)(too_big >> 20),
+                         (unsigned long long)(GCAM__MAX_ALLOC_BYTES >> 20));
     return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
                        "out of memory: the state needs %llu MB (depth %d; "
                        "gcam_state_params.depth says how deep a backward may go)",
