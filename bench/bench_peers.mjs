@@ -414,9 +414,11 @@ async function methodsTable({ gcam, images, tensors, tfvgg, tfenv, peersOurs }) 
   }
   log('  (an input gradient through 13 ReLUs and 5 max-pools is not continuous in the forward\'s rounding: where two ' +
       'values of a pool window, or a pre-activation and 0, are closer than the engines\' float32 rounding differences ' +
-      '(our Winograd convs vs tfjs\'s direct ones), a mask or an argmax flips and moves that unit\'s gradient; the flat ' +
-      'gray and the clamped parts of the textured image add exact ties, which tfjs\'s MaxPoolGrad gives a window\'s last max and we ' +
-      'its first, as torch does (the probe above); hence the L2 figure and the count next to the max)');
+      '(our Winograd convs vs tfjs\'s direct ones), a mask or an argmax flips and moves that unit\'s gradient, hence the L2 ' +
+      'figure and the count next to the max. Values equal in exact arithmetic (the flat gray image everywhere, the textured ' +
+      'one\'s clamped parts) tie in every pool window, and each engine\'s rounding breaks the tie its own way (tfjs\'s ' +
+      'MaxPoolGrad also keeps the last max of an exact tie, we and torch the first: the probe above): there the input ' +
+      'gradients of two engines need not agree at all.)');
 
   // ---- timing --------------------------------------------------------------------------------
   const img = images[0];
