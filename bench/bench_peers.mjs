@@ -6,6 +6,18 @@
 //   node bench/bench_peers.mjs [--runs N] [--weights VGG.gcam] [--cache DIR]
 //                              [--threads 1,2] [--no-tfjs] [--no-ort] [--no-torch]
 //                              [--memory-rows] [--only-memory-rows]
+//                              [--methods [m1,m2,...]]
+//
+// --methods: then, after the peers' table, each explanation method's cost on one forward:
+// one explainer of depth 'input' per thread count; per round the forward alone (a fresh
+// image, timings.forwardMs) and then each method (all 13 by default, or the listed ones) on
+// that reused forward (timings.explainMs, forwardReused checked) at the last conv, with its
+// ratio to the forward of the same round (median of the rounds' ratios: saliency's is the
+// issue's <= 1.2x target); in the same rounds tfjs's forward and its tf.grad of the top
+// logit w.r.t. the input, whose gradient is checked against ours first (on the bench's
+// inputs and on a noise image, where no pool window has a tie). The warm-up round runs every
+// method, smoothgrad and integrated-gradients with 2 samples / steps (the same code path, a
+// fraction of the time). Ours on n threads and tfjs (1 thread) run in turn in each round.
 //
 // --memory-rows: then one row per (file dtype f32 | f16 | int8) x (memory fast | compact):
 // file MB, wasm heap MB in use after load, peak heap in use during load, the wasm memory's
@@ -57,6 +69,11 @@ const withTorch = !args.includes('--no-torch') && !args.includes('--only-memory-
 const onlyMemoryRows = args.includes('--only-memory-rows');
 const memoryRows = args.includes('--memory-rows') || onlyMemoryRows;
 if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs: a positive integer');
+const methodsAt = args.indexOf('--methods');
+const withMethods = methodsAt >= 0 && !onlyMemoryRows;
+const methodList = withMethods && args[methodsAt + 1] && !args[methodsAt + 1].startsWith('--')
+  ? args[methodsAt + 1].split(',').filter(Boolean) : null; // null: all of them
+const GRAD_TOL = 1e-3; // max |g - g_ref| / max |g_ref| of two input gradients: the same quantity or not
 
 const log = (...a) => console.log(...a);
 const median = (xs) => {
@@ -290,6 +307,209 @@ VGG16 random weights, memory per (file dtype x memory mode); heap = wasm heap in
   }).filter(Boolean).join(', '));
   log('  every run (fwd+CAM): ' + rows.map((r) => `${r.dt}/${r.memory}/${r.threads} ${r.cam.map((v) => f(v)).join(' ')}`).join('; '));
   log(`  load average at the end: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+}
+
+// ---- --methods: each method's cost on one forward, tfjs's input gradient -------------------
+/** Our raw input gradient (in_h, in_w, 3), from the last pixel-method explain: the C call
+ * gcam_state_input_gradient, exported by the wasm build but not wrapped by the JS API, read
+ * through the local explainer's engine (a bench-only look inside; null when unavailable). */
+function ourInputGradient(ex) {
+  const e = ex._engine;
+  if (!e || !e.M || typeof e.M._gcam_state_input_gradient !== 'function') return null;
+  const M = e.M;
+  if (M._gcam_state_input_gradient(e.state, e.slots) !== 0) throw new Error('bench: gcam_state_input_gradient failed');
+  const p = M.HEAPU32[e.slots >> 2] >> 2;
+  return M.HEAPF32.slice(p, p + ex.info.inputWidth * ex.info.inputHeight * 3);
+}
+/** max |a - ref| / max |ref| */
+function relToMax(a, ref) {
+  let m = 0;
+  for (const v of ref) m = Math.max(m, Math.abs(v));
+  return maxAbs(a, ref) / m;
+}
+/** a vs ref: max |a - ref| / max |ref|, ||a - ref|| / ||ref||, and the elements beyond tol * max |ref| */
+function gradStats(a, ref, tol) {
+  let m = 0, d2 = 0, r2 = 0, beyond = 0;
+  for (const v of ref) m = Math.max(m, Math.abs(v));
+  for (let i = 0; i < ref.length; i++) {
+    const d = a[i] - ref[i];
+    d2 += d * d;
+    r2 += ref[i] * ref[i];
+    if (Math.abs(d) > tol * m) beyond++;
+  }
+  return { maxRel: maxAbs(a, ref) / m, l2Rel: Math.sqrt(d2 / r2), beyond, total: ref.length };
+}
+/** saliency's map from an (H, W, 3) gradient: max over channels of |g|, divided by its max */
+function saliencyMap(g) {
+  const out = new Float32Array(g.length / 3);
+  let mx = 0;
+  for (let i = 0; i < out.length; i++) {
+    out[i] = Math.max(Math.abs(g[3 * i]), Math.abs(g[3 * i + 1]), Math.abs(g[3 * i + 2]));
+    mx = Math.max(mx, out[i]);
+  }
+  if (mx > 0) for (let i = 0; i < out.length; i++) out[i] /= mx;
+  return out;
+}
+
+async function methodsTable({ gcam, images, tensors, tfvgg, tfenv, peersOurs }) {
+  const { createExplainer, methods } = await import('../web/index.js');
+  const list = methodList || [...methods];
+  for (const m of list) if (!methods.includes(m)) throw new Error(`--methods: unknown method ${m} (one of ${methods.join(', ')})`);
+  log(`\nmethods: load average at the start ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  const exs = [];
+  for (const n of threadCounts) {
+    const t = performance.now();
+    const ex = await createExplainer({ weights: gcam, simd: true, threads: n, worker: false, depth: 'input' });
+    if ((ex.info.threads || 1) !== n) {
+      log(`methods: asked for ${n} threads, the explainer runs ${ex.info.threads || 1}: no ${n}-thread column`);
+      ex.dispose();
+      continue;
+    }
+    exs.push({ threads: n, ex, loadMs: performance.now() - t, fwd: [], ms: {}, ratio: {} });
+    for (const m of list) { exs.at(-1).ms[m] = []; exs.at(-1).ratio[m] = []; }
+    log(`methods: ours, depth 'input', ${n} thread${n > 1 ? 's' : ''}, load ${f(exs.at(-1).loadMs)} ms (state ` +
+        `${f(ex.info.memoryBytes / 1048576)} MB heap in use)`);
+  }
+  if (!exs.length) return;
+  const layers = exs[0].ex.info.layers;
+  const layer = layers[layers.length - 1].name; // the CAM methods' (and guided-gradcam's) target
+
+  // ---- the same quantity: tfjs's d logit / d input vs ours, on each input -----------------
+  log(`\ninput gradient d logit[top] / d input (${exs[0].ex.info.inputWidth}x${exs[0].ex.info.inputHeight}x3, preprocessed ` +
+      `input) vs ours on 1 thread, max abs diff / max |ours| (tolerance ${GRAD_TOL}); saliency map = max_ch |g| / max:`);
+  // a third input of uniform noise: the bench's two images have flat (clamped or gray)
+  // regions whose equal activations tie inside pool windows, and tfjs sends a tie's gradient
+  // to the window's last max where we (and torch) send it to the first
+  const noise = { name: 'uniform noise', data: new Uint8ClampedArray(images[0].data.length), width: images[0].width,
+                  height: images[0].height };
+  let seed = 987654321;
+  for (let i = 0; i < noise.data.length; i++)
+    noise.data[i] = (i & 3) === 3 ? 255 : (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+  const checkImages = [...images, noise];
+  const checkTensors = [...tensors, preprocess(noise, man)];
+  for (let k = 0; k < checkImages.length; k++) {
+    const r = await exs[0].ex.explain(checkImages[k], { topK: 1, method: 'saliency' });
+    const cls = r.explanations[0].classIndex;
+    const ref = ourInputGradient(exs[0].ex);
+    const parts = [];
+    for (const o of exs.slice(1)) {
+      const rn = await o.ex.explain(checkImages[k], { topK: 1, method: 'saliency' });
+      const g = ourInputGradient(o.ex);
+      const d = ref && g ? relToMax(g, ref) : maxAbs(rn.explanations[0].heatmap, r.explanations[0].heatmap);
+      if (!(d <= GRAD_TOL)) failed = true;
+      parts.push(`ours ${o.threads} thr ${ref && g ? 'gradient' : 'map'} ${e(d)}${d <= GRAD_TOL ? '' : ' FAIL'}`);
+    }
+    if (tfvgg) {
+      const t = tfvgg.inputGradient(checkTensors[k], cls);
+      if (ref) {
+        const st = gradStats(t.grad, ref, GRAD_TOL);
+        parts.push(`tfjs gradient ${e(st.maxRel)}${st.maxRel <= GRAD_TOL ? '' : ' DIFFERS'} (L2 ${e(st.l2Rel)}, ` +
+                   `${st.beyond}/${st.total} elements beyond ${GRAD_TOL} of max)`);
+      }
+      const dm = maxAbs(saliencyMap(t.grad), r.explanations[0].heatmap);
+      parts.push(`tfjs saliency map ${e(dm)}${dm <= GRAD_TOL ? '' : ' DIFFERS'}`);
+    }
+    if (!ref) parts.push('(our raw gradient is not readable from this build: maps only)');
+    log(`  input '${checkImages[k].name}', class ${cls}: ${parts.join(', ')}`);
+  }
+  log('  (an input gradient through 13 ReLUs and 5 max-pools is not continuous in the forward\'s rounding: where two ' +
+      'values of a pool window, or a pre-activation and 0, are closer than the engines\' float32 rounding differences ' +
+      '(our Winograd convs vs tfjs\'s direct ones), a mask or an argmax flips and moves that unit\'s gradient, hence the L2 ' +
+      'figure and the count next to the max. Values equal in exact arithmetic (the flat gray image everywhere, the textured ' +
+      'one\'s clamped parts) tie in every pool window, and each engine\'s rounding breaks the tie its own way (tfjs\'s ' +
+      'MaxPoolGrad also keeps the last max of an exact tie, we and torch the first: the probe above): there the input ' +
+      'gradients of two engines need not agree at all.)');
+
+  // ---- timing --------------------------------------------------------------------------------
+  const img = images[0];
+  const img2 = { data: new Uint8ClampedArray(img.data), width: img.width, height: img.height };
+  img2.data[0] ^= 1; // alternate images: every round's first explain runs the forward
+  const warm = { smoothgrad: { samples: 2 }, 'integrated-gradients': { steps: 2 } };
+  const T = { fwd: [], grad: [] };
+  for (let r = 0; r <= runs; r++) {
+    const im = r & 1 ? img2 : img;
+    const round = [];
+    for (const o of exs) {
+      const first = await o.ex.explain(im, { topK: 1, method: 'gradcam', layer });
+      if (first.forwardReused) throw new Error('bench: the forward was reused');
+      const fwd = first.timings.forwardMs;
+      const ms = {};
+      for (const m of list) {
+        const res = await o.ex.explain(im, { topK: 1, method: m, layer, ...(r === 0 ? warm[m] : {}) });
+        if (!res.forwardReused) throw new Error(`bench: ${m} did not reuse the forward`);
+        ms[m] = res.timings.explainMs;
+      }
+      round.push([o, fwd, ms]);
+    }
+    let tf = null;
+    if (tfvgg) {
+      let t = performance.now();
+      tfvgg.forward(tensors[0]);
+      const a = performance.now() - t;
+      t = performance.now();
+      tfvgg.inputGradient(tensors[0], null);
+      tf = [a, performance.now() - t];
+    }
+    log(`  methods round ${r}${r === 0 ? ' (warm-up)' : ''} of ${runs} done, load average ${os.loadavg()[0].toFixed(2)}`);
+    if (r === 0) continue;
+    for (const [o, fwd, ms] of round) {
+      o.fwd.push(fwd);
+      for (const m of list) { o.ms[m].push(ms[m]); o.ratio[m].push(ms[m] / fwd); }
+    }
+    if (tf) { T.fwd.push(tf[0]); T.grad.push(tf[1]); }
+  }
+
+  // ---- tables (markdown) -----------------------------------------------------------------------
+  const label = (m) => (m === 'smoothgrad' ? 'smoothgrad (25 samples)' : m === 'integrated-gradients' ? 'integrated-gradients (32 steps)' : m);
+  const target = (m) => (m === 'saliency' || m === 'guided-backprop' || m === 'guided-gradcam' || m === 'smoothgrad' ||
+    m === 'integrated-gradients' ? 'input' : layer);
+  log(`\nEach method's cost on one VGG16 forward (224x224, random weights, top class, logit score; ours: explainers of ` +
+      `depth 'input'), median of ${runs} runs, ms; × forward = median over the rounds of (method ms / that round's forward ms)`);
+  log(`\n| method | target | ${exs.map((o) => `ours ${o.threads} thr ms | × forward`).join(' | ')} |`);
+  log(`|---|---|${exs.map(() => '---:|---:').join('|')}|`);
+  log(`| forward alone (resize + preprocess + VGG16) | - | ${exs.map((o) => `${f(median(o.fwd))} | 1.00`).join(' | ')} |`);
+  for (const m of list) {
+    const b = m === 'saliency' ? '**' : '';
+    log(`| ${b}${label(m)}${b} | ${target(m) === 'input' && m === 'guided-gradcam' ? `input (CAM at ${layer})` : target(m)} | ` +
+        `${exs.map((o) => `${b}${f(median(o.ms[m]))}${b} | ${b}${f(median(o.ratio[m]), 2)}${b}`).join(' | ')} |`);
+  }
+  const sal = list.includes('saliency');
+  if (sal)
+    log(`\nsaliency (backward to the input) <= 1.2x the forward: ` + exs.map((o) => {
+      const v = median(o.ratio.saliency);
+      return `${o.threads} thr ${v.toFixed(2)}x ${v <= 1.2 ? 'met' : 'NOT met'}`;
+    }).join(', ') + ' (on this run\'s load)');
+  for (const o of peersOurs)
+    log(`(the default-depth explainer's forward in the peers' table above, ${o.threads} thr: ${f(median(o.fwd))} ms)`);
+
+  if (tfvgg || sal) {
+    log(`\n| engine | threads | forward ms | forward + input gradient ms | input gradient alone ms | × forward |`);
+    log('|---|---:|---:|---:|---:|---:|');
+    if (sal)
+      for (const o of exs) {
+        const both = o.fwd.map((v, i) => v + o.ms.saliency[i]);
+        log(`| ours (gradcam-wasm, saliency) | ${o.threads} | ${f(median(o.fwd))} | ${f(median(both))} | ` +
+            `${f(median(o.ms.saliency))} | ${f(median(o.ratio.saliency), 2)} |`);
+      }
+    if (tfvgg) {
+      // tf.grad records the forward on its tape: its backward alone is (tf.grad - forward) per round
+      const back = T.grad.map((v, i) => v - T.fwd[i]);
+      log(`| tfjs-backend-wasm ${tfenv.wasmVersion}: tf.grad | ${tfenv.threads} | ${f(median(T.fwd))} | ${f(median(T.grad))} | ` +
+          `${f(median(back))}* | ${f(median(back.map((v, i) => v / T.fwd[i])), 2)}* |`);
+    }
+    log('\nours: forward = timings.forwardMs, input gradient = saliency\'s timings.explainMs on the reused forward; ' +
+        'forward + input gradient = their sum per round.');
+    if (tfvgg)
+      log('* tfjs: tf.grad runs the forward on its tape, so its backward alone = tf.grad - forward of the same round; ' +
+          'one thread (WASM_HAS_MULTITHREAD_SUPPORT=false); under the tape tfjs runs each conv unfused (tf.conv2d + add + ' +
+          'relu: tfjs-core fuses only linear activations while recording a gradient), so that forward is not quite the ' +
+          'timed tf.fused.conv2d one.');
+  }
+  log('  every run: ' + exs.map((o) => `ours${o.threads} forward ${o.fwd.map((v) => f(v)).join(' ')}` +
+    (sal ? ` | saliency ${o.ms.saliency.map((v) => f(v)).join(' ')}` : '')).join('; ') +
+    (tfvgg ? `; tfjs forward ${T.fwd.map((v) => f(v)).join(' ')} | tf.grad ${T.grad.map((v) => f(v)).join(' ')}` : ''));
+  log(`  load average at the end: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  for (const o of exs) o.ex.dispose();
 }
 
 // ---- main ----------------------------------------------------------------------------------
@@ -538,8 +758,9 @@ if (tfenv) {
 }
 
 for (const o of oursAll) o.ex.dispose();
-if (tfvgg) tfvgg.dispose();
 for (const c of orts) await c.stop();
+if (withMethods) await methodsTable({ gcam, images, tensors, tfvgg, tfenv, peersOurs: oursAll });
+if (tfvgg) tfvgg.dispose();
 if (failed) {
   log('\nbench_peers: FAILED: an engine computes something else (see FAIL above)');
   process.exit(1);

@@ -1,6 +1,7 @@
 // tfjs_vgg.mjs: the gcam VGG written with TensorFlow.js ops on @tensorflow/tfjs-backend-wasm,
 // and its Grad-CAM by the Keras recipe (gradient of the class logit w.r.t. the last conv's
-// output, by tf.grad; channel weights = spatial mean; ReLU; divided by the max).
+// output, by tf.grad; channel weights = spatial mean; ReLU; divided by the max), and the
+// gradient of the class logit w.r.t. the input (saliency), by tf.grad too.
 //
 // Weights: the raw float32 files make_models.py writes (HWIO convs, (IN, OUT) dense with
 // dense0's rows in HWC order), which is NHWC TensorFlow's own layout: no transposes.
@@ -121,6 +122,32 @@ export class TfjsVgg {
     for (const t of res) t.dispose();
     logitsT.dispose();
     return { logits, classIndex: cls, cam, grad };
+  }
+
+  /** The vanilla gradient (saliency): tf.grad of classIndex's logit (the top class when null)
+   * w.r.t. the preprocessed input, read back. Under a gradient tape tfjs-core does not fuse a
+   * conv with a ReLU (shouldFuse: only linear activations are fused while a gradient is
+   * recorded), so the forward inside tf.grad runs tf.conv2d + add + relu, and the backward
+   * calls only the gradients on the path to x (Conv2DBackpropInput, no filter gradients).
+   * -> { logits, classIndex, grad (H*W*3, HWC, the input's channel order) } */
+  inputGradient(xHWC, classIndex = null) {
+    const tf = this.tf;
+    let logitsT = null;
+    let cls = classIndex;
+    const g = tf.tidy(() => {
+      const score = (x) => {
+        const l = this.head(this.features(x));
+        logitsT = tf.keep(l);
+        if (cls === null) cls = tf.argMax(l, 1).dataSync()[0];
+        return tf.squeeze(tf.slice(l, [0, cls], [1, 1]));
+      };
+      return tf.grad(score)(this.input(xHWC));
+    });
+    const grad = g.dataSync().slice();
+    const logits = logitsT.dataSync().slice();
+    g.dispose();
+    logitsT.dispose();
+    return { logits, classIndex: cls, grad };
   }
 
   dispose() {
