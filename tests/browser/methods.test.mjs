@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { FIXTURES, requireBuilds } from '../js/helpers.mjs';
-import { knownBug, forEachEngine } from './harness.mjs';
+import { forEachEngine } from './harness.mjs';
 
 requireBuilds();
 
@@ -24,7 +24,7 @@ async function pick(page, selector, value, want) {
 
 forEachEngine((engine) => {
   engine.test('demo: the method and layer pickers change the map without a new forward',
-    { timeout: 180e3, todo: knownBug(engine.name, true) }, async ({ browser, origin }) => {
+    { timeout: 180e3 }, async ({ browser, origin }) => {
       const page = await browser.newPage();
       await page.goto(`${origin}/web/demo/?sample=none`);
       assert.equal(await page.waitState(['ready', 'error']), 'ready', await page.text('#weights-status'));
