@@ -33,5 +33,9 @@ gcam_status gcam__error(gcam_status status, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(gcam__last_error, sizeof gcam__last_error, fmt, ap);
   va_end(ap);
+  /* Messages may quote the caller's words (a layer or method name): printable ASCII only, so
+   * no raw byte reaches a terminal or a JS string (SECURITY.md's CLI row) */
+  for (char *c = gcam__last_error; *c; c++)
+    if (*c < 0x20 || *c > 0x7e) *c = '?';
   return status;
 }

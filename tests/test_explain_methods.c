@@ -636,6 +636,10 @@ static void check_bad_input(void) {
   EXPECT(gcam_model_layer_index(m, "block4_conv3", &idx), GCAM_STATUS_INVALID_ARGUMENT,
          "no conv layer named 'block4_conv3' (this model has block1_conv1..block3_conv1)");
   EXPECT(gcam_model_layer_index(m, NULL, &idx), GCAM_STATUS_INVALID_ARGUMENT, "NULL");
+  EXPECT(gcam_model_layer_index(m, "block\xff\x1b[2J", &idx), GCAM_STATUS_INVALID_ARGUMENT,
+         "no conv layer named 'block??[2J'");
+  EXPECT(gcam_method_from_name("grad\xc3\xa9" "cam", &meth), GCAM_STATUS_INVALID_ARGUMENT,
+         "unknown method 'grad??cam'");
   CHECK(gcam_model_layer_index(m, "block3_conv1", &idx) == GCAM_STATUS_OK && idx == 3, "block3_conv1");
   EXPECT(gcam_model_layer_info(m, 4, &li), GCAM_STATUS_INVALID_ARGUMENT, "layer 4 is outside");
   EXPECT(gcam_model_layer_info(m, -1, &li), GCAM_STATUS_INVALID_ARGUMENT, "0..3");
