@@ -290,8 +290,12 @@ typedef struct gcam_state_params {
   /* The deepest point a backward from this state may reach: GCAM_DEPTH_LAST_CONV (default),
    * a conv index 0..n_conv-1 (CAM methods at that layer or any above it), or
    * GCAM_DEPTH_INPUT (every layer, and the pixel-level methods). The state keeps every conv
-   * output (and pool argmax) at or above that depth, plus gradient buffers;
-   * gcam_state_memory_bytes() says what that costs. */
+   * output (and pool argmax) at or above that depth, plus gradient buffers, plus the
+   * backward's weights of every conv above that depth: with GCAM_MEMORY_FAST (or XNNPACK)
+   * one pre-packed copy per layer, filled the first time a backward reaches the layer
+   * (VGG16 at GCAM_DEPTH_INPUT: 236 MB), with GCAM_MEMORY_COMPACT one buffer for the
+   * largest layer, refilled as each layer runs (38 MB). gcam_state_memory_bytes() says what
+   * the state costs. */
   int32_t depth;
 } gcam_state_params;
 

@@ -29,17 +29,23 @@ static gcam_status gcam__conv_forward(gcam_state *s, int32_t layer, float *y, co
 }
 
 /* dy (post-ReLU) -> ReLU' (the layer's output as mask) -> dx = conv(dy, w rotated 180 deg,
- * channels swapped), its weights packed from the canonical ones into s->bpack first */
+ * channels swapped), its weights packed from the canonical ones: into the state's slot for
+ * the layer the first time (pre-packed models), or into s->bpack each time (compact) */
 static void gcam__conv_backward(gcam_state *s, int32_t layer, float *dx, float *dy, int guided) {
-  const gcam_conv_layer *l = &s->model->conv[s->layer[layer].index];
+  const int32_t i = s->layer[layer].index;
+  const gcam_conv_layer *l = &s->model->conv[i];
   const size_t n = (size_t)l->H * (size_t)l->W * (size_t)l->OC;
   if (guided)
     gcam__relu_backward_guided(dy, s->y[layer], n);
   else
     gcam__relu_backward(dy, s->y[layer], n);
-  gcam__conv3x3_backward_pack_canon_pool(s->bpack, l->w_canon, l->w_canon_dtype, l->C, l->OC,
-                                         &s->pool);
-  gcam__conv3x3_backward_input_pool(dx, dy, s->bpack, l->H, l->W, l->C, l->OC, s->scratch,
+  float *packed = l->w_compact ? s->bpack : s->bwd + s->bwd_off[i];
+  if (l->w_compact || !s->bwd_ready[i]) {
+    gcam__conv3x3_backward_pack_canon_pool(packed, l->w_canon, l->w_canon_dtype, l->C, l->OC,
+                                           &s->pool);
+    s->bwd_ready[i] = !l->w_compact;
+  }
+  gcam__conv3x3_backward_input_pool(dx, dy, packed, l->H, l->W, l->C, l->OC, s->scratch,
                                     &s->pool);
 }
 

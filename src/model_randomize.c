@@ -213,6 +213,7 @@ void gcam__model_reinit_dense(gcam_model *m, int32_t j, uint64_t seed) {
 }
 
 gcam_status gcam__state_refresh_conv(gcam_state *s, int32_t i) {
+  s->bwd_ready[i] = 0; /* its backward weights are packed again from the new ones */
 #ifdef GCAM_HAVE_XNNPACK
   const gcam_conv_layer *l = &s->model->conv[i];
   if (s->model->backend == GCAM_BACKEND_XNNPACK) {

@@ -30,7 +30,7 @@ void gcam_state_free(gcam_state *s) {
   for (int32_t i = 0; i < GCAM_MAX_CONV; i++) gcam__xnn_conv_delete(s->xnn_conv[i]);
 #endif
   void *bufs[] = {s->resized, s->input, s->act[0],   s->act[1], s->own,   s->argmax_all,
-                  s->scratch, s->pack,  s->bpack,    s->dense_out, s->probs, s->g[0],
+                  s->scratch, s->pack,  s->bpack,    s->bwd,      s->dense_out, s->probs, s->g[0],
                   s->g[1],    s->cam,   s->work,     s->in_grad, s->gsum,  s->x0,
                   s->xs,      s->cam_up};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
@@ -133,7 +133,8 @@ static gcam_status gcam__state_create_xnn(gcam_state *s) {
  * stay in a ping-pong buffer, which keeps the default state at its old size. Everything else
  * takes the ping-pong buffer its input is not in. */
 typedef struct {
-  uint64_t act[2], own, argmax, g[2], bpack, cam, work;
+  uint64_t act[2], own, argmax, g[2], bpack, bwd, cam, work;
+  uint64_t bwd_off[GCAM_MAX_CONV];
   int32_t where[GCAM__MAX_LAYERS]; /* 0/1: act[]; 2: own; 3: dense_out */
   uint64_t own_off[GCAM__MAX_LAYERS], argmax_off[GCAM__MAX_LAYERS];
 } gcam__plan;
@@ -173,8 +174,15 @@ static void gcam__state_plan(const gcam_state *s, gcam__plan *p) {
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
     if (gcam__conv_backward_needed(s, i)) {
+      /* compact: packed as the backward reaches the layer, into one buffer for the largest;
+       * pre-packed weights (fast, XNNPACK): each layer's backward weights packed once, at
+       * the first backward through it, and kept (memory for speed, as the forward's) */
       const uint64_t b = gcam__conv3x3_backward_packed_floats(l->C, l->OC);
-      if (b > p->bpack) p->bpack = b;
+      if (l->w_compact) {
+        if (b > p->bpack) p->bpack = b;
+      } else {
+        p->bwd_off[i] = p->bwd, p->bwd += (b + 15) / 16 * 16; /* 64-byte aligned slots */
+      }
     }
     if (i >= s->depth_conv) {
       const uint64_t hw = (uint64_t)l->H * (uint64_t)l->W;
@@ -263,6 +271,8 @@ gcam_status gcam_state_create_ex(const gcam_model *m, const gcam_state_params *p
   s->scratch = gcam__state_alloc(s, (uint64_t)s->scratch_floats * sizeof(float), &failed, &too_big);
   s->pack = gcam__state_alloc(s, pack * sizeof(float), &failed, &too_big);
   s->bpack = gcam__state_alloc(s, plan.bpack * sizeof(float), &failed, &too_big);
+  s->bwd = gcam__state_alloc(s, plan.bwd * sizeof(float), &failed, &too_big);
+  memcpy(s->bwd_off, plan.bwd_off, sizeof s->bwd_off);
   s->dense_out = gcam__state_alloc(s, dense * sizeof(float), &failed, &too_big);
   s->probs = gcam__state_alloc(s, (uint64_t)m->n_classes * sizeof(float), &failed, &too_big);
   s->g[0] = gcam__state_alloc(s, plan.g[0] * sizeof(float), &failed, &too_big);

@@ -37,7 +37,13 @@ struct gcam_state {
   float *scratch;         /* conv kernel scratch, for pool.n_threads task slots */
   size_t scratch_floats;  /* its size */
   float *pack;            /* compact convs' weights, packed as each layer runs (or NULL) */
-  float *bpack;           /* a conv's backward weights, packed as the backward reaches it */
+  float *bpack;           /* a compact conv's backward weights, packed as the backward reaches it */
+  /* a pre-packed (fast / XNNPACK) conv's backward weights: packed once, the first time a
+   * backward reaches the layer, into bwd + bwd_off[i] (bwd_ready[i] then 1); the weights
+   * never change, so later backwards run them as the forward runs its packed weights */
+  float *bwd;
+  uint64_t bwd_off[GCAM_MAX_CONV];
+  uint8_t bwd_ready[GCAM_MAX_CONV];
   gcam_threadpool pool;   /* the host's threads (run == NULL: serial) */
   const float *cam_act;   /* (cam_h, cam_w, cam_c): the last conv's output */
   float *dense_out;       /* every dense layer's output, back to back */

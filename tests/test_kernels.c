@@ -792,6 +792,26 @@ static void test_elementwise(void) {
   CHECK(memcmp(d, expect, sizeof d) == 0, "relu_backward: %g %g %g %g %g %g %g", d[0], d[1],
         d[2], d[3], d[4], d[5], d[6]);
 
+  /* both masks on 4-wide vectors and a scalar tail (11 = 2 vectors + 3): every sign, zero,
+   * tiny and NaN case of y and of d, against the definitions written out here */
+  {
+    enum { NG = 11 };
+    const float yy[NG] = {1.0f, 2.0f, -1.0f, 0.0f, 3.0f, -0.0f, 1e-40f, NAN, 4.0f, 5.0f, -2.0f};
+    const float dd[NG] = {0.5f, -0.5f, 2.0f, 1.0f, -0.0f, 7.0f, 3.0f, 1.0f, 1e-40f, NAN, 9.0f};
+    float a[NG], g[NG];
+    memcpy(a, dd, sizeof a), memcpy(g, dd, sizeof g);
+    gcam__relu_backward(a, yy, NG);
+    gcam__relu_backward_guided(g, yy, NG);
+    int bad = 0;
+    for (int i = 0; i < NG; i++) {
+      const float pa = yy[i] > 0.0f ? dd[i] : 0.0f;
+      const float pg = yy[i] > 0.0f && dd[i] > 0.0f ? dd[i] : 0.0f;
+      if (memcmp(&a[i], &pa, 4) != 0 && !(pa != pa && a[i] != a[i])) bad++;
+      if (memcmp(&g[i], &pg, 4) != 0) bad++;
+    }
+    CHECK(bad == 0, "relu_backward / relu_backward_guided: %d values differ from the definition", bad);
+  }
+
   /* softmax: large logits must not overflow; sums to 1; matches a direct double formula */
   enum { N = 37 };
   float z[N], p[N], q[N], dz[N];

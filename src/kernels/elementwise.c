@@ -2,13 +2,31 @@
 #include <math.h>
 
 #include "ops.h"
+#include "simd.h"
 
+/* Both masks are spelled as vector compares and an and: clang 14 leaves the guided one's
+ * two-condition select scalar in wasm (measured: guided backprop's backward 40 ms slower
+ * than saliency's on VGG16, whose masks cover 15M values). Same values as the scalar tail:
+ * a NaN or a zero (either sign) in y, or in d for the guided mask, gives +0. */
 void gcam__relu_backward(float *d, const float *y, size_t N) {
-  for (size_t i = 0; i < N; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
+  const gcam_f32x4 z = gcam__f32x4_splat(0.0f);
+  size_t i = 0;
+  for (; i + 4 <= N; i += 4) {
+    const gcam_f32x4 dv = gcam__f32x4_load(d + i), yv = gcam__f32x4_load(y + i);
+    gcam__f32x4_store(d + i, (gcam_f32x4)((gcam_i32x4)dv & (gcam_i32x4)(yv > z)));
+  }
+  for (; i < N; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f;
 }
 
 void gcam__relu_backward_guided(float *d, const float *y, size_t N) {
-  for (size_t i = 0; i < N; i++) d[i] = y[i] > 0.0f && d[i] > 0.0f ? d[i] : 0.0f;
+  const gcam_f32x4 z = gcam__f32x4_splat(0.0f);
+  size_t i = 0;
+  for (; i + 4 <= N; i += 4) {
+    const gcam_f32x4 dv = gcam__f32x4_load(d + i), yv = gcam__f32x4_load(y + i);
+    gcam__f32x4_store(d + i, (gcam_f32x4)((gcam_i32x4)dv & (gcam_i32x4)(yv > z) &
+                                          (gcam_i32x4)(dv > z)));
+  }
+  for (; i < N; i++) d[i] = y[i] > 0.0f && d[i] > 0.0f ? d[i] : 0.0f;
 }
 
 void gcam__softmax_forward(float *p, const float *z, int32_t N) {
