@@ -294,6 +294,10 @@ gcam_status gcam_state_explain_ex(gcam_state *s, int32_t class_index,
   gcam_status st = gcam__check_params(s, &p, &conv);
   if (st) return st;
   if (!s->has_forward) return gcam__error(GCAM_STATUS_BAD_STATE, "explain needs a forward first");
+  if (gcam_method_is_pixel(p.method) || conv < m->n_conv - 1) { /* a backward through convs */
+    st = gcam__state_backward_weights(s);
+    if (st) return st;
+  }
   s->has_gradient = s->has_input_grad = 0;
 
   float *raw = raw_map ? raw_map : s->cam, max = 0.0f;

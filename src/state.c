@@ -96,6 +96,25 @@ gcam_status gcam_state_set_threadpool(gcam_state *s, const gcam_threadpool *pool
   return GCAM_STATUS_OK;
 }
 
+gcam_status gcam__state_backward_weights(gcam_state *s) {
+  if (s->bwd || s->bwd_floats == 0) return GCAM_STATUS_OK;
+  const uint64_t bytes = s->bwd_floats * sizeof(float);
+  const unsigned long long mb = (unsigned long long)((bytes + (1u << 20) - 1) >> 20);
+  if (bytes > GCAM__MAX_ALLOC_BYTES)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "the backward's packed conv weights need %llu MB, more than this build "
+                       "can address (GCAM_MEMORY_COMPACT packs them as each layer runs)", mb);
+  s->bwd = malloc((size_t)bytes);
+  if (!s->bwd)
+    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
+                       "out of memory: the backward's packed conv weights need %llu MB "
+                       "(GCAM_MEMORY_COMPACT packs them as each layer runs, in one layer's room)",
+                       mb);
+  s->bytes += bytes;
+  memset(s->bwd_ready, 0, sizeof s->bwd_ready);
+  return GCAM_STATUS_OK;
+}
+
 gcam_status gcam__state_cam_work(gcam_state *s, size_t doubles) {
   if (doubles <= s->work_doubles) return GCAM_STATUS_OK;
   if ((uint64_t)doubles > GCAM__MAX_ALLOC_BYTES / sizeof(double))
@@ -271,7 +290,7 @@ gcam_status gcam_state_create_ex(const gcam_model *m, const gcam_state_params *p
   s->scratch = gcam__state_alloc(s, (uint64_t)s->scratch_floats * sizeof(float), &failed, &too_big);
   s->pack = gcam__state_alloc(s, pack * sizeof(float), &failed, &too_big);
   s->bpack = gcam__state_alloc(s, plan.bpack * sizeof(float), &failed, &too_big);
-  s->bwd = gcam__state_alloc(s, plan.bwd * sizeof(float), &failed, &too_big);
+  s->bwd_floats = plan.bwd; /* allocated at the first backward that needs it */
   memcpy(s->bwd_off, plan.bwd_off, sizeof s->bwd_off);
   s->dense_out = gcam__state_alloc(s, dense * sizeof(float), &failed, &too_big);
   s->probs = gcam__state_alloc(s, (uint64_t)m->n_classes * sizeof(float), &failed, &too_big);

@@ -40,8 +40,12 @@ struct gcam_state {
   float *bpack;           /* a compact conv's backward weights, packed as the backward reaches it */
   /* a pre-packed (fast / XNNPACK) conv's backward weights: packed once, the first time a
    * backward reaches the layer, into bwd + bwd_off[i] (bwd_ready[i] then 1); the weights
-   * never change, so later backwards run them as the forward runs its packed weights */
+   * never change, so later backwards run them as the forward runs its packed weights.
+   * bwd (bwd_floats) is allocated by the first explain whose backward crosses a conv
+   * (gcam__state_backward_weights): a deep state used for the last conv's maps only never
+   * holds it. */
   float *bwd;
+  uint64_t bwd_floats;
   uint64_t bwd_off[GCAM_MAX_CONV];
   uint8_t bwd_ready[GCAM_MAX_CONV];
   gcam_threadpool pool;   /* the host's threads (run == NULL: serial) */
@@ -65,6 +69,11 @@ struct gcam_state {
 
 /* the output of dense layer j inside dense_out */
 float *gcam__dense_output(const gcam_state *s, int32_t j);
+
+/* s->bwd allocated if this state's plan has pre-packed backward weights and it is not yet
+ * (GCAM_STATUS_OUT_OF_MEMORY, with the MB, when that fails); call before a backward that
+ * crosses a conv layer */
+gcam_status gcam__state_backward_weights(gcam_state *s);
 
 /* work of at least `doubles` (grown: the eigen methods need up to H*W*K + 2n^2 at a layer) */
 gcam_status gcam__state_cam_work(gcam_state *s, size_t doubles);

@@ -52,6 +52,31 @@ for (const [dtype, memory] of [['f32', 'compact'], ['f16', 'fast']]) {
   });
 }
 
+// A 'fast' state at depth 'input' packs the backward's conv weights once and keeps them
+// (VGG16: 236 MB), allocated at the first explanation whose backward crosses a conv: a heap
+// with room for the weights and the state but not for those is an explainer that makes
+// Grad-CAM at the last conv, answers a pixel method with GCAM_STATUS_OUT_OF_MEMORY (the MB
+// needed), and goes on working.
+test('int8 VGG16, fast, depth input, 700 MB heap: gradcam works, saliency is OUT_OF_MEMORY with the MB, the explainer stays usable', { timeout: 600_000 }, async () => {
+  const ex = await createExplainer({ weights: await randomVgg16('int8'), memory: 'fast', depth: 'input', maxMemoryMB: 700, threads: 1, worker: false });
+  try {
+    const img = image(224, 224);
+    const before = ex.info.memoryBytes;
+    const a = await ex.explain(img, { topK: 1 });
+    await assert.rejects(ex.explain(img, { topK: 1, method: 'saliency' }),
+      (e) => e instanceof GcamError && e.code === 'GCAM_STATUS_OUT_OF_MEMORY' && /need \d+ MB/.test(e.message) &&
+        /GCAM_MEMORY_COMPACT|compact/.test(e.message));
+    const b = await ex.explain(img, { topK: 1 });
+    assert.deepEqual(b.explanations[0].heatmap, a.explanations[0].heatmap);
+    const c = await ex.explain(img, { topK: 1, method: 'gradcam', layer: 'block5_conv3' });
+    assert.deepEqual(c.explanations[0].heatmap, a.explanations[0].heatmap);
+    assert.ok(ex.info.wasmMemoryBytes <= 700 << 20, `wasm memory ${ex.info.wasmMemoryBytes}`);
+    assert.ok(before > 400 << 20, `heap ${before}`);
+  } finally {
+    ex.dispose();
+  }
+});
+
 test('memory and maxMemoryMB are checked before anything loads', async () => {
   const weights = path.join(FIXTURES, 'model.gcam');
   await assert.rejects(createExplainer({ weights, memory: 'small' }), GcamArgumentError);
