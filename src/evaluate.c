@@ -286,7 +286,7 @@ gcam_status gcam__evaluate_randomization(gcam_state *s, int32_t class_index, con
     } else {
       const int32_t i = m->n_conv - 1 - (step - m->n_dense);
       gcam__model_reinit_conv(clone, i, seed, stage);
-      if ((st = gcam__state_refresh_conv(cs, i))) goto done;
+      if ((st = gcam__state_refresh_conv(cs, clone, i))) goto done;
     }
     if ((st = gcam_state_forward_tensor(cs, s->input)) ||
         (st = gcam_state_explain_ex(cs, class_index, explain, NULL, now, NULL)))

@@ -27,8 +27,8 @@ size_t gcam__model_reinit_staging_floats(const gcam_model *m);
  * canonical (3,3,C,OC) f32 (XNNPACK's, and the backward's w_canon) and packed (through
  * `staging`, gcam__model_reinit_staging_floats() floats), or compact f32 / f16, for convs;
  * f32, f16 or int8 (scale 2 std / 127 per output, which holds the truncated range exactly)
- * for dense layers. A state on an XNNPACK model must rebuild the conv's operator afterwards
- * (gcam__state_refresh_conv). */
+ * for dense layers. Then gcam__state_refresh_conv makes what was derived from the weights
+ * again. */
 void gcam__model_reinit_conv(gcam_model *m, int32_t i, uint64_t seed, float *staging);
 void gcam__model_reinit_dense(gcam_model *m, int32_t j, uint64_t seed);
 
@@ -36,9 +36,10 @@ void gcam__model_reinit_dense(gcam_model *m, int32_t j, uint64_t seed);
  * re-initialised weights are far inside it). */
 uint16_t gcam__f32_to_f16(float f);
 
-/* After conv i of the state's model changed: anything the state derived from its weights
- * (XNNPACK's packed operator) is made again. */
-gcam_status gcam__state_refresh_conv(gcam_state *s, int32_t i);
+/* After conv i of model m (the state's, a private copy) changed: what was derived from its
+ * weights is made again (the state's packed backward weights, the model's XNNPACK
+ * operator). */
+gcam_status gcam__state_refresh_conv(gcam_state *s, gcam_model *m, int32_t i);
 
 /* ---- evaluate.c --------------------------------------------------------------------------- */
 

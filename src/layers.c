@@ -17,7 +17,7 @@ static gcam_status gcam__conv_forward(gcam_state *s, int32_t layer, float *y, co
   const gcam_conv_layer *l = &s->model->conv[i];
 #ifdef GCAM_HAVE_XNNPACK
   if (s->model->backend == GCAM_BACKEND_XNNPACK)
-    return gcam__xnn_conv3x3_relu_run(s->xnn_conv[i], y, x, l->H, l->W);
+    return gcam__xnn_model_conv_run(s->model, i, y, x, l->H, l->W);
 #endif
   if (l->w_compact)
     gcam__conv3x3_relu_forward_compact_pool(y, x, l->w_compact, l->w_dtype, l->bias, l->H,

@@ -7,6 +7,9 @@
 #include "error.h"
 #include "kernels/conv3x3.h"
 #include "model.h"
+#ifdef GCAM_HAVE_XNNPACK
+#include "xnn_backend.h"
+#endif
 
 gcam_model_params gcam_model_default_params(void) {
   gcam_model_params p;
@@ -17,6 +20,9 @@ gcam_model_params gcam_model_default_params(void) {
 
 void gcam_model_free(gcam_model *model) {
   if (!model) return;
+#ifdef GCAM_HAVE_XNNPACK
+  gcam__xnn_model_free(model);
+#endif
   free(model->weights);
   free(model->labels);
   free(model->label_ptr);

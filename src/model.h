@@ -60,6 +60,8 @@ struct gcam_model {
   char *labels;                   /* n_classes NUL-terminated strings, or NULL */
   const char **label_ptr;         /* n_classes pointers into labels */
   uint8_t sha256[32];
+  /* GCAM_BACKEND_XNNPACK: the conv operators, made at load (xnn_backend.h); else NULL */
+  struct gcam__xnn_model *xnn;
 };
 
 #endif

@@ -842,6 +842,13 @@ gcam_status gcam_model_loader_finish(gcam_model_loader *L, gcam_model **out) {
     return st;
   }
   gcam__place_weights(L, L->model);
+#ifdef GCAM_HAVE_XNNPACK
+  /* the conv operators, once per model (each packs its layer's weights) */
+  if (L->model->backend == GCAM_BACKEND_XNNPACK && (st = gcam__xnn_model_create(L->model))) {
+    gcam_model_loader_free(L); /* frees the model and what was made of it */
+    return st;
+  }
+#endif
   *out = L->model;
   L->model = NULL;
   gcam_model_loader_free(L);

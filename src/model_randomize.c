@@ -38,7 +38,7 @@ gcam_status gcam__model_clone(const gcam_model *m, gcam_model **out) {
   gcam_model *c = malloc(sizeof *c);
   if (!c) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory");
   *c = *m;
-  c->labels = NULL, c->label_ptr = NULL;
+  c->labels = NULL, c->label_ptr = NULL, c->xnn = NULL;
   /* weight_bytes is a sum of 64-byte pieces, as aligned_alloc wants */
   c->weights = aligned_alloc(64, m->weight_bytes);
   if (!c->weights) {
@@ -68,6 +68,13 @@ gcam_status gcam__model_clone(const gcam_model *m, gcam_model **out) {
     return gcam__error(GCAM_STATUS_BAD_STATE,
                        "the model's layers do not all live in its weights allocation");
   }
+#ifdef GCAM_HAVE_XNNPACK
+  gcam_status st;
+  if (c->backend == GCAM_BACKEND_XNNPACK && (st = gcam__xnn_model_create(c))) {
+    gcam_model_free(c);
+    return st;
+  }
+#endif
   *out = c;
   return GCAM_STATUS_OK;
 }
@@ -212,16 +219,11 @@ void gcam__model_reinit_dense(gcam_model *m, int32_t j, uint64_t seed) {
   memset((float *)dw->bias, 0, sizeof(float) * (size_t)l->OUT);
 }
 
-gcam_status gcam__state_refresh_conv(gcam_state *s, int32_t i) {
+gcam_status gcam__state_refresh_conv(gcam_state *s, gcam_model *m, int32_t i) {
   s->bwd_ready[i] = 0; /* its backward weights are packed again from the new ones */
 #ifdef GCAM_HAVE_XNNPACK
-  const gcam_conv_layer *l = &s->model->conv[i];
-  if (s->model->backend == GCAM_BACKEND_XNNPACK) {
-    gcam__xnn_conv_delete(s->xnn_conv[i]);
-    s->xnn_conv[i] = NULL;
-    return gcam__xnn_conv3x3_relu_create(&s->xnn_conv[i], l->w_hwio, l->bias, l->C, l->OC);
-  }
+  if (m->backend == GCAM_BACKEND_XNNPACK) return gcam__xnn_model_conv_refresh(m, i);
 #endif
-  (void)s, (void)i;
+  (void)m;
   return GCAM_STATUS_OK;
 }

@@ -7,9 +7,6 @@
 #include "error.h"
 #include "parallel.h"
 #include "state.h"
-#ifdef GCAM_HAVE_XNNPACK
-#include "xnn_backend.h"
-#endif
 
 float *gcam__dense_output(const gcam_state *s, int32_t j) {
   size_t off = 0;
@@ -26,9 +23,6 @@ gcam_state_params gcam_state_default_params(void) {
 
 void gcam_state_free(gcam_state *s) {
   if (!s) return;
-#ifdef GCAM_HAVE_XNNPACK
-  for (int32_t i = 0; i < GCAM_MAX_CONV; i++) gcam__xnn_conv_delete(s->xnn_conv[i]);
-#endif
   void *bufs[] = {s->resized, s->input, s->act[0],   s->act[1], s->own,   s->argmax_all,
                   s->scratch, s->pack,  s->bpack,    s->bwd,      s->dense_out, s->probs, s->g[0],
                   s->g[1],    s->cam,   s->work,     s->in_grad, s->gsum,  s->x0,
@@ -127,23 +121,6 @@ gcam_status gcam__state_cam_work(gcam_state *s, size_t doubles) {
   s->bytes += (uint64_t)(doubles - s->work_doubles) * sizeof(double);
   s->work = w, s->work_doubles = doubles;
   return GCAM_STATUS_OK;
-}
-
-static gcam_status gcam__state_create_xnn(gcam_state *s) {
-#ifdef GCAM_HAVE_XNNPACK
-  const gcam_model *m = s->model;
-  gcam_status st = gcam__xnn_init();
-  if (st) return st;
-  for (int32_t i = 0; i < m->n_conv; i++) {
-    const gcam_conv_layer *l = &m->conv[i];
-    st = gcam__xnn_conv3x3_relu_create(&s->xnn_conv[i], l->w_hwio, l->bias, l->C, l->OC);
-    if (st) return st;
-  }
-  return GCAM_STATUS_OK;
-#else
-  (void)s;
-  return gcam__error(GCAM_STATUS_BACKEND, "this build has no XNNPACK backend");
-#endif
 }
 
 /* Where every layer's output lives, in floats (64 bits: a 4096x4096x64 activation is 4 GiB
@@ -326,13 +303,6 @@ gcam_status gcam_state_create_ex(const gcam_model *m, const gcam_state_params *p
               : w == 2 ? s->own + plan.own_off[i]
                        : s->act[w];
     s->argmax[i] = plan.argmax_off[i] ? s->argmax_all + (plan.argmax_off[i] - 1) : NULL;
-  }
-  if (m->backend == GCAM_BACKEND_XNNPACK) {
-    gcam_status st = gcam__state_create_xnn(s);
-    if (st) {
-      gcam_state_free(s);
-      return st;
-    }
   }
   *out = s;
   return GCAM_STATUS_OK;

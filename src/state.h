@@ -11,7 +11,6 @@
 #include "layers.h"
 #include "model.h"
 
-struct gcam_xnn_conv;
 
 struct gcam_state {
   const gcam_model *model;
@@ -64,7 +63,6 @@ struct gcam_state {
   float *x0, *xs;         /* the image's input, and a noisy / scaled copy */
   float *cam_up;          /* (in_h, in_w) guided-gradcam's upsampled Grad-CAM */
   uint64_t bytes;         /* what all this takes */
-  struct gcam_xnn_conv *xnn_conv[GCAM_MAX_CONV];
 };
 
 /* the output of dense layer j inside dense_out */

@@ -9,6 +9,7 @@
 #include <xnnpack.h>
 
 #include "error.h"
+#include "model.h"
 
 _Static_assert(GCAM_XNN_EXTRA_BYTES >= XNN_EXTRA_BYTES, "GCAM_XNN_EXTRA_BYTES is too small");
 
@@ -119,4 +120,57 @@ void gcam__xnn_conv_delete(gcam_xnn_conv *op) {
   if (!op) return;
   xnn_delete_operator(op->op);
   free(op);
+}
+
+/* ---- the model's conv operators --------------------------------------------------------- */
+
+struct gcam__xnn_model {
+  pthread_mutex_t lock;
+  gcam_xnn_conv *conv[GCAM_MAX_CONV];
+};
+
+gcam_status gcam__xnn_model_create(gcam_model *m) {
+  struct gcam__xnn_model *x = calloc(1, sizeof *x);
+  if (!x) return gcam__error(GCAM_STATUS_OUT_OF_MEMORY, "out of memory (XNNPACK operators)");
+  if (pthread_mutex_init(&x->lock, NULL) != 0) {
+    free(x);
+    return gcam__error(GCAM_STATUS_BACKEND, "XNNPACK operators: no mutex");
+  }
+  m->xnn = x;
+  for (int32_t i = 0; i < m->n_conv; i++) {
+    const gcam_conv_layer *l = &m->conv[i];
+    gcam_status st = gcam__xnn_conv3x3_relu_create(&x->conv[i], l->w_hwio, l->bias, l->C, l->OC);
+    if (st) return st; /* the caller frees the model, and with it what was made */
+  }
+  return GCAM_STATUS_OK;
+}
+
+void gcam__xnn_model_free(gcam_model *m) {
+  struct gcam__xnn_model *x = m->xnn;
+  if (!x) return;
+  for (int32_t i = 0; i < GCAM_MAX_CONV; i++) gcam__xnn_conv_delete(x->conv[i]);
+  pthread_mutex_destroy(&x->lock);
+  free(x);
+  m->xnn = NULL;
+}
+
+gcam_status gcam__xnn_model_conv_run(const gcam_model *m, int32_t i, float *out, const float *in,
+                                     int32_t H, int32_t W) {
+  struct gcam__xnn_model *x = m->xnn;
+  if (!x || !x->conv[i])
+    return gcam__error(GCAM_STATUS_BAD_STATE, "the XNNPACK model has no operator for conv %d",
+                       (int)i);
+  pthread_mutex_lock(&x->lock);
+  const gcam_status st = gcam__xnn_conv3x3_relu_run(x->conv[i], out, in, H, W);
+  pthread_mutex_unlock(&x->lock);
+  return st;
+}
+
+gcam_status gcam__xnn_model_conv_refresh(gcam_model *m, int32_t i) {
+  struct gcam__xnn_model *x = m->xnn;
+  if (!x) return GCAM_STATUS_OK;
+  const gcam_conv_layer *l = &m->conv[i];
+  gcam__xnn_conv_delete(x->conv[i]);
+  x->conv[i] = NULL;
+  return gcam__xnn_conv3x3_relu_create(&x->conv[i], l->w_hwio, l->bias, l->C, l->OC);
 }

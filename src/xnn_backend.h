@@ -47,4 +47,19 @@ gcam_status gcam__xnn_conv3x3_relu_run(gcam_xnn_conv *op, float *out, const floa
                                       int32_t W);
 void gcam__xnn_conv_delete(gcam_xnn_conv *op);
 
+/* ---- the model's conv operators -----------------------------------------------------------
+ * An XNNPACK model owns one operator per conv layer, created when the load finishes (each
+ * packs its layer's weights once: VGG16 59 MB, not once per state). A model is shared by
+ * states on several threads, and an XNNPACK operator binds its buffers at setup, so a run
+ * (setup + run) holds the model's lock: two states of one XNNPACK model take turns in each
+ * conv. This backend is the native cross-check; the portable one has no lock. */
+struct gcam_model;
+gcam_status gcam__xnn_model_create(struct gcam_model *m);
+void gcam__xnn_model_free(struct gcam_model *m);
+/* conv i of model m: in (H,W,C) -> out (H,W,OC), under the model's lock */
+gcam_status gcam__xnn_model_conv_run(const struct gcam_model *m, int32_t i, float *out,
+                                     const float *in, int32_t H, int32_t W);
+/* conv i's weights changed (the randomization check's private copy): its operator again */
+gcam_status gcam__xnn_model_conv_refresh(struct gcam_model *m, int32_t i);
+
 #endif

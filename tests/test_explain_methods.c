@@ -11,7 +11,8 @@
  *     smoothgrad / IG restore the forward; integrated gradients' completeness;
  *   - a larger random VGG on pools of 2 and 3 threads: every method bit-identical to serial;
  *   - the XNNPACK backend's forward (where built) with our backward: every method within
- *     1e-3 of the map's max of the portable backend's;
+ *     1e-3 of the map's max of the portable backend's; its operators belong to the model
+ *     (a state allocates no packed weights; two states on two threads match serial);
  *   - every bad input the issue names: its status and message. */
 #include "threadpool.h" /* tools/threadpool.c, linked in by CMake */
 
@@ -764,6 +765,104 @@ static void check_xnnpack(void) {
   net_free(&t);
 }
 
+/* ---- the XNNPACK operators belong to the model ---------------------------------------------
+ * Made once at load (each packs its layer's weights): a state on an XNNPACK model allocates
+ * what gcam_state_memory_bytes() says and no packed weights of its own (here 2 MB of conv
+ * weights, which a per-state operator set would copy); states of one model on two threads
+ * take turns in the operators and compute what they compute serially. */
+#ifdef GCAM_HAVE_XNNPACK
+#include <malloc.h>
+#include <pthread.h>
+
+static size_t heap_in_use(void) {
+  const struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+typedef struct {
+  gcam_state *s;
+  const float *x[2];
+  float *logits; /* 2 x n_classes: the last forward of each input */
+  int32_t n_classes, rounds, failed;
+} xnn_worker;
+
+static void *xnn_worker_run(void *arg) {
+  xnn_worker *w = arg;
+  for (int32_t r = 0; r < w->rounds; r++) {
+    const float *z;
+    if (gcam_state_forward_tensor(w->s, w->x[r & 1]) || gcam_state_logits(w->s, &z)) {
+      w->failed = 1;
+      break;
+    }
+    memcpy(w->logits + (size_t)(r & 1) * w->n_classes, z, (size_t)w->n_classes * sizeof *z);
+  }
+  return NULL;
+}
+#endif
+
+static void check_xnnpack_shared(void) {
+#ifdef GCAM_HAVE_XNNPACK
+  static const int32_t oc[] = {64, 128, 128, 256}, pool[] = {1, 0, 1, 1}, d[] = {16, 10};
+  net t;
+  net_init(&t, 13, 11, 4, oc, pool, 2, d, 77u);
+  size_t size;
+  uint8_t *file = net_file(&t, &size);
+  gcam_model_params mp = gcam_model_default_params();
+  mp.backend = GCAM_BACKEND_XNNPACK;
+  gcam_model *m = NULL;
+  gcam_status st = gcam_model_load_from_memory(file, size, &mp, &m);
+  free(file);
+  if (st != GCAM_STATUS_OK) {
+    printf("XNNPACK backend unavailable (%s): the shared-operator check not run\n", gcam_last_error());
+    net_free(&t);
+    return;
+  }
+  enum { NS = 3 };
+  gcam_state *s[NS] = {NULL};
+  size_t worst = 0;
+  uint64_t said = 0;
+  for (int k = 0; k < NS; k++) {
+    const size_t before = heap_in_use();
+    CHECK(gcam_state_create(m, &s[k]) == GCAM_STATUS_OK, "xnn state %d: %s", k, gcam_last_error());
+    const size_t grew = heap_in_use() - before;
+    if (s[k]) gcam_state_memory_bytes(s[k], &said);
+    if (grew > worst) worst = grew;
+    CHECK(s[k] && grew <= said + (256u << 10),
+          "xnn state %d allocated %zu bytes, it says it holds %llu: per-state operators?", k, grew,
+          (unsigned long long)said);
+  }
+  printf("xnn: a state allocates at most %zu bytes (it reports %llu; the conv weights: %zu)\n",
+         worst, (unsigned long long)said, (size_t)(9 * (3 * 64 + 64 * 128 + 128 * 128 + 128 * 256)) * 4);
+  float *x0 = random_input(&t, 5u), *x1 = random_input(&t, 6u);
+  const int32_t nc = d[1];
+  float serial[2][16];
+  for (int i = 0; i < 2; i++) {
+    const float *z;
+    CHECK(gcam_state_forward_tensor(s[0], i ? x1 : x0) == GCAM_STATUS_OK && gcam_state_logits(s[0], &z) == GCAM_STATUS_OK,
+          "xnn forward: %s", gcam_last_error());
+    memcpy(serial[i], z, (size_t)nc * sizeof *z);
+  }
+  xnn_worker w[2];
+  pthread_t th[2];
+  for (int k = 0; k < 2; k++) {
+    w[k] = (xnn_worker){s[k + 1], {x0, x1}, calloc(2 * (size_t)nc, sizeof(float)), nc, 41 + k, 0};
+    CHECK(pthread_create(&th[k], NULL, xnn_worker_run, &w[k]) == 0, "pthread_create");
+  }
+  for (int k = 0; k < 2; k++) {
+    pthread_join(th[k], NULL);
+    CHECK(!w[k].failed, "xnn thread %d: a forward failed", k);
+    for (int i = 0; i < 2; i++)
+      CHECK(!memcmp(w[k].logits + (size_t)i * nc, serial[i], (size_t)nc * sizeof(float)),
+            "xnn thread %d, input %d: logits differ from the serial run's", k, i);
+    free(w[k].logits);
+  }
+  free(x0), free(x1);
+  for (int k = 0; k < NS; k++) gcam_state_free(s[k]);
+  gcam_model_free(m);
+  net_free(&t);
+#endif
+}
+
 int main(void) {
   check_bad_input();
   check_gradients(GCAM_MEMORY_FAST, 0);
@@ -774,5 +873,6 @@ int main(void) {
   check_methods();
   check_threads();
   check_xnnpack();
+  check_xnnpack_shared();
   TEST_MAIN_END();
 }
