@@ -293,7 +293,7 @@ typedef struct gcam_state_params {
    * output (and pool argmax) at or above that depth, plus gradient buffers, plus the
    * backward's weights of every conv above that depth: with GCAM_MEMORY_FAST (or XNNPACK)
    * one pre-packed copy per layer, filled the first time a backward reaches the layer
-   * (VGG16 at GCAM_DEPTH_INPUT: 236 MB), with GCAM_MEMORY_COMPACT one buffer for the
+   * (VGG16 at GCAM_DEPTH_INPUT: 236 MB = 225 MiB), with GCAM_MEMORY_COMPACT one buffer for the
    * largest layer, refilled as each layer runs (38 MB). gcam_state_memory_bytes() says what
    * the state costs. */
   int32_t depth;
