@@ -292,10 +292,10 @@ typedef struct gcam_state_params {
    * GCAM_DEPTH_INPUT (every layer, and the pixel-level methods). The state keeps every conv
    * output (and pool argmax) at or above that depth, plus gradient buffers, plus the
    * backward's weights of every conv above that depth: with GCAM_MEMORY_FAST (or XNNPACK)
-   * one pre-packed copy per layer, filled the first time a backward reaches the layer
-   * (VGG16 at GCAM_DEPTH_INPUT: 236 MB = 225 MiB), with GCAM_MEMORY_COMPACT one buffer for the
-   * largest layer, refilled as each layer runs (38 MB). gcam_state_memory_bytes() says what
-   * the state costs. */
+   * one pre-packed copy per layer (VGG16 at GCAM_DEPTH_INPUT: 225 MiB), allocated by the
+   * first explanation whose backward crosses a conv and filled as it reaches each layer;
+   * with GCAM_MEMORY_COMPACT one buffer for the largest layer (38 MB), refilled as each
+   * layer runs. gcam_state_memory_bytes() says what the state holds. */
   int32_t depth;
 } gcam_state_params;
 
