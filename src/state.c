@@ -23,10 +23,10 @@ gcam_state_params gcam_state_default_params(void) {
 
 void gcam_state_free(gcam_state *s) {
   if (!s) return;
-  void *bufs[] = {s->resized, s->input, s->act[0],   s->act[1], s->own,   s->argmax_all,
-                  s->scratch, s->pack,  s->bpack,    s->bwd,      s->dense_out, s->probs, s->g[0],
-                  s->g[1],    s->cam,   s->work,     s->in_grad, s->gsum,  s->x0,
-                  s->xs,      s->cam_up};
+  void *bufs[] = {s->resized, s->input,     s->act[0], s->act[1], s->own,   s->argmax_all,
+                  s->scratch, s->pack,      s->bpack,  s->bwd,    s->probs, s->dense_out,
+                  s->g[0],    s->g[1],      s->cam,    s->work,   s->in_grad, s->gsum,
+                  s->x0,      s->xs,        s->cam_up};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(s);
 }
