@@ -10,7 +10,8 @@
  *   build/bench_kernels compact [N]  the 13 convs with fast (pre-packed) and compact weights
  *                                    (f32 and f16, transformed as the layer runs), interleaved
  *   build/bench_kernels dtypes [N]   fc1-3 forward and backward_input with f32, f16 and int8
- *                                    weights, interleaved
+ *                                    weights, interleaved (and, as a diagnosis, f16 weights
+ *                                    without subnormal halves)
  * The last two are A/B comparisons for a shared machine: the variants run one after the other
  * in each of N rounds (default 7), and the minimum of each is printed with its ratio.
  *
@@ -370,19 +371,27 @@ static void bench_dtypes(int runs) {
     float *w = xmalloc(nw * sizeof *w), *in = xmalloc(IN * sizeof *in);
     float *out = xmalloc(OUT * sizeof *out), *bias = xmalloc(OUT * sizeof *bias);
     float *scale = xmalloc(OUT * sizeof *scale), *din = xmalloc(IN * sizeof *din);
-    uint16_t *wh = xmalloc(nw * 2);
+    uint16_t *wh = xmalloc(nw * 2), *wh10 = xmalloc(nw * 2);
     int8_t *wq = xmalloc(nw);
     fill(w, nw, 4, -0.01f, 0.01f);
     fill(in, (size_t)IN, 5, 0.0f, 1.0f);
     fill(bias, (size_t)OUT, 6, -0.1f, 0.1f);
     for (int32_t o = 0; o < OUT; o++) scale[o] = 0.01f / 127;
-    for (size_t k = 0; k < nw; k++) wh[k] = to_half(w[k]), wq[k] = (int8_t)(w[k] * 12700.0f);
-    const gcam__dense_weights dw[3] = {{GCAM__DTYPE_F32, w, NULL, bias},
+    size_t subnormal = 0;
+    for (size_t k = 0; k < nw; k++) {
+      wh[k] = to_half(w[k]), wq[k] = (int8_t)(w[k] * 12700.0f);
+      wh10[k] = to_half(w[k] * 1024.0f);
+      subnormal += (wh[k] & 0x7c00) == 0 && (wh[k] & 0x3ff) != 0;
+    }
+    /* the fourth column is a diagnosis, not a result: the same halves times 2^10 (none of
+     * them subnormal), read by the same f16 kernel, so their outputs are 1024x too large */
+    const gcam__dense_weights dw[4] = {{GCAM__DTYPE_F32, w, NULL, bias},
                                        {GCAM__DTYPE_F16, wh, NULL, bias},
-                                       {GCAM__DTYPE_I8, wq, scale, bias}};
-    double tf[3][32], tb[3][32];
+                                       {GCAM__DTYPE_I8, wq, scale, bias},
+                                       {GCAM__DTYPE_F16, wh10, NULL, bias}};
+    double tf[4][32], tb[4][32];
     for (int r = 0; r <= runs; r++)
-      for (int d = 0; d < 3; d++) {
+      for (int d = 0; d < 4; d++) {
         double t0 = cpu_s();
         gcam__dense_forward_dt(out, in, &dw[d], IN, OUT, 1);
         const double a = cpu_s() - t0;
@@ -391,14 +400,20 @@ static void bench_dtypes(int runs) {
         const double b = cpu_s() - t0;
         if (r > 0) tf[d][r - 1] = a, tb[d][r - 1] = b;
       }
-    double f[3], b[3];
-    for (int d = 0; d < 3; d++) f[d] = min_of(tf[d], runs), b[d] = min_of(tb[d], runs);
-    printf("fc%d %5dx%-5d forward  f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f)\n", l + 1,
-           (int)IN, (int)OUT, 1e3 * f[0], 1e3 * f[1], f[1] / f[0], 1e3 * f[2], f[2] / f[0]);
-    printf("fc%d %5dx%-5d backward f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f)\n", l + 1,
-           (int)IN, (int)OUT, 1e3 * b[0], 1e3 * b[1], b[1] / b[0], 1e3 * b[2], b[2] / b[0]);
+    double f[4], b[4];
+    for (int d = 0; d < 4; d++) f[d] = min_of(tf[d], runs), b[d] = min_of(tb[d], runs);
+    printf("fc%d %5dx%-5d forward  f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f) | "
+           "f16 x2^10 %7.2f (%.2f)\n", l + 1, (int)IN, (int)OUT, 1e3 * f[0], 1e3 * f[1],
+           f[1] / f[0], 1e3 * f[2], f[2] / f[0], 1e3 * f[3], f[3] / f[0]);
+    printf("fc%d %5dx%-5d backward f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f) | "
+           "f16 x2^10 %7.2f (%.2f)\n", l + 1, (int)IN, (int)OUT, 1e3 * b[0], 1e3 * b[1],
+           b[1] / b[0], 1e3 * b[2], b[2] / b[0], 1e3 * b[3], b[3] / b[0]);
+    if (l == 0)
+      printf("    (%.2f%% of the f16 weights are subnormal halves; 'f16 x2^10', a diagnosis: "
+             "the same halves times 2^10, none subnormal)\n", 100.0 * (double)subnormal / (double)nw);
     fflush(stdout);
-    free(w), free(in), free(out), free(bias), free(scale), free(din), free(wh), free(wq);
+    free(w), free(in), free(out), free(bias), free(scale), free(din), free(wh), free(wh10);
+    free(wq);
   }
 }
 
