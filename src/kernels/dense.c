@@ -55,7 +55,7 @@ GCAM__INLINE void gcam__w8(gcam_f32x4 *r, const void *w, size_t k, const gcam__d
  * bench_kernels dtypes on fc1-3: natively the 8-wide loads make int8 faster than f32 and f16
  * 1.9x -> 1.2x f32's time; under V8 they make int8 faster than f32 (was 1.4x) but f16
  * slower than its 4-wide i32x4.load16x4 path (re-measured with GCAM__F16_LO: fc1 forward
- * 1.3x the 4-wide time, backward 1.04x), and f32 gains nothing: it is bound by memory) */
+ * 1.16x the 4-wide time, backward 1.04x), and f32 gains nothing: it is bound by memory) */
 #if defined(__wasm_simd128__)
 #define GCAM__WIDE(dt) ((dt) == GCAM__DTYPE_I8 ? 8 : 0)
 #else
