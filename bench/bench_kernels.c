@@ -410,7 +410,8 @@ static void bench_dtypes(int runs) {
            b[1] / b[0], 1e3 * b[2], b[2] / b[0], 1e3 * b[3], b[3] / b[0]);
     if (l == 0)
       printf("    (%.2f%% of the f16 weights are subnormal halves; 'f16 x2^10', a diagnosis: "
-             "the same halves times 2^10, none subnormal)\n", 100.0 * (double)subnormal / (double)nw);
+             "the same halves times 2^10, none subnormal)\n",
+             100.0 * (double)subnormal / (double)nw);
     fflush(stdout);
     free(w), free(in), free(out), free(bias), free(scale), free(din), free(wh), free(wh10);
     free(wq);
