@@ -10,7 +10,9 @@
  *   build/bench_kernels compact [N]  the 13 convs with fast (pre-packed) and compact weights
  *                                    (f32 and f16, transformed as the layer runs), interleaved
  *   build/bench_kernels dtypes [N]   fc1-3 forward and backward_input with f32, f16 and int8
- *                                    weights, interleaved
+ *                                    weights, interleaved (and, as diagnoses, f16 weights
+ *                                    without subnormal halves, and the cost of multiplies by
+ *                                    f32 subnormals)
  * The last two are A/B comparisons for a shared machine: the variants run one after the other
  * in each of N rounds (default 7), and the minimum of each is printed with its ratio.
  *
@@ -360,6 +362,47 @@ static void bench_compact(int runs) {
          1e3 * sf, 1e3 * s32, s32 / sf, 1e3 * s16, s16 / sf);
 }
 
+/* acc += x * b over b[0, n) 4 at a time, `reps` times: CPU seconds (the dtypes diagnosis) */
+static double mul_stream(const float *b, size_t n, int reps, float *sink) {
+  typedef float f4 __attribute__((vector_size(16)));
+  const f4 x = {0x1p100f, 0x1p100f, 0x1p100f, 0x1p100f};
+  f4 a0 = {0}, a1 = {0}, v0, v1;
+  const double t0 = cpu_s();
+  for (int r = 0; r < reps; r++)
+    for (size_t k = 0; k + 8 <= n; k += 8) {
+      memcpy(&v0, b + k, sizeof v0), memcpy(&v1, b + k + 4, sizeof v1);
+      a0 += x * v0, a1 += x * v1;
+    }
+  const double t = cpu_s() - t0;
+  *sink += a0[0] + a1[3];
+  return t;
+}
+
+/* Why f16 weights can be slower than their bytes say: the widened subnormal halves are f32
+ * subnormals, and a multiply by one that comes now and then is slow on some processors.
+ * The same multiply-add stream over tiny normal floats, with none, every 167th (the share of
+ * subnormal halves in the dtypes weights) and all of them subnormal. */
+static void bench_subnormal_mul(int runs) {
+  enum { N = 1 << 16 };
+  static float b[3][N];
+  for (int v = 0; v < 3; v++)
+    for (size_t k = 0; k < N; k++) {
+      uint32_t u = 0x0c000000u | ((uint32_t)(k * 2654435761u) >> 9 & 0x7fe000u); /* ~2^-103 */
+      if (v == 2 || (v == 1 && k % 167 == 0)) u &= 0x807fe000u; /* exponent 0: subnormal */
+      memcpy(&b[v][k], &u, 4);
+    }
+  double best[3] = {1e9, 1e9, 1e9};
+  float sink = 0;
+  for (int r = 0; r <= runs; r++)
+    for (int v = 0; v < 3; v++) {
+      const double t = mul_stream(b[v], N, 200, &sink);
+      if (r > 0 && t < best[v]) best[v] = t;
+    }
+  printf("multiply-add of 13.1M floats: none subnormal %.2f ms | every 167th %.2f ms (%.2f) | "
+         "all %.2f ms (%.2f)%s\n", 1e3 * best[0], 1e3 * best[1], best[1] / best[0],
+         1e3 * best[2], best[2] / best[0], sink == 12345.0f ? " " : "");
+}
+
 static void bench_dtypes(int runs) {
   const int32_t fc[3][2] = {{25088, 4096}, {4096, 4096}, {4096, 1000}};
   printf("dense, batch 1, one thread, f32 vs f16 vs int8 weights: minimum CPU ms of %d "
@@ -370,19 +413,27 @@ static void bench_dtypes(int runs) {
     float *w = xmalloc(nw * sizeof *w), *in = xmalloc(IN * sizeof *in);
     float *out = xmalloc(OUT * sizeof *out), *bias = xmalloc(OUT * sizeof *bias);
     float *scale = xmalloc(OUT * sizeof *scale), *din = xmalloc(IN * sizeof *din);
-    uint16_t *wh = xmalloc(nw * 2);
+    uint16_t *wh = xmalloc(nw * 2), *wh10 = xmalloc(nw * 2);
     int8_t *wq = xmalloc(nw);
     fill(w, nw, 4, -0.01f, 0.01f);
     fill(in, (size_t)IN, 5, 0.0f, 1.0f);
     fill(bias, (size_t)OUT, 6, -0.1f, 0.1f);
     for (int32_t o = 0; o < OUT; o++) scale[o] = 0.01f / 127;
-    for (size_t k = 0; k < nw; k++) wh[k] = to_half(w[k]), wq[k] = (int8_t)(w[k] * 12700.0f);
-    const gcam__dense_weights dw[3] = {{GCAM__DTYPE_F32, w, NULL, bias},
+    size_t subnormal = 0;
+    for (size_t k = 0; k < nw; k++) {
+      wh[k] = to_half(w[k]), wq[k] = (int8_t)(w[k] * 12700.0f);
+      wh10[k] = to_half(w[k] * 1024.0f);
+      subnormal += (wh[k] & 0x7c00) == 0 && (wh[k] & 0x3ff) != 0;
+    }
+    /* the fourth column is a diagnosis, not a result: the same halves times 2^10 (none of
+     * them subnormal), read by the same f16 kernel, so their outputs are 1024x too large */
+    const gcam__dense_weights dw[4] = {{GCAM__DTYPE_F32, w, NULL, bias},
                                        {GCAM__DTYPE_F16, wh, NULL, bias},
-                                       {GCAM__DTYPE_I8, wq, scale, bias}};
-    double tf[3][32], tb[3][32];
+                                       {GCAM__DTYPE_I8, wq, scale, bias},
+                                       {GCAM__DTYPE_F16, wh10, NULL, bias}};
+    double tf[4][32], tb[4][32];
     for (int r = 0; r <= runs; r++)
-      for (int d = 0; d < 3; d++) {
+      for (int d = 0; d < 4; d++) {
         double t0 = cpu_s();
         gcam__dense_forward_dt(out, in, &dw[d], IN, OUT, 1);
         const double a = cpu_s() - t0;
@@ -391,15 +442,23 @@ static void bench_dtypes(int runs) {
         const double b = cpu_s() - t0;
         if (r > 0) tf[d][r - 1] = a, tb[d][r - 1] = b;
       }
-    double f[3], b[3];
-    for (int d = 0; d < 3; d++) f[d] = min_of(tf[d], runs), b[d] = min_of(tb[d], runs);
-    printf("fc%d %5dx%-5d forward  f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f)\n", l + 1,
-           (int)IN, (int)OUT, 1e3 * f[0], 1e3 * f[1], f[1] / f[0], 1e3 * f[2], f[2] / f[0]);
-    printf("fc%d %5dx%-5d backward f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f)\n", l + 1,
-           (int)IN, (int)OUT, 1e3 * b[0], 1e3 * b[1], b[1] / b[0], 1e3 * b[2], b[2] / b[0]);
+    double f[4], b[4];
+    for (int d = 0; d < 4; d++) f[d] = min_of(tf[d], runs), b[d] = min_of(tb[d], runs);
+    printf("fc%d %5dx%-5d forward  f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f) | "
+           "f16 x2^10 %7.2f (%.2f)\n", l + 1, (int)IN, (int)OUT, 1e3 * f[0], 1e3 * f[1],
+           f[1] / f[0], 1e3 * f[2], f[2] / f[0], 1e3 * f[3], f[3] / f[0]);
+    printf("fc%d %5dx%-5d backward f32 %7.2f | f16 %7.2f (%.2f) | int8 %7.2f (%.2f) | "
+           "f16 x2^10 %7.2f (%.2f)\n", l + 1, (int)IN, (int)OUT, 1e3 * b[0], 1e3 * b[1],
+           b[1] / b[0], 1e3 * b[2], b[2] / b[0], 1e3 * b[3], b[3] / b[0]);
+    if (l == 0)
+      printf("    (%.2f%% of the f16 weights are subnormal halves; 'f16 x2^10', a diagnosis: "
+             "the same halves times 2^10, none subnormal)\n",
+             100.0 * (double)subnormal / (double)nw);
     fflush(stdout);
-    free(w), free(in), free(out), free(bias), free(scale), free(din), free(wh), free(wq);
+    free(w), free(in), free(out), free(bias), free(scale), free(din), free(wh), free(wh10);
+    free(wq);
   }
+  bench_subnormal_mul(runs);
 }
 
 static void tune(int l, int only_m) {

@@ -655,6 +655,31 @@ static void test_f16_widening(void) {
   }
   CHECK(bad_s == 0, "%d halves widened wrong by gcam__f16_to_f32", bad_s);
   CHECK(bad_v == 0, "%d halves widened wrong by gcam__f16x4_load", bad_v);
+  /* the dense kernels' loads: 2^-112 times the value (gcam__f16x4_load_lo), exact, sign of
+   * zero included, subnormal halves as f32 subnormals; eight at once as four and four */
+  int bad_lo = 0, bad_8 = 0;
+  uint16_t h8[8];
+  for (uint32_t h = 0; h < 65536; h++) {
+    if ((h & 0x7c00) == 0x7c00) continue;
+    for (int k = 0; k < 8; k++) { /* the other lanes: other finite halves */
+      h8[k] = (uint16_t)(h ^ (k << 12));
+      if ((h8[k] & 0x7c00) == 0x7c00) h8[k] &= 0xbfff;
+    }
+    const gcam_f32x4 lo[2] = {gcam__f16x4_load_lo(h8, gcam__f16_mask()),
+                              gcam__f16x4_load_lo(h8 + 4, gcam__f16_mask())};
+    gcam_f32x4 lo8[2], v8[2];
+    gcam__f16x8_load_lo(lo8, h8, gcam__f16_mask());
+    gcam__f16x8_load(v8, h8);
+    for (int k = 0; k < 8; k++) {
+      const double want = half_value(h8[k]);
+      const int neg = (h8[k] & 0x8000) != 0;
+      const float l = lo[k / 4][k % 4], l8 = lo8[k / 4][k % 4], v = v8[k / 4][k % 4];
+      bad_lo += (double)l != ldexp(want, -112) || !!signbit(l) != neg;
+      bad_8 += memcmp(&l, &l8, sizeof l) != 0 || (double)v != want || !!signbit(v) != neg;
+    }
+  }
+  CHECK(bad_lo == 0, "%d halves widened wrong by gcam__f16x4_load_lo / f16x8_load_lo", bad_lo);
+  CHECK(bad_8 == 0, "%d halves widened wrong by gcam__f16x8_load(_lo)", bad_8);
   int8_t q[4] = {-128, -1, 0, 127};
   gcam_f32x4 v = gcam__i8x4_load(q);
   CHECK(v[0] == -128.0f && v[1] == -1.0f && v[2] == 0.0f && v[3] == 127.0f, "int8 widening");
@@ -732,6 +757,73 @@ static void test_dense_dtypes(void) {
   printf("dense f16/int8: %d cases, worst error / sum|terms| %.2e\n", cases, worst);
 }
 
+/* f16 weights have two bodies: with x (forward) or d_out (backward) below 2^16 in magnitude,
+ * the weights are read as 2^-112 times their value and x, d_out are scaled by 2^112 instead;
+ * otherwise the plain widening. Both give the f32 kernels' bits on the widened weights (the
+ * same products, summed in the same order), which this checks, and stay within the _ref
+ * twins' tolerance. Halves of every kind (subnormal, negative, +-0, the largest), odd IN and
+ * OUT, OUT not a multiple of 8; inputs within [-1, 1], with one at the largest float below
+ * 2^16 (the scaled body), at 2^16, beyond it and at 1e30 (the fallback: scaled, these would
+ * overflow to Inf). */
+static void test_dense_f16_paths(void) {
+  const int INs[] = {1, 7, 9, 17, 33, 129};
+  const int OUTs[] = {1, 3, 5, 7, 9, 13, 27, 101};
+  const float bigs[] = {0.0f, 65535.996f, -65536.0f, 70000.0f, 1e30f};
+  const uint16_t special[] = {0x0000, 0x8000, 0x0001, 0x8001, 0x03ff, 0x83ff,
+                              0x0400, 0x7bff, 0xfbff};
+  int bad = 0, bad_ref = 0, cases = 0;
+  CHECK(65535.996f < 65536.0f && nextafterf(65535.996f, INFINITY) == 65536.0f,
+        "65535.996f is the largest float below 2^16");
+  for (size_t ii = 0; ii < sizeof INs / sizeof *INs; ii++)
+    for (size_t oi = 0; oi < sizeof OUTs / sizeof *OUTs; oi++)
+      for (size_t bi = 0; bi < sizeof bigs / sizeof *bigs; bi++) {
+        const int IN = INs[ii], OUT = OUTs[oi];
+        const size_t n = (size_t)IN * OUT;
+        float *in = falloc(IN), *wf = falloc(n), *bias = falloc(OUT), *g = falloc(OUT);
+        float *y16 = falloc(OUT), *y32 = falloc(OUT), *yr = falloc(OUT);
+        float *d16 = falloc(IN), *d32 = falloc(IN), *dr = falloc(IN);
+        uint16_t *wh = malloc(n * sizeof *wh);
+        test_fill_uniform(in, IN, &seed, -1.0f, 1.0f);
+        test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
+        test_fill_uniform(g, OUT, &seed, -1.0f, 1.0f);
+        test_fill_uniform(wf, n, &seed, -1.0f, 1.0f);
+        if (bigs[bi] != 0.0f) in[IN / 2] = bigs[bi], g[OUT / 2] = -bigs[bi];
+        for (size_t k = 0; k < n; k++) {
+          wh[k] = k % 5 == 0 ? special[(k / 5) % 9] : test_half(wf[k]);
+          wf[k] = (float)half_value(wh[k]);
+        }
+        const gcam__dense_weights dw = {GCAM__DTYPE_F16, wh, NULL, bias};
+        for (int relu = 0; relu < 2; relu++) {
+          gcam__dense_forward_dt(y16, in, &dw, IN, OUT, relu);
+          gcam__dense_forward(y32, in, wf, bias, IN, OUT, relu);
+          gcam__dense_forward_dt_ref(yr, in, &dw, IN, OUT, relu);
+          cases++;
+          if (memcmp(y16, y32, OUT * sizeof *y16)) {
+            bad++;
+            CHECK(0, "dense f16 forward IN=%d OUT=%d relu=%d x=%g: not the f32 kernel's bits",
+                  IN, OUT, relu, (double)bigs[bi]);
+          }
+          if (!(dense_err(y16, yr, in, wf, bias, IN, OUT, 0) <= 1e-5)) bad_ref++;
+        }
+        gcam__dense_backward_input_dt(d16, g, &dw, IN, OUT);
+        gcam__dense_backward_input(d32, g, wf, IN, OUT);
+        gcam__dense_backward_input_dt_ref(dr, g, &dw, IN, OUT);
+        cases++;
+        if (memcmp(d16, d32, IN * sizeof *d16)) {
+          bad++;
+          CHECK(0, "dense f16 backward IN=%d OUT=%d d_out=%g: not the f32 kernel's bits", IN,
+                OUT, (double)-bigs[bi]);
+        }
+        if (!(dense_err(d16, dr, g, wf, NULL, IN, OUT, 1) <= 1e-5)) bad_ref++;
+        free(in), free(wf), free(bias), free(g), free(y16), free(y32), free(yr);
+        free(d16), free(d32), free(dr), free(wh);
+      }
+  CHECK(bad == 0, "%d of %d f16 dense cases differ from the f32 kernels", bad, cases);
+  CHECK(bad_ref == 0, "%d of %d f16 dense cases beyond the _ref tolerance", bad_ref, cases);
+  printf("dense f16 scaled and plain bodies: %d cases, bit-identical to f32 on the widened "
+         "weights\n", cases);
+}
+
 /* a "pool" that runs its tasks one after the other, last first: splits a layer as n_threads
  * would, so a value computed differently in another task's range shows */
 static void reverse_run(void *pool, gcam_task_fn fn, void *context, int32_t n_tasks) {
@@ -739,12 +831,12 @@ static void reverse_run(void *pool, gcam_task_fn fn, void *context, int32_t n_ta
   for (int32_t t = n_tasks - 1; t >= 0; t--) fn(context, t);
 }
 
-/* f16 / int8 dense split over 2, 3 and 5 tasks (ranges starting at multiples of 4 columns or
+/* f16 / int8 dense split over 2 to 5 tasks (ranges starting at multiples of 4 columns or
  * 8 rows, not of the 8-column step): bit-identical to one task */
 static void test_dense_dtypes_split(void) {
   const int shapes[][2] = {{129, 1003}, {1031, 1000}, {300, 517}};
   int bad = 0, cases = 0;
-  for (int dt = 1; dt <= 2; dt++)
+  for (int dt = 1; dt <= 3; dt++) /* 3: f16 with x and d_out beyond 2^16 (the plain body) */
     for (int si = 0; si < 3; si++) {
       const int IN = shapes[si][0], OUT = shapes[si][1];
       const size_t n = (size_t)IN * OUT;
@@ -755,18 +847,20 @@ static void test_dense_dtypes_split(void) {
       test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
       test_fill_uniform(scale, OUT, &seed, 0.001f, 0.02f);
       test_fill_uniform(g, OUT, &seed, -1.0f, 1.0f);
+      if (dt == 3) in[IN - 1] = 1e5f, g[0] = -1e5f;
       for (size_t k = 0; k < n; k++) {
         float x;
         test_fill_uniform(&x, 1, &seed, -1.0f, 1.0f);
-        if (dt == GCAM__DTYPE_F16)
+        if (dt != GCAM__DTYPE_I8)
           ((uint16_t *)wq)[k] = test_half(x);
         else
           ((int8_t *)wq)[k] = (int8_t)(int)(x * 127.0f);
       }
-      const gcam__dense_weights dw = {(gcam__dtype)dt, wq, scale, bias};
+      const gcam__dense_weights dw = {dt == 3 ? GCAM__DTYPE_F16 : (gcam__dtype)dt, wq, scale,
+                                      bias};
       gcam__dense_forward_dt_pool(y1, in, &dw, IN, OUT, 1, NULL);
       gcam__dense_backward_input_dt_pool(d1, g, &dw, IN, OUT, NULL);
-      for (int32_t nt = 2; nt <= 5; nt += nt == 2 ? 1 : 2) {
+      for (int32_t nt = 2; nt <= 5; nt++) {
         const gcam_threadpool pool = {reverse_run, NULL, nt};
         gcam__dense_forward_dt_pool(y2, in, &dw, IN, OUT, 1, &pool);
         gcam__dense_backward_input_dt_pool(d2, g, &dw, IN, OUT, &pool);
@@ -863,6 +957,7 @@ int main(void) {
   test_dense_backward_fd();
   test_f16_widening();
   test_dense_dtypes();
+  test_dense_f16_paths();
   test_dense_dtypes_split();
   test_conv_compact();
   test_elementwise();

@@ -15,36 +15,76 @@
 /* below this many weights a layer is not worth a trip through the pool */
 #define GCAM_DENSE_MIN_PARALLEL ((size_t)1 << 16)
 
-/* weights k..k+3 and weight k of w, whatever the storage type (int8: unscaled) */
-GCAM__INLINE gcam_f32x4 gcam__w4(const void *w, size_t k, gcam__dtype dt) {
+/* The loop bodies' variants: the three storage types, and f16 read as 2^-112 times its value
+ * (gcam__f16x4_load_lo) with 2^112 moved to the other operand: as_f32(bits) * (x * 2^112) is
+ * the same product as w * x, rounded once alike, while x * 2^112 is finite and exact, i.e.
+ * |x| < 2^16 (checked once per call: else the plain f16 body). One multiply less per 4
+ * weights. */
+#define GCAM__F16_LO 3
+
+/* the GCAM__F16_LO bodies' constants (the mask of gcam__f16x4_load_lo, 2^112), made from the
+ * job's fields at run time so that V8 keeps them in registers: it rebuilds a literal vector
+ * from immediates at each use */
+typedef struct {
+  gcam_i32x4 mask;
+  gcam_f32x4 up;
+} gcam__dense_k;
+
+/* weights k..k+3 of w (int8: unscaled; GCAM__F16_LO: 2^-112 times the weights) */
+GCAM__INLINE gcam_f32x4 gcam__w4(const void *w, size_t k, const gcam__dense_k *c, int dt) {
   if (dt == GCAM__DTYPE_F16) return gcam__f16x4_load((const uint16_t *)w + k);
+  if (dt == GCAM__F16_LO) return gcam__f16x4_load_lo((const uint16_t *)w + k, c->mask);
   if (dt == GCAM__DTYPE_I8) return gcam__i8x4_load((const int8_t *)w + k);
   return gcam__f32x4_load((const float *)w + k);
 }
-/* weights k..k+7 as two vectors: one wide load for the narrow types, widened with the
- * target's unpack / extend instructions (simd.h) */
-GCAM__INLINE void gcam__w8(gcam_f32x4 *r, const void *w, size_t k, gcam__dtype dt) {
+/* weights k..k+7 as two vectors, as gcam__w4: one wide load for the narrow types, widened
+ * with the target's unpack / extend instructions (simd.h) */
+GCAM__INLINE void gcam__w8(gcam_f32x4 *r, const void *w, size_t k, const gcam__dense_k *c,
+                          int dt) {
   if (dt == GCAM__DTYPE_F16)
     gcam__f16x8_load(r, (const uint16_t *)w + k);
+  else if (dt == GCAM__F16_LO)
+    gcam__f16x8_load_lo(r, (const uint16_t *)w + k, c->mask);
   else if (dt == GCAM__DTYPE_I8)
     gcam__i8x8_load(r, (const int8_t *)w + k);
   else
     r[0] = gcam__f32x4_load((const float *)w + k), r[1] = gcam__f32x4_load((const float *)w + k + 4);
 }
 
-/* 8 when the kernels take 8 columns a step for this storage type, 0 when 4 (measured with
+/* 8 when the kernels take 8 columns a step for this variant, 0 when 4 (measured with
  * bench_kernels dtypes on fc1-3: natively the 8-wide loads make int8 faster than f32 and f16
  * 1.9x -> 1.2x f32's time; under V8 they make int8 faster than f32 (was 1.4x) but f16
- * slower than its i32x4.load16x4_u path, and f32 gains nothing: it is bound by memory) */
+ * slower than its 4-wide i32x4.load16x4 path (re-measured with GCAM__F16_LO: fc1 forward
+ * 1.16x the 4-wide time, backward 1.04x), and f32 gains nothing: it is bound by memory) */
 #if defined(__wasm_simd128__)
 #define GCAM__WIDE(dt) ((dt) == GCAM__DTYPE_I8 ? 8 : 0)
 #else
 #define GCAM__WIDE(dt) ((dt) == GCAM__DTYPE_F32 ? 0 : 8)
 #endif
-GCAM__INLINE float gcam__w1(const void *w, size_t k, gcam__dtype dt) {
-  if (dt == GCAM__DTYPE_F16) return gcam__f16_to_f32(((const uint16_t *)w)[k]);
+/* weight k, exact (the scalar tails take x unscaled in every variant) */
+GCAM__INLINE float gcam__w1(const void *w, size_t k, int dt) {
+  if (dt == GCAM__DTYPE_F16 || dt == GCAM__F16_LO)
+    return gcam__f16_to_f32(((const uint16_t *)w)[k]);
   if (dt == GCAM__DTYPE_I8) return (float)((const int8_t *)w)[k];
   return ((const float *)w)[k];
+}
+
+/* the address of element k of w, whatever the storage type: the loops keep one per row of w
+ * they stream, so that under V8 a load's address is one add (from w + 2 * (o + r * n) it
+ * took five instructions, most of them reloading spilled offsets) */
+GCAM__INLINE const void *gcam__wrow(const void *w, size_t k, int dt) {
+  const size_t es = dt == GCAM__DTYPE_F32 ? 4 : dt == GCAM__DTYPE_I8 ? 1 : 2;
+  return (const char *)w + k * es;
+}
+
+/* what the vector steps multiply the weights by: x, or x * 2^112 for GCAM__F16_LO */
+GCAM__INLINE float gcam__x1(float x, int dt) { return dt == GCAM__F16_LO ? x * 0x1p112f : x; }
+
+/* 1 when every |x[k]| < 2^16 (NaN: 0): x * 2^112 is then finite and exact */
+static int gcam__below_2p16(const float *x, size_t n) {
+  int ok = 1;
+  for (size_t k = 0; k < n; k++) ok &= x[k] < 65536.0f && x[k] > -65536.0f;
+  return ok;
 }
 
 /* out[o0, o1) = bias + in . w, for a row stride n; o0 is a multiple of 4 and o1 is too unless
@@ -54,7 +94,8 @@ GCAM__INLINE float gcam__w1(const void *w, size_t k, gcam__dtype dt) {
  * bias + scale[o] * sum_i in[i] q[i,o]. */
 GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
                                            const gcam__dense_weights *dw, int32_t IN, size_t n,
-                                           size_t o0, size_t o1, int relu, gcam__dtype dt) {
+                                           size_t o0, size_t o1, int relu,
+                                           const gcam__dense_k *c, int dt) {
   const void *w = dw->w;
   if (dt == GCAM__DTYPE_I8)
     memset(out + o0, 0, (o1 - o0) * sizeof *out);
@@ -64,35 +105,37 @@ GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
   for (; i + 8 <= IN; i += 8) {
     const size_t w0 = (size_t)i * n;
     gcam_f32x4 v[8];
-    for (int r = 0; r < 8; r++) v[r] = gcam__f32x4_splat(in[i + r]);
+    const void *wr[8]; /* the 8 rows (gcam__wrow) */
+    for (int r = 0; r < 8; r++) {
+      v[r] = gcam__f32x4_splat(gcam__x1(in[i + r], dt));
+      wr[r] = gcam__wrow(w, w0 + (size_t)r * n, dt);
+    }
     size_t o = o0;
     /* 8 columns a step, each lane with exactly the arithmetic of the 4-column loop below
      * (a and b alternate rows), so where a task's range starts does not change a value */
     for (; GCAM__WIDE(dt) && o + 8 <= o1; o += 8) {
-      const size_t p = w0 + o;
       gcam_f32x4 a[2], b[2], x[2];
-      gcam__w8(x, w, p, dt);
+      gcam__w8(x, wr[0], o, c, dt);
       for (int q = 0; q < 2; q++) a[q] = gcam__f32x4_load(out + o + 4 * q) + v[0] * x[q];
-      gcam__w8(x, w, p + n, dt);
+      gcam__w8(x, wr[1], o, c, dt);
       for (int q = 0; q < 2; q++) b[q] = v[1] * x[q];
       for (int r = 2; r < 8; r += 2) {
-        gcam__w8(x, w, p + (size_t)r * n, dt);
+        gcam__w8(x, wr[r], o, c, dt);
         for (int q = 0; q < 2; q++) a[q] += v[r] * x[q];
-        gcam__w8(x, w, p + (size_t)(r + 1) * n, dt);
+        gcam__w8(x, wr[r + 1], o, c, dt);
         for (int q = 0; q < 2; q++) b[q] += v[r + 1] * x[q];
       }
       for (int q = 0; q < 2; q++) gcam__f32x4_store(out + o + 4 * q, a[q] + b[q]);
     }
     for (; o + 4 <= o1; o += 4) {
-      const size_t p = w0 + o;
-      gcam_f32x4 a = gcam__f32x4_load(out + o) + v[0] * gcam__w4(w, p, dt);
-      gcam_f32x4 b = v[1] * gcam__w4(w, p + n, dt);
-      a += v[2] * gcam__w4(w, p + 2 * n, dt);
-      b += v[3] * gcam__w4(w, p + 3 * n, dt);
-      a += v[4] * gcam__w4(w, p + 4 * n, dt);
-      b += v[5] * gcam__w4(w, p + 5 * n, dt);
-      a += v[6] * gcam__w4(w, p + 6 * n, dt);
-      b += v[7] * gcam__w4(w, p + 7 * n, dt);
+      gcam_f32x4 a = gcam__f32x4_load(out + o) + v[0] * gcam__w4(wr[0], o, c, dt);
+      gcam_f32x4 b = v[1] * gcam__w4(wr[1], o, c, dt);
+      a += v[2] * gcam__w4(wr[2], o, c, dt);
+      b += v[3] * gcam__w4(wr[3], o, c, dt);
+      a += v[4] * gcam__w4(wr[4], o, c, dt);
+      b += v[5] * gcam__w4(wr[5], o, c, dt);
+      a += v[6] * gcam__w4(wr[6], o, c, dt);
+      b += v[7] * gcam__w4(wr[7], o, c, dt);
       gcam__f32x4_store(out + o, a + b);
     }
     for (; o < o1; o++) {
@@ -104,16 +147,16 @@ GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
   for (; i < IN; i++) {
     const size_t wi = (size_t)i * n;
     const float x = in[i];
-    const gcam_f32x4 v = gcam__f32x4_splat(x);
+    const gcam_f32x4 v = gcam__f32x4_splat(gcam__x1(x, dt));
     size_t o = o0;
     for (; GCAM__WIDE(dt) && o + 8 <= o1; o += 8) {
       gcam_f32x4 y[2];
-      gcam__w8(y, w, wi + o, dt);
+      gcam__w8(y, w, wi + o, c, dt);
       for (int q = 0; q < 2; q++)
         gcam__f32x4_store(out + o + 4 * q, gcam__f32x4_load(out + o + 4 * q) + v * y[q]);
     }
     for (; o + 4 <= o1; o += 4)
-      gcam__f32x4_store(out + o, gcam__f32x4_load(out + o) + v * gcam__w4(w, wi + o, dt));
+      gcam__f32x4_store(out + o, gcam__f32x4_load(out + o) + v * gcam__w4(w, wi + o, c, dt));
     for (; o < o1; o++) out[o] += x * gcam__w1(w, wi + o, dt);
   }
   if (dt == GCAM__DTYPE_I8)
@@ -124,13 +167,15 @@ GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
 
 static inline float gcam__hsum(gcam_f32x4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 
-/* d_out[o] (int8: times scale[o], as w[i,o] = q[i,o] * scale[o]) */
+/* d_out[o] (int8: times scale[o], as w[i,o] = q[i,o] * scale[o]; GCAM__F16_LO: times 2^112) */
 GCAM__INLINE gcam_f32x4 gcam__g4(const float *d_out, const float *scale, size_t o,
-                                 gcam__dtype dt) {
+                                 const gcam__dense_k *c, int dt) {
   gcam_f32x4 g = gcam__f32x4_load(d_out + o);
+  if (dt == GCAM__F16_LO) return g * c->up;
   return dt == GCAM__DTYPE_I8 ? g * gcam__f32x4_load(scale + o) : g;
 }
-GCAM__INLINE float gcam__g1(const float *d_out, const float *scale, size_t o, gcam__dtype dt) {
+/* the scalar tails' d_out[o], with the exact weight of gcam__w1 */
+GCAM__INLINE float gcam__g1(const float *d_out, const float *scale, size_t o, int dt) {
   return dt == GCAM__DTYPE_I8 ? d_out[o] * scale[o] : d_out[o];
 }
 
@@ -138,27 +183,31 @@ GCAM__INLINE float gcam__g1(const float *d_out, const float *scale, size_t o, gc
  * unless i1 == IN. Eight rows per pass share each load of d_out. */
 GCAM__INLINE void gcam__dense_backward_rows(float *d_in, const float *d_out,
                                             const gcam__dense_weights *dw, size_t n, size_t i0,
-                                            size_t i1, gcam__dtype dt) {
+                                            size_t i1, const gcam__dense_k *c, int dt) {
   const void *w = dw->w;
   const float *sc = dw->scale;
   size_t i = i0;
   for (; i + 8 <= i1; i += 8) {
     const size_t w0 = i * n;
     gcam_f32x4 a[8];
-    for (int r = 0; r < 8; r++) a[r] = (gcam_f32x4){0.0f, 0.0f, 0.0f, 0.0f};
+    const void *wr[8]; /* the 8 rows (gcam__wrow) */
+    for (int r = 0; r < 8; r++) {
+      a[r] = (gcam_f32x4){0.0f, 0.0f, 0.0f, 0.0f};
+      wr[r] = gcam__wrow(w, w0 + (size_t)r * n, dt);
+    }
     size_t o = 0;
     /* 8 columns a step: the same two vector steps per row as the loop below */
     for (; GCAM__WIDE(dt) && o + 8 <= n; o += 8) {
       gcam_f32x4 g[2], x[2];
-      for (int q = 0; q < 2; q++) g[q] = gcam__g4(d_out, sc, o + 4 * q, dt);
+      for (int q = 0; q < 2; q++) g[q] = gcam__g4(d_out, sc, o + 4 * q, c, dt);
       for (int r = 0; r < 8; r++) {
-        gcam__w8(x, w, w0 + (size_t)r * n + o, dt);
+        gcam__w8(x, wr[r], o, c, dt);
         for (int q = 0; q < 2; q++) a[r] += g[q] * x[q];
       }
     }
     for (; o + 4 <= n; o += 4) {
-      const gcam_f32x4 g = gcam__g4(d_out, sc, o, dt);
-      for (int r = 0; r < 8; r++) a[r] += g * gcam__w4(w, w0 + (size_t)r * n + o, dt);
+      const gcam_f32x4 g = gcam__g4(d_out, sc, o, c, dt);
+      for (int r = 0; r < 8; r++) a[r] += g * gcam__w4(wr[r], o, c, dt);
     }
     for (int r = 0; r < 8; r++) {
       float s = gcam__hsum(a[r]);
@@ -173,10 +222,10 @@ GCAM__INLINE void gcam__dense_backward_rows(float *d_in, const float *d_out,
     size_t o = 0;
     for (; GCAM__WIDE(dt) && o + 8 <= n; o += 8) {
       gcam_f32x4 x[2];
-      gcam__w8(x, w, wi + o, dt);
-      for (int q = 0; q < 2; q++) a += gcam__g4(d_out, sc, o + 4 * q, dt) * x[q];
+      gcam__w8(x, w, wi + o, c, dt);
+      for (int q = 0; q < 2; q++) a += gcam__g4(d_out, sc, o + 4 * q, c, dt) * x[q];
     }
-    for (; o + 4 <= n; o += 4) a += gcam__g4(d_out, sc, o, dt) * gcam__w4(w, wi + o, dt);
+    for (; o + 4 <= n; o += 4) a += gcam__g4(d_out, sc, o, c, dt) * gcam__w4(w, wi + o, c, dt);
     float s = gcam__hsum(a);
     for (; o < n; o++) s += gcam__w1(w, wi + o, dt) * gcam__g1(d_out, sc, o, dt);
     d_in[i] = s;
@@ -206,39 +255,54 @@ typedef struct {
   const float *x;
   const gcam__dense_weights *w;
   int32_t IN, OUT, relu, n_tasks;
+  int lo; /* f16 weights, x below 2^16: the GCAM__F16_LO bodies */
+  int32_t mask; /* GCAM__F16_MASK */
+  float up;     /* 2^112 */
 } gcam__dense_job;
+
+static gcam__dense_k gcam__dense_consts(const gcam__dense_job *j) {
+  return (gcam__dense_k){{j->mask, j->mask, j->mask, j->mask}, gcam__f32x4_splat(j->up)};
+}
 
 static void gcam__dense_forward_task(void *context, int32_t t) {
   const gcam__dense_job *j = context;
+  const gcam__dense_k c = gcam__dense_consts(j);
   size_t o0, o1;
   const size_t n = (size_t)j->OUT;
   gcam__dense_range(n, 4, j->n_tasks, t, &o0, &o1);
   switch (j->w->dtype) {
   case GCAM__DTYPE_F16:
-    gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, GCAM__DTYPE_F16);
+    if (j->lo)
+      gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, &c, GCAM__F16_LO);
+    else
+      gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, &c, GCAM__DTYPE_F16);
     break;
   case GCAM__DTYPE_I8:
-    gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, GCAM__DTYPE_I8);
+    gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, &c, GCAM__DTYPE_I8);
     break;
   default:
-    gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, GCAM__DTYPE_F32);
+    gcam__dense_forward_cols(j->y, j->x, j->w, j->IN, n, o0, o1, j->relu, &c, GCAM__DTYPE_F32);
   }
 }
 
 static void gcam__dense_backward_task(void *context, int32_t t) {
   const gcam__dense_job *j = context;
+  const gcam__dense_k c = gcam__dense_consts(j);
   size_t i0, i1;
   const size_t n = (size_t)j->OUT;
   gcam__dense_range((size_t)j->IN, 8, j->n_tasks, t, &i0, &i1);
   switch (j->w->dtype) {
   case GCAM__DTYPE_F16:
-    gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, GCAM__DTYPE_F16);
+    if (j->lo)
+      gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, &c, GCAM__F16_LO);
+    else
+      gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, &c, GCAM__DTYPE_F16);
     break;
   case GCAM__DTYPE_I8:
-    gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, GCAM__DTYPE_I8);
+    gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, &c, GCAM__DTYPE_I8);
     break;
   default:
-    gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, GCAM__DTYPE_F32);
+    gcam__dense_backward_rows(j->y, j->x, j->w, n, i0, i1, &c, GCAM__DTYPE_F32);
   }
 }
 
@@ -246,7 +310,8 @@ void gcam__dense_forward_dt_pool(float *out, const float *in, const gcam__dense_
                                  int32_t IN, int32_t OUT, int relu,
                                  const gcam_threadpool *pool) {
   const size_t n = (size_t)OUT;
-  gcam__dense_job j = {out, in, w, IN, OUT, relu, 1};
+  gcam__dense_job j = {out, in, w, IN, OUT, relu, 1, 0, GCAM__F16_MASK, 0x1p112f};
+  j.lo = w->dtype == GCAM__DTYPE_F16 && gcam__below_2p16(in, (size_t)IN);
   j.n_tasks = gcam__dense_tasks(pool, (size_t)IN * n, n / 4);
   gcam__parallel_for(pool, gcam__dense_forward_task, &j, j.n_tasks);
 }
@@ -254,7 +319,9 @@ void gcam__dense_forward_dt_pool(float *out, const float *in, const gcam__dense_
 void gcam__dense_backward_input_dt_pool(float *d_in, const float *d_out,
                                         const gcam__dense_weights *w, int32_t IN, int32_t OUT,
                                         const gcam_threadpool *pool) {
-  gcam__dense_job j = {d_in, d_out, w, IN, OUT, 0, 1};
+  const size_t n = (size_t)OUT;
+  gcam__dense_job j = {d_in, d_out, w, IN, OUT, 0, 1, 0, GCAM__F16_MASK, 0x1p112f};
+  j.lo = w->dtype == GCAM__DTYPE_F16 && gcam__below_2p16(d_out, n);
   j.n_tasks = gcam__dense_tasks(pool, (size_t)IN * (size_t)OUT, (size_t)IN / 8);
   gcam__parallel_for(pool, gcam__dense_backward_task, &j, j.n_tasks);
 }

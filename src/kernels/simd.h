@@ -49,18 +49,37 @@ static inline float gcam__f16_to_f32(uint16_t h) {
   return f * 0x1p112f;
 }
 
-typedef uint16_t gcam_u16x4 __attribute__((vector_size(8)));
-typedef uint32_t gcam_u32x4 __attribute__((vector_size(16)));
+typedef int16_t gcam_i16x4 __attribute__((vector_size(8)));
 typedef int8_t gcam_i8x4 __attribute__((vector_size(4)));
 
-/* four halves -> f32x4: as gcam__f16_to_f32, the sign carried by an arithmetic shift */
-static inline gcam_f32x4 gcam__f16x4_load(const uint16_t *p) {
-  gcam_u16x4 h;
+/* four halves -> f32x4 of their values times 2^-112, exactly (subnormal halves become f32
+ * subnormals): each half sign-extended to 32 bits and shifted left by 13 has its exponent and
+ * mantissa in f32's places and its sign in bit 31; the sign's other copies (bits 28-30) are
+ * cleared. A kernel that can multiply its other operand by 2^112 once (exact while that
+ * operand is below 2^16) uses this and skips gcam__f16x4_load's multiply. `mask` is
+ * GCAM__F16_MASK in every lane: a caller's loop can keep it in a register (under V8 a
+ * literal vector is rebuilt from immediates at each use). */
+#define GCAM__F16_MASK ((int32_t)0x8fffe000)
+static inline gcam_i32x4 gcam__f16_mask(void) {
+  return (gcam_i32x4){GCAM__F16_MASK, GCAM__F16_MASK, GCAM__F16_MASK, GCAM__F16_MASK};
+}
+static inline gcam_f32x4 gcam__f16x4_load_lo(const uint16_t *p, gcam_i32x4 mask) {
+#if defined(__SSE2__) && !defined(__wasm_simd128__)
+  /* each half into the top of a lane (under zeros): an arithmetic shift by 3 does both */
+  const __m128i v = _mm_loadl_epi64((const __m128i *)p);
+  return (gcam_f32x4)((gcam_i32x4)_mm_srai_epi32(_mm_unpacklo_epi16(_mm_setzero_si128(), v), 3) &
+                      mask);
+#else
+  /* wasm: one sign-extending load (i32x4.load16x4_s), a shift and an and */
+  gcam_i16x4 h;
   memcpy(&h, p, sizeof h);
-  gcam_u32x4 u = __builtin_convertvector(h, gcam_u32x4) << 16;
-  gcam_i32x4 bits = ((gcam_i32x4)u >> 3) & (gcam_i32x4){(int32_t)0x8fffe000, (int32_t)0x8fffe000,
-                                                         (int32_t)0x8fffe000, (int32_t)0x8fffe000};
-  return (gcam_f32x4)bits * gcam__f32x4_splat(0x1p112f);
+  return (gcam_f32x4)((__builtin_convertvector(h, gcam_i32x4) << 13) & mask);
+#endif
+}
+
+/* four halves -> f32x4, exact: gcam__f16x4_load_lo times 2^112 */
+static inline gcam_f32x4 gcam__f16x4_load(const uint16_t *p) {
+  return gcam__f16x4_load_lo(p, gcam__f16_mask()) * gcam__f32x4_splat(0x1p112f);
 }
 
 /* four int8 -> f32x4. The generic form is scalarised by clang 14 for wasm (four lane
@@ -92,25 +111,22 @@ static inline gcam_f32x4 gcam__i8x4_load(const int8_t *p) {
  * one load, so that each load feeds two vectors and the widening uses the targets' unpack /
  * extend instructions. Same values as two gcam__f16x4_load / gcam__i8x4_load. */
 
+/* eight halves -> two f32x4, as gcam__f16x4_load_lo */
+static inline void gcam__f16x8_load_lo(gcam_f32x4 *r, const uint16_t *p, gcam_i32x4 mask) {
+#if defined(__SSE2__) && !defined(__wasm_simd128__)
+  const __m128i v = _mm_loadu_si128((const __m128i *)p), z = _mm_setzero_si128();
+  r[0] = (gcam_f32x4)((gcam_i32x4)_mm_srai_epi32(_mm_unpacklo_epi16(z, v), 3) & mask);
+  r[1] = (gcam_f32x4)((gcam_i32x4)_mm_srai_epi32(_mm_unpackhi_epi16(z, v), 3) & mask);
+#else
+  /* wasm: two extending loads, fewer operations under V8 than one load and extend_low/high */
+  r[0] = gcam__f16x4_load_lo(p, mask), r[1] = gcam__f16x4_load_lo(p + 4, mask);
+#endif
+}
+
 /* eight halves -> two f32x4, as gcam__f16x4_load */
 static inline void gcam__f16x8_load(gcam_f32x4 *r, const uint16_t *p) {
-  const gcam_i32x4 mask = {(int32_t)0x8fffe000, (int32_t)0x8fffe000, (int32_t)0x8fffe000,
-                           (int32_t)0x8fffe000};
-  const gcam_f32x4 k = gcam__f32x4_splat(0x1p112f);
-#if defined(__wasm_simd128__)
-  /* two extending loads (i32x4.load16x4_u): fewer operations under V8 than one load and
-   * extend_low/high */
-  (void)mask, (void)k;
-  r[0] = gcam__f16x4_load(p), r[1] = gcam__f16x4_load(p + 4);
-#elif defined(__SSE2__)
-  /* each half into the top of a lane (under zeros), then an arithmetic shift by 3 */
-  const __m128i v = _mm_loadu_si128((const __m128i *)p), z = _mm_setzero_si128();
-  r[0] = (gcam_f32x4)((gcam_i32x4)_mm_srai_epi32(_mm_unpacklo_epi16(z, v), 3) & mask) * k;
-  r[1] = (gcam_f32x4)((gcam_i32x4)_mm_srai_epi32(_mm_unpackhi_epi16(z, v), 3) & mask) * k;
-#else
-  (void)mask, (void)k;
-  r[0] = gcam__f16x4_load(p), r[1] = gcam__f16x4_load(p + 4);
-#endif
+  gcam__f16x8_load_lo(r, p, gcam__f16_mask());
+  r[0] *= gcam__f32x4_splat(0x1p112f), r[1] *= gcam__f32x4_splat(0x1p112f);
 }
 
 /* eight int8 -> two f32x4, as gcam__i8x4_load */
