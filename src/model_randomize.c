@@ -176,7 +176,10 @@ void gcam__model_reinit_conv(gcam_model *m, int32_t i, uint64_t seed, float *sta
   if (l->w_compact) { /* as stored, f32 or f16 (w_hwio order), + f32 bias */
     if (l->w_dtype == GCAM__DTYPE_F16) {
       uint16_t *w = (uint16_t *)l->w_compact;
-      for (size_t k = 0; k < n; k++) w[k] = gcam__f32_to_f16(gcam__truncated(&r, std));
+      /* scaled as the loader left the layer (ops.h: f16_exp; 2 std 2^10 stays far inside
+     * the half range) */
+    for (size_t k = 0; k < n; k++)
+      w[k] = gcam__f32_to_f16(ldexpf(gcam__truncated(&r, std), dw->f16_exp));
     } else {
       float *w = (float *)l->w_compact;
       for (size_t k = 0; k < n; k++) w[k] = gcam__truncated(&r, std);
@@ -211,7 +214,10 @@ void gcam__model_reinit_dense(gcam_model *m, int32_t j, uint64_t seed) {
     for (int32_t o = 0; o < l->OUT; o++) s[o] = scale;
   } else if (dw->dtype == GCAM__DTYPE_F16) {
     uint16_t *w = (uint16_t *)dw->w;
-    for (size_t k = 0; k < n; k++) w[k] = gcam__f32_to_f16(gcam__truncated(&r, std));
+    /* scaled as the loader left the layer (ops.h: f16_exp; 2 std 2^10 stays far inside
+     * the half range) */
+    for (size_t k = 0; k < n; k++)
+      w[k] = gcam__f32_to_f16(ldexpf(gcam__truncated(&r, std), dw->f16_exp));
   } else {
     float *w = (float *)dw->w;
     for (size_t k = 0; k < n; k++) w[k] = gcam__truncated(&r, std);

@@ -82,6 +82,11 @@ typedef struct gcam__dense_weights {
   const void *w;      /* (IN, OUT): float, uint16_t (half bits) or int8_t */
   const float *scale; /* (OUT), int8 only */
   const float *bias;  /* (OUT) */
+  /* f16 only: the halves hold w * 2^f16_exp, exactly (0..10). The loader scales a layer's
+   * halves up so that its subnormal halves become normal ones (model_load.c): a subnormal
+   * half widens to a subnormal float in the kernels, and a multiply with a subnormal
+   * operand is slow on x86. */
+  int32_t f16_exp;
 } gcam__dense_weights;
 
 /* the same two functions for any storage type; the _ref twins widen each weight exactly and

@@ -1,5 +1,7 @@
 /* ref.c: the naive twins of the fast ops: plain loops over the canonical weight layouts,
  * accumulating in double. They are the tests' oracle and the ops' documentation. */
+#include <math.h>
+
 #include "ops.h"
 #include "simd.h"
 
@@ -67,7 +69,7 @@ void gcam__dense_backward_input_ref(float *d_in, const float *d_out, const float
 /* weight k of w, widened exactly (int8: unscaled) */
 static double gcam__dense_w_ref(const gcam__dense_weights *w, size_t k) {
   switch (w->dtype) {
-  case GCAM__DTYPE_F16: return gcam__f16_to_f32(((const uint16_t *)w->w)[k]);
+  case GCAM__DTYPE_F16: return ldexp(gcam__f16_to_f32(((const uint16_t *)w->w)[k]), -w->f16_exp);
   case GCAM__DTYPE_I8: return ((const int8_t *)w->w)[k];
   default: return ((const float *)w->w)[k];
   }
