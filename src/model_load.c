@@ -654,35 +654,6 @@ static gcam_status gcam__convert(void *dst, const uint8_t *src, uint64_t k, cons
   return GCAM_STATUS_OK;
 }
 
-/* A dense layer's halves h (n) times 2^k in place, with k the largest of 0..10 that leaves
- * every half finite: the layer's subnormal halves then become normal ones (2^10 times the
- * smallest subnormal is the smallest normal), which the kernels multiply at full speed
- * (ops.h, f16_exp). Exact: a power of two times a half that stays in range is a half.
- * Returns k. */
-static int32_t gcam__f16_scale_up(uint16_t *h, uint64_t n) {
-  int32_t emax = 0; /* the largest exponent field (inf and NaN were refused) */
-  for (uint64_t i = 0; i < n; i++) {
-    const int32_t e = (h[i] >> 10) & 31;
-    if (e > emax) emax = e;
-  }
-  const int32_t k = 30 - emax < 10 ? 30 - emax : 10;
-  if (k == 0) return 0;
-  for (uint64_t i = 0; i < n; i++) {
-    const uint16_t v = h[i];
-    if (v & 0x7c00) {
-      h[i] = (uint16_t)(v + (k << 10)); /* a normal half: k more in its exponent */
-    } else if (v & 0x03ff) { /* subnormal m 2^-24 -> (m 2^k) 2^-24 */
-      uint32_t f = (uint32_t)(v & 0x03ffu) << k, e = 1;
-      if (f >= 0x0400u) { /* normal: f 2^-24 = (f' / 2^10) 2^(e-15), f' in [2^10, 2^11) */
-        while (f >= 0x0800u) f >>= 1, e++; /* only the k zero bits shifted in leave */
-        f = e << 10 | (f & 0x03ffu);
-      }
-      h[i] = (uint16_t)((v & 0x8000u) | f);
-    }
-  }
-  return k;
-}
-
 /* A tensor is complete: a conv's bias completes the conv, which is then packed; a grown
  * CHW dense0 is put in HWC order; a dense layer's halves are scaled up (gcam__f16_scale_up). */
 static gcam_status gcam__tensor_done(gcam_model_loader *L, const gcam__tensor *t) {

@@ -176,10 +176,7 @@ void gcam__model_reinit_conv(gcam_model *m, int32_t i, uint64_t seed, float *sta
   if (l->w_compact) { /* as stored, f32 or f16 (w_hwio order), + f32 bias */
     if (l->w_dtype == GCAM__DTYPE_F16) {
       uint16_t *w = (uint16_t *)l->w_compact;
-      /* scaled as the loader left the layer (ops.h: f16_exp; 2 std 2^10 stays far inside
-     * the half range) */
-    for (size_t k = 0; k < n; k++)
-      w[k] = gcam__f32_to_f16(ldexpf(gcam__truncated(&r, std), dw->f16_exp));
+      for (size_t k = 0; k < n; k++) w[k] = gcam__f32_to_f16(gcam__truncated(&r, std));
     } else {
       float *w = (float *)l->w_compact;
       for (size_t k = 0; k < n; k++) w[k] = gcam__truncated(&r, std);

@@ -89,6 +89,11 @@ typedef struct gcam__dense_weights {
   int32_t f16_exp;
 } gcam__dense_weights;
 
+/* A dense layer's halves h (n) times 2^k in place, with k the largest of 0..10 that leaves
+ * every half finite, so that its subnormal halves become normal ones; returns k (the
+ * layer's f16_exp). Exact: a power of two times a half that stays in range is a half. */
+int32_t gcam__f16_scale_up(uint16_t *h, uint64_t n);
+
 /* the same two functions for any storage type; the _ref twins widen each weight exactly and
  * sum in double (int8: bias + scale[o] * sum_i in[i] q[i,o]) */
 void gcam__dense_forward_dt(float *out, const float *in, const gcam__dense_weights *w,

@@ -723,7 +723,7 @@ static void test_dense_dtypes(void) {
             wf[k] = (float)q * scale[k % OUT];
           }
         }
-        const gcam__dense_weights dw = {(gcam__dtype)dt, wq, scale, bias};
+        const gcam__dense_weights dw = {(gcam__dtype)dt, wq, scale, bias, 0};
         for (int relu = 0; relu < 2; relu++) {
           gcam__dense_forward_dt_ref(o1, in, &dw, IN, OUT, relu);
           gcam__dense_forward_dt(o2, in, &dw, IN, OUT, relu);
@@ -765,6 +765,26 @@ static void test_dense_dtypes(void) {
  * OUT, OUT not a multiple of 8; inputs within [-1, 1], with one at the largest float below
  * 2^16 (the scaled body), at 2^16, beyond it and at 1e30 (the fallback: scaled, these would
  * overflow to Inf). */
+/* gcam__f16_scale_up on every finite half, for every largest exponent a layer may have:
+ * each half becomes exactly 2^k times itself (sign and zeros kept), with k = min(10, 30 -
+ * the largest exponent field), and at k = 10 no half is subnormal */
+static void test_f16_scale_up(void) {
+  static uint16_t a[65536], b[65536];
+  int bad = 0;
+  for (int emax = 0; emax <= 30; emax++) {
+    size_t n = 0;
+    for (uint32_t v = 0; v < 65536; v++)
+      if (((v >> 10) & 31) <= (uint32_t)emax) a[n] = b[n] = (uint16_t)v, n++;
+    const int32_t k = gcam__f16_scale_up(b, n);
+    bad += k != (30 - emax < 10 ? 30 - emax : 10);
+    for (size_t i = 0; i < n; i++) {
+      bad += ldexp(half_value(a[i]), k) != half_value(b[i]) || (a[i] >> 15) != (b[i] >> 15);
+      bad += k == 10 && (b[i] & 0x7c00) == 0 && (b[i] & 0x03ff) != 0;
+    }
+  }
+  CHECK(bad == 0, "f16_scale_up: %d halves or exponents wrong", bad);
+}
+
 static void test_dense_f16_paths(void) {
   const int INs[] = {1, 7, 9, 17, 33, 129};
   const int OUTs[] = {1, 3, 5, 7, 9, 13, 27, 101};
@@ -792,7 +812,7 @@ static void test_dense_f16_paths(void) {
           wh[k] = k % 5 == 0 ? special[(k / 5) % 9] : test_half(wf[k]);
           wf[k] = (float)half_value(wh[k]);
         }
-        const gcam__dense_weights dw = {GCAM__DTYPE_F16, wh, NULL, bias};
+        const gcam__dense_weights dw = {GCAM__DTYPE_F16, wh, NULL, bias, 0};
         for (int relu = 0; relu < 2; relu++) {
           gcam__dense_forward_dt(y16, in, &dw, IN, OUT, relu);
           gcam__dense_forward(y32, in, wf, bias, IN, OUT, relu);
@@ -815,6 +835,41 @@ static void test_dense_f16_paths(void) {
                 OUT, (double)-bigs[bi]);
         }
         if (!(dense_err(d16, dr, g, wf, NULL, IN, OUT, 1) <= 1e-5)) bad_ref++;
+        /* the same layer as the loader keeps it (gcam__f16_scale_up: times 2^k; k = 10 while
+         * its largest half is below 2^4, 7 once 0x5fff = 511.9 is in): the same bits out, on
+         * the scaled body (x up to 2^(16+k)) and on the plain one (1e30) */
+        for (int top = 0; top < 2; top++) {
+          const uint16_t big = top ? 0x5fffu : 0x4bffu; /* 511.9 or 15.99 for the largest */
+          for (size_t k = 0; k < n; k++) {
+            if ((wh[k] & 0x7fff) == 0x7bff) wh[k] = (uint16_t)((wh[k] & 0x8000) | big);
+            if ((wh[k] & 0x7c00) > (big & 0x7c00)) wh[k] = (uint16_t)((wh[k] & 0x8000) | big);
+            wf[k] = (float)half_value(wh[k]);
+          }
+          uint16_t *up = malloc(n * sizeof *up);
+          memcpy(up, wh, n * sizeof *up);
+          int32_t emax = 0;
+          for (size_t q = 0; q < n; q++) emax = ((wh[q] >> 10) & 31) > emax ? (wh[q] >> 10) & 31 : emax;
+          const int32_t k = gcam__f16_scale_up(up, n);
+          CHECK(k == (30 - emax < 10 ? 30 - emax : 10), "f16_scale_up: k %d, largest exponent %d",
+                (int)k, (int)emax);
+          const gcam__dense_weights dk = {GCAM__DTYPE_F16, up, NULL, bias, k};
+          gcam__dense_forward_dt(y16, in, &dk, IN, OUT, 1);
+          gcam__dense_forward(y32, in, wf, bias, IN, OUT, 1);
+          gcam__dense_forward_dt_ref(yr, in, &dk, IN, OUT, 1);
+          gcam__dense_backward_input_dt(d16, g, &dk, IN, OUT);
+          gcam__dense_backward_input(d32, g, wf, IN, OUT);
+          gcam__dense_backward_input_dt_ref(dr, g, &dk, IN, OUT);
+          cases += 2;
+          if (memcmp(y16, y32, OUT * sizeof *y16) || memcmp(d16, d32, IN * sizeof *d16)) {
+            bad++;
+            CHECK(0, "dense f16 x2^%d IN=%d OUT=%d x=%g: not the f32 kernel's bits", (int)k, IN,
+                  OUT, (double)bigs[bi]);
+          }
+          if (!(dense_err(y16, yr, in, wf, bias, IN, OUT, 0) <= 1e-5) ||
+              !(dense_err(d16, dr, g, wf, NULL, IN, OUT, 1) <= 1e-5))
+            bad_ref++;
+          free(up);
+        }
         free(in), free(wf), free(bias), free(g), free(y16), free(y32), free(yr);
         free(d16), free(d32), free(dr), free(wh);
       }
@@ -857,7 +912,7 @@ static void test_dense_dtypes_split(void) {
           ((int8_t *)wq)[k] = (int8_t)(int)(x * 127.0f);
       }
       const gcam__dense_weights dw = {dt == 3 ? GCAM__DTYPE_F16 : (gcam__dtype)dt, wq, scale,
-                                      bias};
+                                      bias, 0};
       gcam__dense_forward_dt_pool(y1, in, &dw, IN, OUT, 1, NULL);
       gcam__dense_backward_input_dt_pool(d1, g, &dw, IN, OUT, NULL);
       for (int32_t nt = 2; nt <= 5; nt++) {
@@ -957,6 +1012,8 @@ int main(void) {
   test_dense_backward_fd();
   test_f16_widening();
   test_dense_dtypes();
+  test_f16_scale_up();
+  test_f16_scale_up();
   test_dense_f16_paths();
   test_dense_dtypes_split();
   test_conv_compact();

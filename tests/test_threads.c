@@ -166,7 +166,7 @@ static void check_dense_dt(int32_t IN, int32_t OUT, gcam__dtype dt) {
     else
       ((int8_t *)w)[k] = (int8_t)(u[k] * 127.0f);
   }
-  const gcam__dense_weights dw = {dt, w, scale, bias};
+  const gcam__dense_weights dw = {dt, w, scale, bias, 0};
   float *ref_y = malloc((size_t)OUT * 4), *y = malloc((size_t)OUT * 4), *y1 = malloc((size_t)OUT * 4);
   float *ref_d = malloc((size_t)IN * 4), *d = malloc((size_t)IN * 4), *d1 = malloc((size_t)IN * 4);
   gcam__dense_forward_dt_ref(ref_y, x, &dw, IN, OUT, 0);

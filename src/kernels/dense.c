@@ -6,6 +6,8 @@
  * (always inlined with the type a constant, so each type gets its own specialised loop).
  * On a pool, the forward splits the outputs and the backward the rows of w into contiguous
  * ranges, cut on the kernels' vector boundaries so each value's arithmetic is unchanged. */
+#include <math.h>
+
 #include "ops.h"
 #include "parallel.h"
 #include "simd.h"
@@ -19,7 +21,10 @@
  * (gcam__f16x4_load_lo) with 2^112 moved to the other operand: as_f32(bits) * (x * 2^112) is
  * the same product as w * x, rounded once alike, while x * 2^112 is finite and exact, i.e.
  * |x| < 2^16 (checked once per call: else the plain f16 body). One multiply less per 4
- * weights. */
+ * weights. The loader keeps a layer's halves times 2^k (ops.h: f16_exp, so that none is
+ * subnormal: a multiply with a subnormal operand is slow on x86), so the factor on the other
+ * operand is 2^(112-k), and x must stay below 2^(16+k); the plain body multiplies the
+ * weights by that factor, and the scalar tails the widened half by 2^-k (both exact). */
 #define GCAM__F16_LO 3
 
 /* the GCAM__F16_LO bodies' constants (the mask of gcam__f16x4_load_lo, 2^112), made from the
@@ -27,12 +32,13 @@
  * from immediates at each use */
 typedef struct {
   gcam_i32x4 mask;
-  gcam_f32x4 up;
+  gcam_f32x4 up;    /* 2^(112-k) */
+  float up1, down1; /* 2^(112-k), 2^-k */
 } gcam__dense_k;
 
 /* weights k..k+3 of w (int8: unscaled; GCAM__F16_LO: 2^-112 times the weights) */
 GCAM__INLINE gcam_f32x4 gcam__w4(const void *w, size_t k, const gcam__dense_k *c, int dt) {
-  if (dt == GCAM__DTYPE_F16) return gcam__f16x4_load((const uint16_t *)w + k);
+  if (dt == GCAM__DTYPE_F16) return gcam__f16x4_load_lo((const uint16_t *)w + k, c->mask) * c->up;
   if (dt == GCAM__F16_LO) return gcam__f16x4_load_lo((const uint16_t *)w + k, c->mask);
   if (dt == GCAM__DTYPE_I8) return gcam__i8x4_load((const int8_t *)w + k);
   return gcam__f32x4_load((const float *)w + k);
@@ -41,9 +47,10 @@ GCAM__INLINE gcam_f32x4 gcam__w4(const void *w, size_t k, const gcam__dense_k *c
  * with the target's unpack / extend instructions (simd.h) */
 GCAM__INLINE void gcam__w8(gcam_f32x4 *r, const void *w, size_t k, const gcam__dense_k *c,
                           int dt) {
-  if (dt == GCAM__DTYPE_F16)
-    gcam__f16x8_load(r, (const uint16_t *)w + k);
-  else if (dt == GCAM__F16_LO)
+  if (dt == GCAM__DTYPE_F16) {
+    gcam__f16x8_load_lo(r, (const uint16_t *)w + k, c->mask);
+    r[0] *= c->up, r[1] *= c->up;
+  } else if (dt == GCAM__F16_LO)
     gcam__f16x8_load_lo(r, (const uint16_t *)w + k, c->mask);
   else if (dt == GCAM__DTYPE_I8)
     gcam__i8x8_load(r, (const int8_t *)w + k);
@@ -62,9 +69,9 @@ GCAM__INLINE void gcam__w8(gcam_f32x4 *r, const void *w, size_t k, const gcam__d
 #define GCAM__WIDE(dt) ((dt) == GCAM__DTYPE_F32 ? 0 : 8)
 #endif
 /* weight k, exact (the scalar tails take x unscaled in every variant) */
-GCAM__INLINE float gcam__w1(const void *w, size_t k, int dt) {
+GCAM__INLINE float gcam__w1(const void *w, size_t k, const gcam__dense_k *c, int dt) {
   if (dt == GCAM__DTYPE_F16 || dt == GCAM__F16_LO)
-    return gcam__f16_to_f32(((const uint16_t *)w)[k]);
+    return gcam__f16_to_f32(((const uint16_t *)w)[k]) * c->down1;
   if (dt == GCAM__DTYPE_I8) return (float)((const int8_t *)w)[k];
   return ((const float *)w)[k];
 }
@@ -77,13 +84,15 @@ GCAM__INLINE const void *gcam__wrow(const void *w, size_t k, int dt) {
   return (const char *)w + k * es;
 }
 
-/* what the vector steps multiply the weights by: x, or x * 2^112 for GCAM__F16_LO */
-GCAM__INLINE float gcam__x1(float x, int dt) { return dt == GCAM__F16_LO ? x * 0x1p112f : x; }
+/* what the vector steps multiply the weights by: x, or x * 2^(112-k) for GCAM__F16_LO */
+GCAM__INLINE float gcam__x1(float x, const gcam__dense_k *c, int dt) {
+  return dt == GCAM__F16_LO ? x * c->up1 : x;
+}
 
-/* 1 when every |x[k]| < 2^16 (NaN: 0): x * 2^112 is then finite and exact */
-static int gcam__below_2p16(const float *x, size_t n) {
+/* 1 when every |x[k]| < lim (NaN: 0): with lim = 2^(16+k), x * 2^(112-k) is finite and exact */
+static int gcam__below(const float *x, size_t n, float lim) {
   int ok = 1;
-  for (size_t k = 0; k < n; k++) ok &= x[k] < 65536.0f && x[k] > -65536.0f;
+  for (size_t k = 0; k < n; k++) ok &= x[k] < lim && x[k] > -lim;
   return ok;
 }
 
@@ -107,7 +116,7 @@ GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
     gcam_f32x4 v[8];
     const void *wr[8]; /* the 8 rows (gcam__wrow) */
     for (int r = 0; r < 8; r++) {
-      v[r] = gcam__f32x4_splat(gcam__x1(in[i + r], dt));
+      v[r] = gcam__f32x4_splat(gcam__x1(in[i + r], c, dt));
       wr[r] = gcam__wrow(w, w0 + (size_t)r * n, dt);
     }
     size_t o = o0;
@@ -140,14 +149,14 @@ GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
     }
     for (; o < o1; o++) {
       float acc = out[o];
-      for (int r = 0; r < 8; r++) acc += in[i + r] * gcam__w1(w, w0 + (size_t)r * n + o, dt);
+      for (int r = 0; r < 8; r++) acc += in[i + r] * gcam__w1(w, w0 + (size_t)r * n + o, c, dt);
       out[o] = acc;
     }
   }
   for (; i < IN; i++) {
     const size_t wi = (size_t)i * n;
     const float x = in[i];
-    const gcam_f32x4 v = gcam__f32x4_splat(gcam__x1(x, dt));
+    const gcam_f32x4 v = gcam__f32x4_splat(gcam__x1(x, c, dt));
     size_t o = o0;
     for (; GCAM__WIDE(dt) && o + 8 <= o1; o += 8) {
       gcam_f32x4 y[2];
@@ -157,7 +166,7 @@ GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
     }
     for (; o + 4 <= o1; o += 4)
       gcam__f32x4_store(out + o, gcam__f32x4_load(out + o) + v * gcam__w4(w, wi + o, c, dt));
-    for (; o < o1; o++) out[o] += x * gcam__w1(w, wi + o, dt);
+    for (; o < o1; o++) out[o] += x * gcam__w1(w, wi + o, c, dt);
   }
   if (dt == GCAM__DTYPE_I8)
     for (size_t o = o0; o < o1; o++) out[o] = dw->bias[o] + dw->scale[o] * out[o];
@@ -167,11 +176,12 @@ GCAM__INLINE void gcam__dense_forward_cols(float *out, const float *in,
 
 static inline float gcam__hsum(gcam_f32x4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 
-/* d_out[o] (int8: times scale[o], as w[i,o] = q[i,o] * scale[o]; GCAM__F16_LO: times 2^112) */
+/* d_out[o] (int8: times scale[o], as w[i,o] = q[i,o] * scale[o]; GCAM__F16_LO: times
+ * 2^(112-k)) */
 GCAM__INLINE gcam_f32x4 gcam__g4(const float *d_out, const float *scale, size_t o,
                                  const gcam__dense_k *c, int dt) {
   gcam_f32x4 g = gcam__f32x4_load(d_out + o);
-  if (dt == GCAM__F16_LO) return g * c->up;
+  if (dt == GCAM__F16_LO) return g * c->up; /* 2^(112-k) */
   return dt == GCAM__DTYPE_I8 ? g * gcam__f32x4_load(scale + o) : g;
 }
 /* the scalar tails' d_out[o], with the exact weight of gcam__w1 */
@@ -212,7 +222,7 @@ GCAM__INLINE void gcam__dense_backward_rows(float *d_in, const float *d_out,
     for (int r = 0; r < 8; r++) {
       float s = gcam__hsum(a[r]);
       for (size_t k = o; k < n; k++)
-        s += gcam__w1(w, w0 + (size_t)r * n + k, dt) * gcam__g1(d_out, sc, k, dt);
+        s += gcam__w1(w, w0 + (size_t)r * n + k, c, dt) * gcam__g1(d_out, sc, k, dt);
       d_in[i + r] = s;
     }
   }
@@ -227,7 +237,7 @@ GCAM__INLINE void gcam__dense_backward_rows(float *d_in, const float *d_out,
     }
     for (; o + 4 <= n; o += 4) a += gcam__g4(d_out, sc, o, c, dt) * gcam__w4(w, wi + o, c, dt);
     float s = gcam__hsum(a);
-    for (; o < n; o++) s += gcam__w1(w, wi + o, dt) * gcam__g1(d_out, sc, o, dt);
+    for (; o < n; o++) s += gcam__w1(w, wi + o, c, dt) * gcam__g1(d_out, sc, o, dt);
     d_in[i] = s;
   }
 }
@@ -257,11 +267,13 @@ typedef struct {
   int32_t IN, OUT, relu, n_tasks;
   int lo; /* f16 weights, x below 2^16: the GCAM__F16_LO bodies */
   int32_t mask; /* GCAM__F16_MASK */
-  float up;     /* 2^112 */
+  float up;     /* 2^(112-k), k = w->f16_exp */
 } gcam__dense_job;
 
 static gcam__dense_k gcam__dense_consts(const gcam__dense_job *j) {
-  return (gcam__dense_k){{j->mask, j->mask, j->mask, j->mask}, gcam__f32x4_splat(j->up)};
+  const float down = ldexpf(1.0f, j->w->dtype == GCAM__DTYPE_F16 ? -j->w->f16_exp : 0);
+  return (gcam__dense_k){{j->mask, j->mask, j->mask, j->mask}, gcam__f32x4_splat(j->up), j->up,
+                         down};
 }
 
 static void gcam__dense_forward_task(void *context, int32_t t) {
@@ -310,8 +322,9 @@ void gcam__dense_forward_dt_pool(float *out, const float *in, const gcam__dense_
                                  int32_t IN, int32_t OUT, int relu,
                                  const gcam_threadpool *pool) {
   const size_t n = (size_t)OUT;
-  gcam__dense_job j = {out, in, w, IN, OUT, relu, 1, 0, GCAM__F16_MASK, 0x1p112f};
-  j.lo = w->dtype == GCAM__DTYPE_F16 && gcam__below_2p16(in, (size_t)IN);
+  const int32_t k = w->dtype == GCAM__DTYPE_F16 ? w->f16_exp : 0;
+  gcam__dense_job j = {out, in, w, IN, OUT, relu, 1, 0, GCAM__F16_MASK, ldexpf(1.0f, 112 - k)};
+  j.lo = w->dtype == GCAM__DTYPE_F16 && gcam__below(in, (size_t)IN, ldexpf(1.0f, 16 + k));
   j.n_tasks = gcam__dense_tasks(pool, (size_t)IN * n, n / 4);
   gcam__parallel_for(pool, gcam__dense_forward_task, &j, j.n_tasks);
 }
@@ -320,8 +333,9 @@ void gcam__dense_backward_input_dt_pool(float *d_in, const float *d_out,
                                         const gcam__dense_weights *w, int32_t IN, int32_t OUT,
                                         const gcam_threadpool *pool) {
   const size_t n = (size_t)OUT;
-  gcam__dense_job j = {d_in, d_out, w, IN, OUT, 0, 1, 0, GCAM__F16_MASK, 0x1p112f};
-  j.lo = w->dtype == GCAM__DTYPE_F16 && gcam__below_2p16(d_out, n);
+  const int32_t k = w->dtype == GCAM__DTYPE_F16 ? w->f16_exp : 0;
+  gcam__dense_job j = {d_in, d_out, w, IN, OUT, 0, 1, 0, GCAM__F16_MASK, ldexpf(1.0f, 112 - k)};
+  j.lo = w->dtype == GCAM__DTYPE_F16 && gcam__below(d_out, n, ldexpf(1.0f, 16 + k));
   j.n_tasks = gcam__dense_tasks(pool, (size_t)IN * (size_t)OUT, (size_t)IN / 8);
   gcam__parallel_for(pool, gcam__dense_backward_task, &j, j.n_tasks);
 }
@@ -336,17 +350,44 @@ void gcam__dense_backward_input_dt(float *d_in, const float *d_out, const gcam__
   gcam__dense_backward_input_dt_pool(d_in, d_out, w, IN, OUT, NULL);
 }
 
+/* ---- f16 storage ---------------------------------------------------------------------------- */
+
+/* see ops.h; 2^10 times the smallest subnormal half is the smallest normal one */
+int32_t gcam__f16_scale_up(uint16_t *h, uint64_t n) {
+  int32_t emax = 0; /* the largest exponent field (inf and NaN were refused) */
+  for (uint64_t i = 0; i < n; i++) {
+    const int32_t e = (h[i] >> 10) & 31;
+    if (e > emax) emax = e;
+  }
+  const int32_t k = 30 - emax < 10 ? 30 - emax : 10;
+  if (k == 0) return 0;
+  for (uint64_t i = 0; i < n; i++) {
+    const uint16_t v = h[i];
+    if (v & 0x7c00) {
+      h[i] = (uint16_t)(v + (k << 10)); /* a normal half: k more in its exponent */
+    } else if (v & 0x03ff) { /* subnormal m 2^-24 -> (m 2^k) 2^-24 */
+      uint32_t f = (uint32_t)(v & 0x03ffu) << k, e = 1;
+      if (f >= 0x0400u) { /* normal: f 2^-24 = (f' / 2^10) 2^(e-15), f' in [2^10, 2^11) */
+        while (f >= 0x0800u) f >>= 1, e++; /* only the k zero bits shifted in leave */
+        f = e << 10 | (f & 0x03ffu);
+      }
+      h[i] = (uint16_t)((v & 0x8000u) | f);
+    }
+  }
+  return k;
+}
+
 /* ---- f32 weights: the original entry points ------------------------------------------------ */
 
 void gcam__dense_forward_pool(float *out, const float *in, const float *w, const float *bias,
                               int32_t IN, int32_t OUT, int relu, const gcam_threadpool *pool) {
-  const gcam__dense_weights dw = {GCAM__DTYPE_F32, w, NULL, bias};
+  const gcam__dense_weights dw = {GCAM__DTYPE_F32, w, NULL, bias, 0};
   gcam__dense_forward_dt_pool(out, in, &dw, IN, OUT, relu, pool);
 }
 
 void gcam__dense_backward_input_pool(float *d_in, const float *d_out, const float *w,
                                      int32_t IN, int32_t OUT, const gcam_threadpool *pool) {
-  const gcam__dense_weights dw = {GCAM__DTYPE_F32, w, NULL, NULL};
+  const gcam__dense_weights dw = {GCAM__DTYPE_F32, w, NULL, NULL, 0};
   gcam__dense_backward_input_dt_pool(d_in, d_out, &dw, IN, OUT, pool);
 }
 
