@@ -482,16 +482,25 @@ int32_t gcam__conv3x3_wino_compact_cols(int m, int32_t C, int32_t OC) {
   return (int32_t)((nblk + slices - 1) / slices * NR);
 }
 
+static size_t gcam__wino_fused_copy_floats(int m, int32_t C, int32_t OC);
+
 size_t gcam__conv3x3_wino_compact_scratch_floats(int m, int32_t C, int32_t OC) {
-  return gcam__wino_u_floats(m, C, gcam__conv3x3_wino_compact_cols(m, C, OC));
+  const size_t slice = gcam__wino_u_floats(m, C, gcam__conv3x3_wino_compact_cols(m, C, OC));
+  const size_t copy = gcam__wino_fused_copy_floats(m, C, OC); /* one-block layers */
+  return copy > slice ? copy : slice;
 }
 
+/* `packed` is laid out as a (K -> o1-o0) layer holding input channels [cb, cb+K) of columns
+ * [o0, o1): the whole slice (cb = 0, K = C, w the HWIO weights), or one chunk of channels
+ * (the fused path, w a staged copy of the chunk) */
 typedef struct {
   int m;
   float *packed;
   const void *w;
   gcam__dtype dt;
   int32_t C, OC, o0, o1, n_tasks;
+  int32_t cb, K;
+  size_t ld_c, ld_tap; /* elements of w between channels, between taps: w is (tap 0, cb, o0) */
   float k[6]; /* G's entries (gcam__wino_g), read at run time: see gcam__wino_pack_rows */
 } gcam__wino_pack_job;
 
@@ -539,11 +548,11 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
     const gcam__wino_pack_job *j, size_t c0, size_t c1, gcam__dtype dt) {
   const int a = j->m + 2;
   const int32_t cols = j->o1 - j->o0;
-  const size_t xi_floats = gcam__wino_xi_floats(j->C, cols), blk = gcam__gemm_block_floats(j->C);
-  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4, step = (size_t)j->OC * es;
+  const size_t xi_floats = gcam__wino_xi_floats(j->K, cols), blk = gcam__gemm_block_floats(j->K);
+  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4, step = j->ld_c * es;
   const char *r[9];
   for (int k = 0; k < 9; k++)
-    r[k] = (const char *)j->w + (((size_t)k * j->C + c0) * j->OC + (size_t)j->o0) * es;
+    r[k] = (const char *)j->w + ((size_t)k * j->ld_tap + (c0 - (size_t)j->cb) * j->ld_c) * es;
   /* G's entries come from the job, not from literals: clang would rematerialise each
    * literal vector at every use (a v128.const), which V8 builds from immediates each time */
   gcam_f32x4 gk[6];
@@ -558,7 +567,8 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
       g[6] = gcam__wino_w4(r[6] + qb, n, dt), g[7] = gcam__wino_w4(r[7] + qb, n, dt);
       g[8] = gcam__wino_w4(r[8] + qb, n, dt);
       for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l], gk); /* G g */
-      float *base = j->packed + (size_t)(q / NR) * blk + NR + c * NR + (size_t)(q % NR);
+      float *base =
+          j->packed + (size_t)(q / NR) * blk + NR + (c - (size_t)j->cb) * NR + (size_t)(q % NR);
       for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
         gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i], gk);
         for (int l = 0; l < a; l++)
@@ -596,42 +606,206 @@ static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dty
         for (size_t c = 0; c < (size_t)C; c++)
           memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
     }
-  gcam__wino_pack_job j = {m, packed, w, dt, C, OC, o0, o1, gcam__pool_threads(pool), {0}};
+  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4;
+  gcam__wino_pack_job j = {m,  packed, (const char *)w + (size_t)o0 * es, dt, C, OC, o0, o1,
+                           gcam__pool_threads(pool), 0, C, (size_t)OC, (size_t)C * OC, {0}};
   memcpy(j.k, gcam__wino_gk, sizeof j.k);
   if (j.n_tasks > C) j.n_tasks = C;
   gcam__parallel_for(pool, gcam__wino_pack_task, &j, j.n_tasks);
   memcpy(packed + (size_t)a * a * xi_floats, bias + o0, (size_t)cols * sizeof *bias);
 }
 
-/* A layer whose tiles make one block (VGG16's 512-channel layers): the input transform once,
- * then per slice of output columns (the scratch's width, as wide as the 12 MB budget allows:
- * measured natively at 14x14 and 28x28, slices of 24, 64 and 128 columns cost about the same
- * once the transform reads its weights as streams, and the widest least often re-reads V),
- * its weights transformed and its GEMMs run; the output transform once. Each step on the
- * pool as the fast path's step mode. */
+/* A layer whose tiles make one block (VGG16's 28x28 and 14x14 layers), fused: the input
+ * transform V once; then per group of `cw` output columns, per chunk of `kc` input channels,
+ * that chunk of the group's weights transformed into a buffer of the task's own (36 x kc x cw
+ * floats: L2-sized) and the 36 GEMMs V[xi] (tiles x kc) . U[xi] (kc x cw) accumulated into the
+ * group's M; once the group's chunks are done, its output transform. The transformed weights
+ * never leave the cache (the sliced path wrote and re-read 37.7 MB per 512x512 layer), and
+ * the group's M stays there between chunks. A k-split GEMM sums in the order of the whole-k
+ * one (gcam__f32_igemm_acc_ukernel_4x8__vec), so the result does not depend on kc.
+ * The weights are first copied, widened to f32, into group-major order (each group's 9 x C x
+ * cw weights contiguous) when that fits the budget: a group reading its cw columns straight
+ * from the (3,3,C,OC) rows reads cw*es bytes every OC*es, which was measured (natively, 512 x
+ * 512) at 2-4 ms a layer against about 1 ms for reading whole rows once and the copy back.
+ * On a pool: V by tiles, the copy by rows, then the column groups, each in one task with one
+ * buffer, so each value's arithmetic is the serial loop's. */
+typedef struct {
+  const gcam__wino_job *j; /* geometry, V (j->scratch), out */
+  float *M;                /* the groups' M one after the other, each (a*a, tiles, its cols) */
+  float *ubuf;             /* n_tasks buffers of ubuf_floats */
+  size_t ubuf_floats;
+  const void *w; /* the layer's (3,3,C,OC) weights of type dt, or NULL: wr */
+  float *wr;     /* the group-major f32 copy (9 x C x cols per group, group g at 9*C*g*cw) */
+  gcam__dtype dt;
+  const float *bias;
+  int32_t cw, kc, n_groups, n_tasks;
+} gcam__wino_fused_job;
+
+/* defaults, measured with bench_kernels compact-tune (natively and in wasm): see README */
+#define GCAM__FUSED_CW 64
+#define GCAM__FUSED_KC 32
+#define GCAM__FUSED_TASKS 4 /* buffers the pack scratch has room for next to the copy */
+
+static size_t gcam__wino_fused_ubuf_floats(int m, int32_t cw, int32_t kc) {
+  return (size_t)(m + 2) * (size_t)(m + 2) * gcam__wino_xi_floats(kc, cw);
+}
+
+/* the defaults for a layer: whole column blocks, no wider than the layer, kc <= C */
+static void gcam__wino_fused_shape(int32_t C, int32_t OC, int32_t *cw, int32_t *kc) {
+  const int32_t ocr = (OC + NR - 1) / NR * NR;
+  int32_t w = *cw > 0 ? *cw : GCAM__FUSED_CW, k = *kc > 0 ? *kc : GCAM__FUSED_KC;
+  w = (w + NR - 1) / NR * NR;
+  *cw = w < ocr ? w : ocr, *kc = k < C ? k : C;
+}
+
+/* floats of the group-major copy and its task buffers, or 0 when over the budget */
+static size_t gcam__wino_fused_copy_floats(int m, int32_t C, int32_t OC) {
+  int32_t cw = 0, kc = 0;
+  gcam__wino_fused_shape(C, OC, &cw, &kc);
+  const uint64_t f = (uint64_t)9 * (uint64_t)C * (uint64_t)OC +
+                     (uint64_t)GCAM__FUSED_TASKS * gcam__wino_fused_ubuf_floats(m, cw, kc);
+  return f * sizeof(float) <= GCAM__COMPACT_BUDGET ? (size_t)f : 0;
+}
+
+/* zero biases and padding columns of a (K -> cols) packed layout */
+static void gcam__wino_zero_pad(float *packed, int a, int32_t K, int32_t cols) {
+  const size_t xi_floats = gcam__wino_xi_floats(K, cols), blk = gcam__gemm_block_floats(K);
+  const size_t nblk = ((size_t)cols + NR - 1) / NR, pad = nblk * NR - (size_t)cols;
+  for (int xi = 0; xi < a * a; xi++)
+    for (size_t b = 0; b < nblk; b++) {
+      float *p = packed + (size_t)xi * xi_floats + b * blk;
+      memset(p, 0, NR * sizeof *p);
+      if (pad && b == nblk - 1)
+        for (size_t c = 0; c < (size_t)K; c++)
+          memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
+    }
+}
+
+/* rows [r0, r1) of the (9*C, OC) weights into the group-major copy; dt constant after inlining */
+static inline __attribute__((always_inline)) void gcam__wino_fused_copy_rows(
+    const gcam__wino_fused_job *f, size_t r0, size_t r1, gcam__dtype dt) {
+  const int32_t OC = f->j->g.OC, C = f->j->g.C;
+  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4;
+  for (size_t r = r0; r < r1; r++) {
+    const char *src = (const char *)f->w + r * (size_t)OC * es;
+    for (int32_t o0 = 0; o0 < OC; o0 += f->cw) {
+      const int32_t cols = OC - o0 < f->cw ? OC - o0 : f->cw;
+      float *dst = f->wr + (size_t)9 * (size_t)C * (size_t)o0 + r * (size_t)cols;
+      for (int32_t q = 0; q < cols; q += 4) {
+        const size_t n = (size_t)(cols - q < 4 ? cols - q : 4);
+        gcam__store_n(dst + q, gcam__wino_w4(src + (size_t)(o0 + q) * es, n, dt), n);
+      }
+    }
+  }
+}
+
+static void gcam__wino_fused_copy_task(void *context, int32_t task) {
+  const gcam__wino_fused_job *f = context;
+  size_t r0, r1;
+  gcam__split((size_t)9 * (size_t)f->j->g.C, f->n_tasks, task, &r0, &r1);
+  if (f->dt == GCAM__DTYPE_F16)
+    gcam__wino_fused_copy_rows(f, r0, r1, GCAM__DTYPE_F16);
+  else
+    gcam__wino_fused_copy_rows(f, r0, r1, GCAM__DTYPE_F32);
+}
+
+static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int32_t grp) {
+  const gcam__wino_geom *g = &f->j->g;
+  const int a = g->a;
+  const size_t tb = f->j->tb;
+  const int32_t o0 = grp * f->cw, cols = g->OC - o0 < f->cw ? g->OC - o0 : f->cw;
+  float *Mg = f->M + (size_t)a * a * tb * (size_t)o0;
+  gcam__wino_pack_job pj = {g->m, U, NULL, f->dt, g->C, g->OC, o0, o0 + cols, 1, 0, 0,
+                            (size_t)g->OC, (size_t)g->C * (size_t)g->OC, {0}};
+  if (f->wr) /* the group's copy: (9, C, cols) */
+    pj.dt = GCAM__DTYPE_F32, pj.ld_c = (size_t)cols, pj.ld_tap = (size_t)g->C * (size_t)cols;
+  memcpy(pj.k, gcam__wino_gk, sizeof pj.k);
+  const size_t es = pj.dt == GCAM__DTYPE_F16 ? 2 : 4;
+  for (int32_t c0 = 0; c0 < g->C; c0 += f->kc) {
+    const int32_t kn = g->C - c0 < f->kc ? g->C - c0 : f->kc;
+    const size_t xi_floats = gcam__wino_xi_floats(kn, cols);
+    if (c0 == 0 || kn != f->kc) gcam__wino_zero_pad(U, a, kn, cols);
+    pj.cb = c0, pj.K = kn;
+    if (f->wr) {
+      pj.w = f->wr + (size_t)9 * (size_t)g->C * (size_t)o0 + (size_t)c0 * (size_t)cols;
+      gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F32);
+    } else {
+      pj.w = (const char *)f->w + ((size_t)c0 * (size_t)g->OC + (size_t)o0) * es;
+      if (f->dt == GCAM__DTYPE_F16)
+        gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F16);
+      else
+        gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F32);
+    }
+    for (int xi = 0; xi < a * a; xi++) {
+      const float *vx = f->j->scratch + (size_t)xi * g->v_xi + c0, *ux = U + xi * xi_floats;
+      float *mx = Mg + (size_t)xi * tb * (size_t)cols;
+      for (size_t r0 = 0; r0 < tb; r0 += MR) {
+        const size_t mr = tb - r0 < MR ? tb - r0 : MR;
+        const float *ap[MR];
+        for (size_t k = 0; k < MR; k++) ap[k] = vx + (r0 + (k < mr ? k : mr - 1)) * g->C;
+        if (c0 == 0) /* from the zero biases */
+          gcam__f32_igemm_ukernel_4x8__vec(mr, (size_t)cols, (size_t)kn, 1, ap, ux,
+                                          mx + r0 * (size_t)cols, (size_t)cols);
+        else
+          gcam__f32_igemm_acc_ukernel_4x8__vec(mr, (size_t)cols, (size_t)kn, 1, ap, ux,
+                                              mx + r0 * (size_t)cols, (size_t)cols);
+      }
+    }
+  }
+  gcam__wino_geom go = *g; /* the group as a layer of `cols` channels, written at stride OC */
+  go.OC = cols, go.m_xi = tb * (size_t)cols;
+  gcam__wino_output_block(&go, f->j->out + o0, Mg, f->bias + o0, 0, tb);
+}
+
+static void gcam__wino_fused_task(void *context, int32_t task) {
+  const gcam__wino_fused_job *f = context;
+  size_t g0, g1;
+  gcam__split((size_t)f->n_groups, f->n_tasks, task, &g0, &g1);
+  for (size_t grp = g0; grp < g1; grp++)
+    gcam__wino_fused_group(f, f->ubuf + (size_t)task * f->ubuf_floats, (int32_t)grp);
+}
+
 static void gcam__wino_compact_one_block(int m, float *out, const float *in, const void *w,
                                          gcam__dtype dt, const float *bias, int32_t H, int32_t W,
                                          int32_t C, int32_t OC, float *scratch, float *pack,
-                                         int32_t tiles, const gcam_threadpool *pool) {
+                                         int32_t tiles, int32_t cw, int32_t kc,
+                                         const gcam_threadpool *pool) {
   gcam__wino_job j;
   gcam__wino_job_init(&j, m, out, (size_t)OC, in, pack, H, W, C, OC, scratch, tiles, 0, 1);
   j.bias = bias;
   j.t0 = 0, j.tb = j.n_tiles;
   const int32_t n_threads = gcam__pool_threads(pool);
-  const int32_t cols = gcam__conv3x3_wino_compact_cols(m, C, OC);
   j.n_tasks = gcam__min_tasks(n_threads, j.tb);
   gcam__parallel_for(pool, gcam__wino_input_task, &j, j.n_tasks);
-  for (int32_t o0 = 0; o0 < OC; o0 += cols) {
-    const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
-    gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
-    j.col0 = o0, j.cols = o1 - o0;
-    j.ocb = gcam__conv3x3_oc_block(C, j.cols);
-    j.n_units = (size_t)j.g.a * j.g.a * (((size_t)j.cols + (size_t)j.ocb - 1) / (size_t)j.ocb);
-    j.n_tasks = gcam__min_tasks(n_threads, j.n_units);
-    gcam__parallel_for(pool, gcam__wino_gemm_task, &j, j.n_tasks);
+
+  gcam__wino_fused_job f;
+  memset(&f, 0, sizeof f);
+  f.j = &j, f.w = w, f.dt = dt, f.bias = bias;
+  f.M = j.scratch + (size_t)j.g.a * j.g.a * j.g.v_xi;
+  gcam__wino_fused_shape(C, OC, &cw, &kc);
+  f.cw = cw, f.kc = kc;
+  /* The pack scratch holds the copy and GCAM__FUSED_TASKS buffers of the defaults when that
+   * fits the budget; else a slice of at least NR columns of every channel, so at least one
+   * buffer of the defaults (and of NR columns for a caller's cw, kc <= C). */
+  const size_t pack_floats = gcam__conv3x3_wino_compact_scratch_floats(m, C, OC);
+  const size_t copy = (size_t)9 * (size_t)C * (size_t)OC;
+  f.ubuf_floats = gcam__wino_fused_ubuf_floats(m, f.cw, f.kc);
+  size_t avail = pack_floats;
+  if (gcam__wino_fused_copy_floats(m, C, OC) && copy + f.ubuf_floats <= pack_floats)
+    f.wr = pack, f.ubuf = pack + copy, avail = pack_floats - copy;
+  else
+    f.ubuf = pack;
+  while (f.ubuf_floats > avail && f.cw > NR)
+    f.cw -= NR, f.ubuf_floats = gcam__wino_fused_ubuf_floats(m, f.cw, f.kc);
+  f.n_groups = (OC + f.cw - 1) / f.cw;
+  if (f.wr) {
+    f.n_tasks = gcam__min_tasks(n_threads, (size_t)9 * (size_t)C);
+    gcam__parallel_for(pool, gcam__wino_fused_copy_task, &f, f.n_tasks);
   }
-  j.n_tasks = gcam__min_tasks(n_threads, j.tb);
-  gcam__parallel_for(pool, gcam__wino_output_task, &j, j.n_tasks);
+  const size_t n_buf = avail / f.ubuf_floats;
+  f.n_tasks = gcam__min_tasks(n_threads, (size_t)f.n_groups);
+  if ((size_t)f.n_tasks > n_buf) f.n_tasks = (int32_t)n_buf;
+  gcam__parallel_for(pool, gcam__wino_fused_task, &f, f.n_tasks);
 }
 
 void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in, const void *w,
@@ -640,9 +814,9 @@ void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in,
                                              float *pack, const gcam_threadpool *pool) {
   const int32_t cols = gcam__conv3x3_wino_compact_cols(m, C, OC);
   const int32_t tiles = gcam__conv3x3_wino_tiles(m, H, W, C, OC, 0); /* the whole layer's */
-  if (cols < OC && gcam__wino_n_tiles(m, H, W) <= (size_t)tiles) {
-    gcam__wino_compact_one_block(m, out, in, w, dt, bias, H, W, C, OC, scratch, pack, tiles,
-                                 pool);
+  if (gcam__wino_n_tiles(m, H, W) <= (size_t)tiles) {
+    gcam__wino_compact_one_block(m, out, in, w, dt, bias, H, W, C, OC, scratch, pack, tiles, 0,
+                                 0, pool);
     return;
   }
   for (int32_t o0 = 0; o0 < OC; o0 += cols) {
@@ -651,6 +825,18 @@ void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in,
     gcam__wino_forward(m, out + o0, (size_t)OC, in, pack, H, W, C, o1 - o0, scratch, tiles, 0, 1,
                        pool);
   }
+}
+
+int gcam__conv3x3_wino_forward_compact_fused(int m, float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, int32_t cw, int32_t kc,
+                                             const gcam_threadpool *pool) {
+  const int32_t tiles = gcam__conv3x3_wino_tiles(m, H, W, C, OC, 0);
+  if (gcam__wino_n_tiles(m, H, W) > (size_t)tiles) return -1;
+  gcam__wino_compact_one_block(m, out, in, w, dt, bias, H, W, C, OC, scratch, pack, tiles, cw,
+                               kc, pool);
+  return 0;
 }
 
 void gcam__conv3x3_wino_forward(int m, float *out, const float *in, const float *packed,
