@@ -138,8 +138,8 @@ static inline void gcam__store_n(float *p, gcam_f32x4 v, size_t n) {
 
 /* F(2,3): V = B^T d B for channels [c, c+n) of one tile; d[r*4+q] points at input pixel
  * (r, q) of the tile; V[xi] is written at v + xi*xs */
-static inline void gcam__wino2_input(float *v, size_t xs, const float *const *d, size_t c,
-                                     size_t n) {
+static inline __attribute__((always_inline)) void gcam__wino2_input(
+    float *v, size_t xs, const float *const *d, size_t c, size_t n, const gcam_f32x4 *ds) {
   gcam_f32x4 t[4][4];
   for (int q = 0; q < 4; q++) {
     const gcam_f32x4 d0 = gcam__load_n(d[q] + c, n), d1 = gcam__load_n(d[4 + q] + c, n);
@@ -151,10 +151,10 @@ static inline void gcam__wino2_input(float *v, size_t xs, const float *const *d,
   }
   for (int i = 0; i < 4; i++) {
     float *vi = v + (size_t)(i * 4) * xs + c;
-    gcam__store_n(vi, t[i][0] - t[i][2], n);
-    gcam__store_n(vi + xs, t[i][1] + t[i][2], n);
-    gcam__store_n(vi + 2 * xs, t[i][2] - t[i][1], n);
-    gcam__store_n(vi + 3 * xs, t[i][1] - t[i][3], n);
+    const gcam_f32x4 r[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1],
+                             t[i][1] - t[i][3]};
+    for (int j = 0; j < 4; j++)
+      gcam__store_n(vi + (size_t)j * xs, ds ? r[j] * ds[i * 4 + j] : r[j], n);
   }
 }
 
@@ -203,8 +203,8 @@ static inline void gcam__at6(gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1, gcam_f
   r[3] = sm + gcam__f32x4_splat(8.0f) * tm + x5;
 }
 
-static inline void gcam__wino4_input(float *v, size_t xs, const float *const *d, size_t c,
-                                     size_t n) {
+static inline __attribute__((always_inline)) void gcam__wino4_input(
+    float *v, size_t xs, const float *const *d, size_t c, size_t n, const gcam_f32x4 *ds) {
   gcam_f32x4 t[6][6]; /* t[i][q] = (B^T d)[i][q] */
   for (int q = 0; q < 6; q++) {
     gcam_f32x4 r[6];
@@ -216,7 +216,8 @@ static inline void gcam__wino4_input(float *v, size_t xs, const float *const *d,
   for (int i = 0; i < 6; i++) {
     gcam_f32x4 r[6];
     gcam__bt6(r, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5]);
-    for (int j = 0; j < 6; j++) gcam__store_n(v + (size_t)(i * 6 + j) * xs + c, r[j], n);
+    for (int j = 0; j < 6; j++)
+      gcam__store_n(v + (size_t)(i * 6 + j) * xs + c, ds ? r[j] * ds[i * 6 + j] : r[j], n);
   }
 }
 
@@ -252,9 +253,11 @@ typedef struct {
   int relu;            /* 0 for the backward (conv3x3_backward.c) */
 } gcam__wino_geom;
 
-/* V[xi][t] = B^T d B for tiles t0 .. t0+tb-1 */
-static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const float *in,
-                                   const float *zero, size_t t0, size_t tb) {
+/* V[xi][t] = B^T d B for tiles t0 .. t0+tb-1, each V[xi] times ds[xi] (splatted) when ds is
+ * not NULL (a constant after inlining) */
+static inline __attribute__((always_inline)) void gcam__wino_input_tiles(
+    const gcam__wino_geom *g, float *V, const float *in, const float *zero, size_t t0,
+    size_t tb, const gcam_f32x4 *ds) {
   for (size_t t = 0; t < tb; t++) {
     const int32_t ty = (int32_t)((t0 + t) / (size_t)g->TW);
     const int32_t tx = (int32_t)((t0 + t) % (size_t)g->TW);
@@ -268,11 +271,28 @@ static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const flo
       }
     for (size_t c = 0; c < (size_t)g->C; c += 4) {
       if (g->m == 4)
-        gcam__wino4_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c);
+        gcam__wino4_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c, ds);
       else
-        gcam__wino2_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c);
+        gcam__wino2_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c, ds);
     }
   }
+}
+
+static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const float *in,
+                                   const float *zero, size_t t0, size_t tb) {
+  gcam__wino_input_tiles(g, V, in, zero, t0, tb, NULL);
+}
+
+/* the scale of V[xi] the fused compact path's integer weight transform needs (gcam__wino_gi) */
+static void gcam__wino_input_block_scaled(const gcam__wino_geom *g, float *V, const float *in,
+                                          const float *zero, size_t t0, size_t tb) {
+  static const double d4[6] = {1.0 / 4, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24, 1};
+  static const double d2[4] = {1, 0.5, 0.5, 1};
+  const double *dd = g->m == 4 ? d4 : d2;
+  gcam_f32x4 ds[36];
+  for (int i = 0; i < g->a; i++)
+    for (int j = 0; j < g->a; j++) ds[i * g->a + j] = gcam__f32x4_splat((float)(dd[i] * dd[j]));
+  gcam__wino_input_tiles(g, V, in, zero, t0, tb, ds);
 }
 
 /* M[xi] (tb x OC) = V[xi] (tb x C) . U[xi] (C x OC) for the units [u0, u1) of
@@ -340,6 +360,7 @@ typedef struct {
   size_t T, n_tiles, n_units, slot_floats;
   int32_t ocb, n_tasks;
   int32_t col0, cols; /* the columns `packed` holds (0, OC; or a compact slice) */
+  int scaled_v;       /* V for gcam__wino_gi's weights (the fused compact path) */
   size_t t0, tb; /* the current block (step mode) */
 } gcam__wino_job;
 
@@ -365,8 +386,9 @@ static void gcam__wino_input_task(void *context, int32_t task) {
   const gcam__wino_job *j = context;
   size_t s, e;
   gcam__split(j->tb, j->n_tasks, task, &s, &e);
-  gcam__wino_input_block(&j->g, j->scratch + s * (size_t)j->g.C, j->in, j->zero, j->t0 + s,
-                         e - s);
+  (j->scaled_v ? gcam__wino_input_block_scaled
+               : gcam__wino_input_block)(&j->g, j->scratch + s * (size_t)j->g.C, j->in, j->zero,
+                                         j->t0 + s, e - s);
 }
 
 static void gcam__wino_gemm_task(void *context, int32_t task) {
@@ -538,6 +560,23 @@ static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 
   }
 }
 
+/* r = G' x, G = D G' with D = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1) (F(4,3)) or diag(1, 1/2,
+ * 1/2, 1) (F(2,3)): G' has small integer entries, so U' = G' g G'^T = U / (d_i d_j) takes 7
+ * adds a 3-vector (gcam__wino_g: 12 operations and 5 constants) and the scale moves to V
+ * (gcam__wino_input_block_scaled), where it costs one multiply per value of a much smaller
+ * array. G'(4,3) rows: (1 0 0) (1 1 1) (1 -1 1) (1 2 4) (1 -2 4) (0 0 1). */
+static inline void gcam__wino_gi(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
+                                 gcam_f32x4 x2) {
+  const gcam_f32x4 p = x0 + x2;
+  r[0] = x0, r[1] = p + x1, r[2] = p - x1;
+  if (m == 4) {
+    const gcam_f32x4 x1_2 = x1 + x1, x2_2 = x2 + x2, s = x0 + (x2_2 + x2_2);
+    r[3] = s + x1_2, r[4] = s - x1_2, r[5] = x2;
+  } else {
+    r[3] = x2;
+  }
+}
+
 /* U = G g G^T for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
  * group padded with zeros, its extra lanes not stored). The weights are read along their
  * rows: per channel, the slice's columns of the 9 taps through 9 pointers that each step by
@@ -545,7 +584,7 @@ static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 
  * line is fetched once (a rolled loop over the taps, one load jumping by C*OC, was measured
  * to spend most of the transform waiting on memory). `dt` is a constant after inlining. */
 static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
-    const gcam__wino_pack_job *j, size_t c0, size_t c1, gcam__dtype dt) {
+    const gcam__wino_pack_job *j, size_t c0, size_t c1, gcam__dtype dt, int integer_g) {
   const int a = j->m + 2;
   const int32_t cols = j->o1 - j->o0;
   const size_t xi_floats = gcam__wino_xi_floats(j->K, cols), blk = gcam__gemm_block_floats(j->K);
@@ -566,11 +605,18 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
       g[4] = gcam__wino_w4(r[4] + qb, n, dt), g[5] = gcam__wino_w4(r[5] + qb, n, dt);
       g[6] = gcam__wino_w4(r[6] + qb, n, dt), g[7] = gcam__wino_w4(r[7] + qb, n, dt);
       g[8] = gcam__wino_w4(r[8] + qb, n, dt);
-      for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l], gk); /* G g */
+      for (int l = 0; l < 3; l++) /* G g */
+        if (integer_g)
+          gcam__wino_gi(j->m, t[l], g[l], g[3 + l], g[6 + l]);
+        else
+          gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l], gk);
       float *base =
           j->packed + (size_t)(q / NR) * blk + NR + (c - (size_t)j->cb) * NR + (size_t)(q % NR);
       for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
-        gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i], gk);
+        if (integer_g)
+          gcam__wino_gi(j->m, u, t[0][i], t[1][i], t[2][i]);
+        else
+          gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i], gk);
         for (int l = 0; l < a; l++)
           gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u[l], n);
       }
@@ -584,9 +630,9 @@ static void gcam__wino_pack_task(void *context, int32_t task) {
   size_t c0, c1;
   gcam__split((size_t)j->C, j->n_tasks, task, &c0, &c1);
   if (j->dt == GCAM__DTYPE_F16)
-    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F16);
+    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F16, 0);
   else
-    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F32);
+    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F32, 0);
 }
 
 /* columns [o0, o1) of the layer packed as a (C -> o1-o0) layer: zero biases and padding,
@@ -728,13 +774,13 @@ static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int3
     pj.cb = c0, pj.K = kn;
     if (f->wr) {
       pj.w = f->wr + (size_t)9 * (size_t)g->C * (size_t)o0 + (size_t)c0 * (size_t)cols;
-      gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F32);
+      gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F32, 1);
     } else {
       pj.w = (const char *)f->w + ((size_t)c0 * (size_t)g->OC + (size_t)o0) * es;
       if (f->dt == GCAM__DTYPE_F16)
-        gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F16);
+        gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F16, 1);
       else
-        gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F32);
+        gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F32, 1);
     }
     for (int xi = 0; xi < a * a; xi++) {
       const float *vx = f->j->scratch + (size_t)xi * g->v_xi + c0, *ux = U + xi * xi_floats;
@@ -773,7 +819,7 @@ static void gcam__wino_compact_one_block(int m, float *out, const float *in, con
   gcam__wino_job j;
   gcam__wino_job_init(&j, m, out, (size_t)OC, in, pack, H, W, C, OC, scratch, tiles, 0, 1);
   j.bias = bias;
-  j.t0 = 0, j.tb = j.n_tiles;
+  j.t0 = 0, j.tb = j.n_tiles, j.scaled_v = 1;
   const int32_t n_threads = gcam__pool_threads(pool);
   j.n_tasks = gcam__min_tasks(n_threads, j.tb);
   gcam__parallel_for(pool, gcam__wino_input_task, &j, j.n_tasks);
