@@ -577,15 +577,40 @@ static inline void gcam__wino_gi(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4
   }
 }
 
+/* U = G g G^T (integer_g: U' = G' g G'^T) of 4 columns (n <= 4 of them real, the other
+ * lanes not stored) of one channel: g[k] = (tap k) at r[k]; U[xi] written at base + xi*xs */
+static inline __attribute__((always_inline)) void gcam__wino_pack_col4(
+    int m, float *base, size_t xs, const char *const *r, size_t n, gcam__dtype dt,
+    int integer_g, const gcam_f32x4 *gk) {
+  const int a = m + 2;
+  gcam_f32x4 g[9], t[3][6], u[6];
+  for (int k = 0; k < 9; k++) g[k] = gcam__wino_w4(r[k], n, dt);
+  for (int l = 0; l < 3; l++) /* G g */
+    if (integer_g)
+      gcam__wino_gi(m, t[l], g[l], g[3 + l], g[6 + l]);
+    else
+      gcam__wino_g(m, t[l], g[l], g[3 + l], g[6 + l], gk);
+  for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
+    if (integer_g)
+      gcam__wino_gi(m, u, t[0][i], t[1][i], t[2][i]);
+    else
+      gcam__wino_g(m, u, t[0][i], t[1][i], t[2][i], gk);
+    for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)(i * a + l) * xs, u[l], n);
+  }
+}
+
 /* U = G g G^T for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
  * group padded with zeros, its extra lanes not stored). The weights are read along their
  * rows: per channel, the slice's columns of the 9 taps through 9 pointers that each step by
  * one row, so the loads form 9 steady streams the hardware prefetchers follow and each cache
  * line is fetched once (a rolled loop over the taps, one load jumping by C*OC, was measured
- * to spend most of the transform waiting on memory). `dt` is a constant after inlining. */
+ * to spend most of the transform waiting on memory). `m`, `dt` and `integer_g` are constants
+ * after inlining: with m known the loops over the a x a values unroll and their arrays live
+ * in registers, which V8 needs (with m read from the job, the transform took 4.3 ms a 512 x
+ * 512 layer in wasm, twice its native time), and whole groups of 4 run without the tail's
+ * tests. */
 static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
-    const gcam__wino_pack_job *j, size_t c0, size_t c1, gcam__dtype dt, int integer_g) {
-  const int a = j->m + 2;
+    const gcam__wino_pack_job *j, size_t c0, size_t c1, int m, gcam__dtype dt, int integer_g) {
   const int32_t cols = j->o1 - j->o0;
   const size_t xi_floats = gcam__wino_xi_floats(j->K, cols), blk = gcam__gemm_block_floats(j->K);
   const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4, step = j->ld_c * es;
@@ -596,43 +621,53 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
    * literal vector at every use (a v128.const), which V8 builds from immediates each time */
   gcam_f32x4 gk[6];
   for (int k = 0; k < 6; k++) gk[k] = gcam__f32x4_splat(j->k[k]);
+  const int32_t full = cols / 4 * 4;
   for (size_t c = c0; c < c1; c++) {
-    for (int32_t q = 0; q < cols; q += 4) {
-      const size_t n = (size_t)(cols - q < 4 ? cols - q : 4), qb = (size_t)q * es;
-      gcam_f32x4 g[9], t[3][6], u[6];
-      g[0] = gcam__wino_w4(r[0] + qb, n, dt), g[1] = gcam__wino_w4(r[1] + qb, n, dt);
-      g[2] = gcam__wino_w4(r[2] + qb, n, dt), g[3] = gcam__wino_w4(r[3] + qb, n, dt);
-      g[4] = gcam__wino_w4(r[4] + qb, n, dt), g[5] = gcam__wino_w4(r[5] + qb, n, dt);
-      g[6] = gcam__wino_w4(r[6] + qb, n, dt), g[7] = gcam__wino_w4(r[7] + qb, n, dt);
-      g[8] = gcam__wino_w4(r[8] + qb, n, dt);
-      for (int l = 0; l < 3; l++) /* G g */
-        if (integer_g)
-          gcam__wino_gi(j->m, t[l], g[l], g[3 + l], g[6 + l]);
-        else
-          gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l], gk);
-      float *base =
-          j->packed + (size_t)(q / NR) * blk + NR + (c - (size_t)j->cb) * NR + (size_t)(q % NR);
-      for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
-        if (integer_g)
-          gcam__wino_gi(j->m, u, t[0][i], t[1][i], t[2][i]);
-        else
-          gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i], gk);
-        for (int l = 0; l < a; l++)
-          gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u[l], n);
-      }
+    float *row = j->packed + NR + (c - (size_t)j->cb) * NR;
+    const char *rq[9];
+    for (int32_t q = 0; q < full; q += 4) {
+      for (int k = 0; k < 9; k++) rq[k] = r[k] + (size_t)q * es;
+      gcam__wino_pack_col4(m, row + (size_t)(q / NR) * blk + (size_t)(q % NR), xi_floats, rq, 4,
+                           dt, integer_g, gk);
+    }
+    if (full < cols) {
+      for (int k = 0; k < 9; k++) rq[k] = r[k] + (size_t)full * es;
+      gcam__wino_pack_col4(m, row + (size_t)(full / NR) * blk + (size_t)(full % NR), xi_floats,
+                           rq, (size_t)(cols - full), dt, integer_g, gk);
     }
     for (int k = 0; k < 9; k++) r[k] += step;
   }
+}
+
+/* the instances: (m, dt) of the slice path, and of the fused path (integer G') */
+#define GCAM__WINO_PACK_ROWS(name, m, dt, ig)                                                    \
+  static void name(const gcam__wino_pack_job *j, size_t c0, size_t c1) {                        \
+    gcam__wino_pack_rows(j, c0, c1, m, dt, ig);                                                  \
+  }
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f32, 4, GCAM__DTYPE_F32, 0)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f16, 4, GCAM__DTYPE_F16, 0)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f32, 2, GCAM__DTYPE_F32, 0)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f16, 2, GCAM__DTYPE_F16, 0)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f32_gi, 4, GCAM__DTYPE_F32, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f16_gi, 4, GCAM__DTYPE_F16, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f32_gi, 2, GCAM__DTYPE_F32, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f16_gi, 2, GCAM__DTYPE_F16, 1)
+
+static void gcam__wino_pack_rows_any(const gcam__wino_pack_job *j, size_t c0, size_t c1,
+                                     gcam__dtype dt, int integer_g) {
+  void (*const fn[2][2][2])(const gcam__wino_pack_job *, size_t, size_t) = {
+      {{gcam__wino_pack_rows_2_f32, gcam__wino_pack_rows_2_f16},
+       {gcam__wino_pack_rows_2_f32_gi, gcam__wino_pack_rows_2_f16_gi}},
+      {{gcam__wino_pack_rows_4_f32, gcam__wino_pack_rows_4_f16},
+       {gcam__wino_pack_rows_4_f32_gi, gcam__wino_pack_rows_4_f16_gi}}};
+  fn[j->m == 4][integer_g != 0][dt == GCAM__DTYPE_F16](j, c0, c1);
 }
 
 static void gcam__wino_pack_task(void *context, int32_t task) {
   const gcam__wino_pack_job *j = context;
   size_t c0, c1;
   gcam__split((size_t)j->C, j->n_tasks, task, &c0, &c1);
-  if (j->dt == GCAM__DTYPE_F16)
-    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F16, 0);
-  else
-    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F32, 0);
+  gcam__wino_pack_rows_any(j, c0, c1, j->dt, 0);
 }
 
 /* columns [o0, o1) of the layer packed as a (C -> o1-o0) layer: zero biases and padding,
@@ -772,16 +807,11 @@ static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int3
     const size_t xi_floats = gcam__wino_xi_floats(kn, cols);
     if (c0 == 0 || kn != f->kc) gcam__wino_zero_pad(U, a, kn, cols);
     pj.cb = c0, pj.K = kn;
-    if (f->wr) {
+    if (f->wr)
       pj.w = f->wr + (size_t)9 * (size_t)g->C * (size_t)o0 + (size_t)c0 * (size_t)cols;
-      gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F32, 1);
-    } else {
+    else
       pj.w = (const char *)f->w + ((size_t)c0 * (size_t)g->OC + (size_t)o0) * es;
-      if (f->dt == GCAM__DTYPE_F16)
-        gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F16, 1);
-      else
-        gcam__wino_pack_rows(&pj, (size_t)c0, (size_t)(c0 + kn), GCAM__DTYPE_F32, 1);
-    }
+    gcam__wino_pack_rows_any(&pj, (size_t)c0, (size_t)(c0 + kn), pj.dt, 1);
     for (int xi = 0; xi < a * a; xi++) {
       const float *vx = f->j->scratch + (size_t)xi * g->v_xi + c0, *ux = U + xi * xi_floats;
       float *mx = Mg + (size_t)xi * tb * (size_t)cols;
