@@ -489,6 +489,16 @@ void gcam__conv3x3_wino_run_pool(int m, float *out, const float *in, const float
  * layout's is done once in double), split over input channels on a pool. */
 #define GCAM__COMPACT_BUDGET ((size_t)12 << 20)
 
+/* The fused one-block path (below): its column group and channel chunk by default, measured
+ * with bench_kernels compact-tune (natively and in wasm, see README), and the distance of its
+ * transformed planes, a constant so that the transform's 36 stores a column group take
+ * immediate offsets (natively [base + imm], in wasm v128.store offset=) and no address
+ * arithmetic; any cw, kc the caller gives is narrowed to fit it. */
+#define GCAM__FUSED_CW 64
+#define GCAM__FUSED_KC 64
+#define GCAM__FUSED_XS ((size_t)(GCAM__FUSED_CW / NR) * NR * (1 + GCAM__FUSED_KC))
+#define GCAM__FUSED_TASKS 4 /* buffers the pack scratch has room for next to the copy */
+
 static size_t gcam__wino_u_floats(int m, int32_t C, int32_t cols) {
   return gcam__conv3x3_wino_packed_floats(m, C, cols);
 }
@@ -505,11 +515,15 @@ int32_t gcam__conv3x3_wino_compact_cols(int m, int32_t C, int32_t OC) {
 }
 
 static size_t gcam__wino_fused_copy_floats(int m, int32_t C, int32_t OC);
+static size_t gcam__wino_fused_ubuf_floats(int m);
 
+/* the slice of the many-block path, or the fused path's needs (one-block layers): its copy
+ * of the weights and buffers, or at least one buffer */
 size_t gcam__conv3x3_wino_compact_scratch_floats(int m, int32_t C, int32_t OC) {
-  const size_t slice = gcam__wino_u_floats(m, C, gcam__conv3x3_wino_compact_cols(m, C, OC));
-  const size_t copy = gcam__wino_fused_copy_floats(m, C, OC); /* one-block layers */
-  return copy > slice ? copy : slice;
+  size_t f = gcam__wino_u_floats(m, C, gcam__conv3x3_wino_compact_cols(m, C, OC));
+  const size_t copy = gcam__wino_fused_copy_floats(m, C, OC), ubuf = gcam__wino_fused_ubuf_floats(m);
+  f = copy > f ? copy : f;
+  return ubuf > f ? ubuf : f;
 }
 
 /* `packed` is laid out as a (K -> o1-o0) layer holding input channels [cb, cb+K) of columns
@@ -612,7 +626,8 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_col4(
 static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
     const gcam__wino_pack_job *j, size_t c0, size_t c1, int m, gcam__dtype dt, int integer_g) {
   const int32_t cols = j->o1 - j->o0;
-  const size_t xi_floats = gcam__wino_xi_floats(j->K, cols), blk = gcam__gemm_block_floats(j->K);
+  const size_t xi_floats = integer_g ? GCAM__FUSED_XS : gcam__wino_xi_floats(j->K, cols);
+  const size_t blk = gcam__gemm_block_floats(j->K);
   const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4, step = j->ld_c * es;
   const char *r[9];
   for (int k = 0; k < 9; k++)
@@ -722,35 +737,33 @@ typedef struct {
   int32_t cw, kc, n_groups, n_tasks;
 } gcam__wino_fused_job;
 
-/* defaults, measured with bench_kernels compact-tune (natively and in wasm): see README */
-#define GCAM__FUSED_CW 64
-#define GCAM__FUSED_KC 32
-#define GCAM__FUSED_TASKS 4 /* buffers the pack scratch has room for next to the copy */
-
-static size_t gcam__wino_fused_ubuf_floats(int m, int32_t cw, int32_t kc) {
-  return (size_t)(m + 2) * (size_t)(m + 2) * gcam__wino_xi_floats(kc, cw);
+static size_t gcam__wino_fused_ubuf_floats(int m) {
+  return (size_t)(m + 2) * (size_t)(m + 2) * GCAM__FUSED_XS;
 }
 
-/* the defaults for a layer: whole column blocks, no wider than the layer, kc <= C */
+/* the defaults for a layer: whole column blocks, no wider than the layer, kc <= C, and a
+ * transformed chunk within a plane of GCAM__FUSED_XS floats */
 static void gcam__wino_fused_shape(int32_t C, int32_t OC, int32_t *cw, int32_t *kc) {
-  const int32_t ocr = (OC + NR - 1) / NR * NR;
+  const int32_t ocr = (OC + NR - 1) / NR * NR, wmax = GCAM__FUSED_XS / (2 * NR) * NR;
   int32_t w = *cw > 0 ? *cw : GCAM__FUSED_CW, k = *kc > 0 ? *kc : GCAM__FUSED_KC;
   w = (w + NR - 1) / NR * NR;
-  *cw = w < ocr ? w : ocr, *kc = k < C ? k : C;
+  w = w < ocr ? w : ocr, w = w < wmax ? w : wmax;
+  const int32_t kmax = (int32_t)(GCAM__FUSED_XS / (size_t)w) - 1; /* >= 1 */
+  k = k < C ? k : C, k = k < kmax ? k : kmax;
+  *cw = w, *kc = k;
 }
 
 /* floats of the group-major copy and its task buffers, or 0 when over the budget */
 static size_t gcam__wino_fused_copy_floats(int m, int32_t C, int32_t OC) {
-  int32_t cw = 0, kc = 0;
-  gcam__wino_fused_shape(C, OC, &cw, &kc);
   const uint64_t f = (uint64_t)9 * (uint64_t)C * (uint64_t)OC +
-                     (uint64_t)GCAM__FUSED_TASKS * gcam__wino_fused_ubuf_floats(m, cw, kc);
+                     (uint64_t)GCAM__FUSED_TASKS * gcam__wino_fused_ubuf_floats(m);
   return f * sizeof(float) <= GCAM__COMPACT_BUDGET ? (size_t)f : 0;
 }
 
-/* zero biases and padding columns of a (K -> cols) packed layout */
-static void gcam__wino_zero_pad(float *packed, int a, int32_t K, int32_t cols) {
-  const size_t xi_floats = gcam__wino_xi_floats(K, cols), blk = gcam__gemm_block_floats(K);
+/* zero biases and padding columns of a (K -> cols) packed layout, planes xi_floats apart */
+static void gcam__wino_zero_pad(float *packed, int a, int32_t K, int32_t cols,
+                                size_t xi_floats) {
+  const size_t blk = gcam__gemm_block_floats(K);
   const size_t nblk = ((size_t)cols + NR - 1) / NR, pad = nblk * NR - (size_t)cols;
   for (int xi = 0; xi < a * a; xi++)
     for (size_t b = 0; b < nblk; b++) {
@@ -804,8 +817,8 @@ static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int3
   const size_t es = pj.dt == GCAM__DTYPE_F16 ? 2 : 4;
   for (int32_t c0 = 0; c0 < g->C; c0 += f->kc) {
     const int32_t kn = g->C - c0 < f->kc ? g->C - c0 : f->kc;
-    const size_t xi_floats = gcam__wino_xi_floats(kn, cols);
-    if (c0 == 0 || kn != f->kc) gcam__wino_zero_pad(U, a, kn, cols);
+    const size_t xi_floats = GCAM__FUSED_XS; /* the planes of U */
+    if (c0 == 0 || kn != f->kc) gcam__wino_zero_pad(U, a, kn, cols, xi_floats);
     pj.cb = c0, pj.K = kn;
     if (f->wr)
       pj.w = f->wr + (size_t)9 * (size_t)g->C * (size_t)o0 + (size_t)c0 * (size_t)cols;
@@ -860,19 +873,16 @@ static void gcam__wino_compact_one_block(int m, float *out, const float *in, con
   f.M = j.scratch + (size_t)j.g.a * j.g.a * j.g.v_xi;
   gcam__wino_fused_shape(C, OC, &cw, &kc);
   f.cw = cw, f.kc = kc;
-  /* The pack scratch holds the copy and GCAM__FUSED_TASKS buffers of the defaults when that
-   * fits the budget; else a slice of at least NR columns of every channel, so at least one
-   * buffer of the defaults (and of NR columns for a caller's cw, kc <= C). */
+  /* The pack scratch holds the copy and GCAM__FUSED_TASKS buffers when that fits the budget,
+   * else at least one buffer (gcam__conv3x3_wino_compact_scratch_floats). */
   const size_t pack_floats = gcam__conv3x3_wino_compact_scratch_floats(m, C, OC);
   const size_t copy = (size_t)9 * (size_t)C * (size_t)OC;
-  f.ubuf_floats = gcam__wino_fused_ubuf_floats(m, f.cw, f.kc);
+  f.ubuf_floats = gcam__wino_fused_ubuf_floats(m);
   size_t avail = pack_floats;
   if (gcam__wino_fused_copy_floats(m, C, OC) && copy + f.ubuf_floats <= pack_floats)
     f.wr = pack, f.ubuf = pack + copy, avail = pack_floats - copy;
   else
     f.ubuf = pack;
-  while (f.ubuf_floats > avail && f.cw > NR)
-    f.cw -= NR, f.ubuf_floats = gcam__wino_fused_ubuf_floats(m, f.cw, f.kc);
   f.n_groups = (OC + f.cw - 1) / f.cw;
   if (f.wr) {
     f.n_tasks = gcam__min_tasks(n_threads, (size_t)9 * (size_t)C);
