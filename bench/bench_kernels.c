@@ -367,7 +367,7 @@ static void bench_compact(int runs) {
  * cw and channel chunks kc, interleaved with the fast path: minimum CPU ms of N rounds, ratio */
 static void tune_compact(int l, int runs) {
   const int32_t H = vgg16[l][0], W = vgg16[l][1], C = vgg16[l][2], OC = vgg16[l][3];
-  static const int32_t cws[] = {16, 32, 64, 128}, kcs[] = {32, 64, 96, 128, 256};
+  static const int32_t cws[] = {16, 32, 64, 128}, kcs[] = {32, 64, 128, 256, 512};
   enum { NCW = 4, NKC = 5 };
   const size_t nw = (size_t)9 * C * OC, nout = (size_t)H * W * OC;
   float *in = xmalloc(sizeof(float) * H * W * C), *w = xmalloc(nw * sizeof(float));

@@ -494,9 +494,9 @@ void gcam__conv3x3_wino_run_pool(int m, float *out, const float *in, const float
  * transformed planes, a constant so that the transform's 36 stores a column group take
  * immediate offsets (natively [base + imm], in wasm v128.store offset=) and no address
  * arithmetic; any cw, kc the caller gives is narrowed to fit it. */
-#define GCAM__FUSED_CW 64
-#define GCAM__FUSED_KC 64
-#define GCAM__FUSED_XS ((size_t)(GCAM__FUSED_CW / NR) * NR * (1 + GCAM__FUSED_KC))
+#define GCAM__FUSED_CW 16
+#define GCAM__FUSED_KC 256
+#define GCAM__FUSED_XS ((size_t)4160) /* cw x kc of 64 x 64, 32 x 128 or 16 x 256 (+ biases) */
 #define GCAM__FUSED_TASKS 4 /* buffers the pack scratch has room for next to the copy */
 
 static size_t gcam__wino_u_floats(int m, int32_t C, int32_t cols) {
@@ -599,6 +599,30 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_col4(
   const int a = m + 2;
   gcam_f32x4 g[9], t[3][6], u[6];
   for (int k = 0; k < 9; k++) g[k] = gcam__wino_w4(r[k], n, dt);
+  if (integer_g) {
+    /* row by row of G' g, each row's three values then its a values of U' stored, the rows
+     * sharing terms together: at most ~14 vectors live (the loop over l for G' g, then G^T,
+     * kept 18 values of G g and spilled with gcc on SSE's 16 registers) */
+    gcam_f32x4 p[3], q[3];
+    gcam__wino_gi(m, u, g[0], g[1], g[2]); /* row 0: g's first row */
+    for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)l * xs, u[l], n);
+    gcam__wino_gi(m, u, g[6], g[7], g[8]); /* row a-1: its last */
+    for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)((a - 1) * a + l) * xs, u[l], n);
+    for (int l = 0; l < 3; l++) {
+      p[l] = g[l] + g[6 + l];
+      if (m == 4) q[l] = g[l] + (g[6 + l] + g[6 + l]) + (g[6 + l] + g[6 + l]);
+    }
+    for (int i = 1; i < a - 1; i++) {
+      gcam_f32x4 x[3];
+      for (int l = 0; l < 3; l++) {
+        const gcam_f32x4 h = g[3 + l];
+        x[l] = i == 1 ? p[l] + h : i == 2 ? p[l] - h : i == 3 ? q[l] + (h + h) : q[l] - (h + h);
+      }
+      gcam__wino_gi(m, u, x[0], x[1], x[2]);
+      for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)(i * a + l) * xs, u[l], n);
+    }
+    return;
+  }
   for (int l = 0; l < 3; l++) /* G g */
     if (integer_g)
       gcam__wino_gi(m, t[l], g[l], g[3 + l], g[6 + l]);
