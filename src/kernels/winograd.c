@@ -360,13 +360,14 @@ typedef struct {
   size_t T, n_tiles, n_units, slot_floats;
   int32_t ocb, n_tasks;
   int32_t col0, cols; /* the columns `packed` holds (0, OC; or a compact slice) */
-  int scaled_v;       /* V for gcam__wino_gi's weights (the fused compact path) */
+  int scaled_v;       /* V for gcam__wino_gi's weights U' (the compact paths) */
   size_t t0, tb; /* the current block (step mode) */
 } gcam__wino_job;
 
 static void gcam__wino_run_block(const gcam__wino_job *j, float *V, size_t t0, size_t tb) {
   float *M = V + (size_t)j->g.a * j->g.a * j->g.v_xi;
-  gcam__wino_input_block(&j->g, V, j->in, j->zero, t0, tb);
+  (j->scaled_v ? gcam__wino_input_block_scaled
+               : gcam__wino_input_block)(&j->g, V, j->in, j->zero, t0, tb);
   gcam__wino_gemm_block(&j->g, M, V, j->packed, tb, j->ocb, 0, j->n_units, j->col0, j->cols);
   gcam__wino_output_block(&j->g, j->out, M, j->bias, t0, tb);
 }
@@ -438,10 +439,11 @@ static void gcam__wino_job_init(gcam__wino_job *jp, int m, float *out, size_t os
 static void gcam__wino_forward(int m, float *out, size_t ostride, const float *in,
                                const float *packed, int32_t H, int32_t W, int32_t C, int32_t OC,
                                float *scratch, int32_t tiles, int32_t oc_block, int relu,
-                               const gcam_threadpool *pool) {
+                               int scaled_v, const gcam_threadpool *pool) {
   gcam__wino_job j;
   gcam__wino_job_init(&j, m, out, ostride, in, packed, H, W, C, OC, scratch, tiles, oc_block,
                       relu);
+  j.scaled_v = scaled_v;
   const int32_t n_threads = gcam__pool_threads(pool);
   const int32_t slots = gcam__wino_slots(j.n_tiles, j.T, n_threads);
   if (slots > 1) {
@@ -468,7 +470,7 @@ void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const f
                                      int32_t H, int32_t W, int32_t C, int32_t OC,
                                      float *scratch, int32_t tiles, int32_t oc_block,
                                      const gcam_threadpool *pool) {
-  gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block, 1,
+  gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block, 1, 0,
                      pool);
 }
 
@@ -477,16 +479,17 @@ void gcam__conv3x3_wino_run_pool(int m, float *out, const float *in, const float
                                  int32_t tiles, int32_t oc_block, int relu,
                                  const gcam_threadpool *pool) {
   gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block, relu,
-                     pool);
+                     0, pool);
 }
 
 /* ---- compact weights: transformed when the layer runs ---------------------------------------
  * GCAM_MEMORY_COMPACT keeps a layer's 3x3 weights as they came (HWIO, f32 or f16: 1/4 of the
  * F(4,3) packed size) and transforms them each time the layer runs, into a scratch of at most
- * GCAM__COMPACT_BUDGET bytes: the whole layer when its U fits, else slices of output columns,
- * each slice a small layer of its own (the input transform is redone per slice: 2/OC of the
- * GEMM's work per slice). The transform is f32 SIMD over 4 output channels (the fast
- * layout's is done once in double), split over input channels on a pool. */
+ * GCAM__COMPACT_BUDGET bytes. A layer of many tile blocks: the whole layer when its U fits,
+ * else slices of output columns, each slice a small layer of its own (the input transform is
+ * redone per slice: 2/OC of the GEMM's work per slice). A layer of one block: the fused path
+ * below. The transform is f32 SIMD over 4 output channels with the integer G' (the fast
+ * layout's is done once in double with G), split over input channels on a pool. */
 #define GCAM__COMPACT_BUDGET ((size_t)12 << 20)
 
 /* The fused one-block path (below): its column group and channel chunk by default, measured
@@ -537,7 +540,6 @@ typedef struct {
   int32_t C, OC, o0, o1, n_tasks;
   int32_t cb, K;
   size_t ld_c, ld_tap; /* elements of w between channels, between taps: w is (tap 0, cb, o0) */
-  float k[6]; /* G's entries (gcam__wino_g), read at run time: see gcam__wino_pack_rows */
 } gcam__wino_pack_job;
 
 /* weights p[0 .. n-1] (n <= 4) of storage type dt, lanes past n zero */
@@ -553,32 +555,14 @@ static inline __attribute__((always_inline)) gcam_f32x4 gcam__wino_w4(const char
   return v;
 }
 
-/* G's distinct entries, as gcam__wino_g takes them (splatted) */
-static const float gcam__wino_gk[6] = {-1.0f / 6, 1.0f / 6, 1.0f / 24, 1.0f / 12, 0.25f, 0.5f};
-
-/* r = G x for one 3-vector, the structure of G spelled out (11 operations instead of 30 for
- * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding.
- * k: gcam__wino_gk splatted. */
-static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
-                                gcam_f32x4 x2, const gcam_f32x4 *k) {
-  if (m == 4) {
-    const gcam_f32x4 p = (x0 + x2) * k[0], q = x1 * k[1];
-    const gcam_f32x4 s = x0 * k[2] + x2 * k[1];
-    const gcam_f32x4 u = x1 * k[3];
-    r[0] = x0 * k[4];
-    r[1] = p - q, r[2] = p + q, r[3] = s + u, r[4] = s - u;
-    r[5] = x2;
-  } else {
-    const gcam_f32x4 s = (x0 + x2) * k[5], h = x1 * k[5];
-    r[0] = x0, r[1] = s + h, r[2] = s - h, r[3] = x2;
-  }
-}
-
 /* r = G' x, G = D G' with D = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1) (F(4,3)) or diag(1, 1/2,
  * 1/2, 1) (F(2,3)): G' has small integer entries, so U' = G' g G'^T = U / (d_i d_j) takes 7
- * adds a 3-vector (gcam__wino_g: 12 operations and 5 constants) and the scale moves to V
+ * adds a 3-vector (G itself: 12 operations and 5 constants) and the scale moves to V
  * (gcam__wino_input_block_scaled), where it costs one multiply per value of a much smaller
- * array. G'(4,3) rows: (1 0 0) (1 1 1) (1 -1 1) (1 2 4) (1 -2 4) (0 0 1). */
+ * array (in wasm, G with its constants spelled out took ~20% more time for the whole
+ * transform). G'(4,3) rows: (1 0 0) (1 1 1) (1 -1 1) (1 2 4) (1 -2 4) (0 0 1). The weights
+ * are rounded to f32 along the way, so U' V' differs from the fast layout's U V (U in
+ * double, rounded once) by rounding. */
 static inline void gcam__wino_gi(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
                                  gcam_f32x4 x2) {
   const gcam_f32x4 p = x0 + x2;
@@ -591,75 +575,54 @@ static inline void gcam__wino_gi(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4
   }
 }
 
-/* U = G g G^T (integer_g: U' = G' g G'^T) of 4 columns (n <= 4 of them real, the other
- * lanes not stored) of one channel: g[k] = (tap k) at r[k]; U[xi] written at base + xi*xs */
+/* U' = G' g G'^T of 4 columns (n <= 4 of them real, the other lanes not stored) of one
+ * channel: g[k] = (tap k) at r[k]; U'[xi] written at base + xi*xs. Row by row of G' g, each
+ * row's three values then its a values of U' stored, the rows sharing terms together: at
+ * most ~14 vectors live (the loop over l for G g, then G^T, kept 18 values and spilled with
+ * gcc on SSE's 16 registers). */
 static inline __attribute__((always_inline)) void gcam__wino_pack_col4(
-    int m, float *base, size_t xs, const char *const *r, size_t n, gcam__dtype dt,
-    int integer_g, const gcam_f32x4 *gk) {
+    int m, float *base, size_t xs, const char *const *r, size_t n, gcam__dtype dt) {
   const int a = m + 2;
-  gcam_f32x4 g[9], t[3][6], u[6];
+  gcam_f32x4 g[9], u[6], p[3], q[3];
   for (int k = 0; k < 9; k++) g[k] = gcam__wino_w4(r[k], n, dt);
-  if (integer_g) {
-    /* row by row of G' g, each row's three values then its a values of U' stored, the rows
-     * sharing terms together: at most ~14 vectors live (the loop over l for G' g, then G^T,
-     * kept 18 values of G g and spilled with gcc on SSE's 16 registers) */
-    gcam_f32x4 p[3], q[3];
-    gcam__wino_gi(m, u, g[0], g[1], g[2]); /* row 0: g's first row */
-    for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)l * xs, u[l], n);
-    gcam__wino_gi(m, u, g[6], g[7], g[8]); /* row a-1: its last */
-    for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)((a - 1) * a + l) * xs, u[l], n);
-    for (int l = 0; l < 3; l++) {
-      p[l] = g[l] + g[6 + l];
-      if (m == 4) q[l] = g[l] + (g[6 + l] + g[6 + l]) + (g[6 + l] + g[6 + l]);
-    }
-    for (int i = 1; i < a - 1; i++) {
-      gcam_f32x4 x[3];
-      for (int l = 0; l < 3; l++) {
-        const gcam_f32x4 h = g[3 + l];
-        x[l] = i == 1 ? p[l] + h : i == 2 ? p[l] - h : i == 3 ? q[l] + (h + h) : q[l] - (h + h);
-      }
-      gcam__wino_gi(m, u, x[0], x[1], x[2]);
-      for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)(i * a + l) * xs, u[l], n);
-    }
-    return;
+  gcam__wino_gi(m, u, g[0], g[1], g[2]); /* row 0: g's first row */
+  for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)l * xs, u[l], n);
+  gcam__wino_gi(m, u, g[6], g[7], g[8]); /* row a-1: its last */
+  for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)((a - 1) * a + l) * xs, u[l], n);
+  for (int l = 0; l < 3; l++) {
+    p[l] = g[l] + g[6 + l];
+    q[l] = m == 4 ? g[l] + (g[6 + l] + g[6 + l]) + (g[6 + l] + g[6 + l]) : p[l];
   }
-  for (int l = 0; l < 3; l++) /* G g */
-    if (integer_g)
-      gcam__wino_gi(m, t[l], g[l], g[3 + l], g[6 + l]);
-    else
-      gcam__wino_g(m, t[l], g[l], g[3 + l], g[6 + l], gk);
-  for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
-    if (integer_g)
-      gcam__wino_gi(m, u, t[0][i], t[1][i], t[2][i]);
-    else
-      gcam__wino_g(m, u, t[0][i], t[1][i], t[2][i], gk);
+  for (int i = 1; i < a - 1; i++) {
+    gcam_f32x4 x[3];
+    for (int l = 0; l < 3; l++) {
+      const gcam_f32x4 h = g[3 + l];
+      x[l] = i == 1 ? p[l] + h : i == 2 ? p[l] - h : i == 3 ? q[l] + (h + h) : q[l] - (h + h);
+    }
+    gcam__wino_gi(m, u, x[0], x[1], x[2]);
     for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)(i * a + l) * xs, u[l], n);
   }
 }
 
-/* U = G g G^T for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
+/* U' for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
  * group padded with zeros, its extra lanes not stored). The weights are read along their
  * rows: per channel, the slice's columns of the 9 taps through 9 pointers that each step by
  * one row, so the loads form 9 steady streams the hardware prefetchers follow and each cache
  * line is fetched once (a rolled loop over the taps, one load jumping by C*OC, was measured
- * to spend most of the transform waiting on memory). `m`, `dt` and `integer_g` are constants
+ * to spend most of the transform waiting on memory). `m`, `dt` and `fused` are constants
  * after inlining: with m known the loops over the a x a values unroll and their arrays live
  * in registers, which V8 needs (with m read from the job, the transform took 4.3 ms a 512 x
  * 512 layer in wasm, twice its native time), and whole groups of 4 run without the tail's
- * tests. */
+ * tests. `fused`: the planes GCAM__FUSED_XS apart (else those of a K x cols layer). */
 static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
-    const gcam__wino_pack_job *j, size_t c0, size_t c1, int m, gcam__dtype dt, int integer_g) {
+    const gcam__wino_pack_job *j, size_t c0, size_t c1, int m, gcam__dtype dt, int fused) {
   const int32_t cols = j->o1 - j->o0;
-  const size_t xi_floats = integer_g ? GCAM__FUSED_XS : gcam__wino_xi_floats(j->K, cols);
+  const size_t xi_floats = fused ? GCAM__FUSED_XS : gcam__wino_xi_floats(j->K, cols);
   const size_t blk = gcam__gemm_block_floats(j->K);
   const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4, step = j->ld_c * es;
   const char *r[9];
   for (int k = 0; k < 9; k++)
     r[k] = (const char *)j->w + ((size_t)k * j->ld_tap + (c0 - (size_t)j->cb) * j->ld_c) * es;
-  /* G's entries come from the job, not from literals: clang would rematerialise each
-   * literal vector at every use (a v128.const), which V8 builds from immediates each time */
-  gcam_f32x4 gk[6];
-  for (int k = 0; k < 6; k++) gk[k] = gcam__f32x4_splat(j->k[k]);
   const int32_t full = cols / 4 * 4;
   for (size_t c = c0; c < c1; c++) {
     float *row = j->packed + NR + (c - (size_t)j->cb) * NR;
@@ -667,18 +630,18 @@ static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
     for (int32_t q = 0; q < full; q += 4) {
       for (int k = 0; k < 9; k++) rq[k] = r[k] + (size_t)q * es;
       gcam__wino_pack_col4(m, row + (size_t)(q / NR) * blk + (size_t)(q % NR), xi_floats, rq, 4,
-                           dt, integer_g, gk);
+                           dt);
     }
     if (full < cols) {
       for (int k = 0; k < 9; k++) rq[k] = r[k] + (size_t)full * es;
       gcam__wino_pack_col4(m, row + (size_t)(full / NR) * blk + (size_t)(full % NR), xi_floats,
-                           rq, (size_t)(cols - full), dt, integer_g, gk);
+                           rq, (size_t)(cols - full), dt);
     }
     for (int k = 0; k < 9; k++) r[k] += step;
   }
 }
 
-/* the instances: (m, dt) of the slice path, and of the fused path (integer G') */
+/* the instances: (m, dt) of the slice path, and of the fused path */
 #define GCAM__WINO_PACK_ROWS(name, m, dt, ig)                                                    \
   static void name(const gcam__wino_pack_job *j, size_t c0, size_t c1) {                        \
     gcam__wino_pack_rows(j, c0, c1, m, dt, ig);                                                  \
@@ -687,19 +650,19 @@ GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f32, 4, GCAM__DTYPE_F32, 0)
 GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f16, 4, GCAM__DTYPE_F16, 0)
 GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f32, 2, GCAM__DTYPE_F32, 0)
 GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f16, 2, GCAM__DTYPE_F16, 0)
-GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f32_gi, 4, GCAM__DTYPE_F32, 1)
-GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f16_gi, 4, GCAM__DTYPE_F16, 1)
-GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f32_gi, 2, GCAM__DTYPE_F32, 1)
-GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f16_gi, 2, GCAM__DTYPE_F16, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f32_fused, 4, GCAM__DTYPE_F32, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f16_fused, 4, GCAM__DTYPE_F16, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f32_fused, 2, GCAM__DTYPE_F32, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f16_fused, 2, GCAM__DTYPE_F16, 1)
 
 static void gcam__wino_pack_rows_any(const gcam__wino_pack_job *j, size_t c0, size_t c1,
-                                     gcam__dtype dt, int integer_g) {
+                                     gcam__dtype dt, int fused) {
   void (*const fn[2][2][2])(const gcam__wino_pack_job *, size_t, size_t) = {
       {{gcam__wino_pack_rows_2_f32, gcam__wino_pack_rows_2_f16},
-       {gcam__wino_pack_rows_2_f32_gi, gcam__wino_pack_rows_2_f16_gi}},
+       {gcam__wino_pack_rows_2_f32_fused, gcam__wino_pack_rows_2_f16_fused}},
       {{gcam__wino_pack_rows_4_f32, gcam__wino_pack_rows_4_f16},
-       {gcam__wino_pack_rows_4_f32_gi, gcam__wino_pack_rows_4_f16_gi}}};
-  fn[j->m == 4][integer_g != 0][dt == GCAM__DTYPE_F16](j, c0, c1);
+       {gcam__wino_pack_rows_4_f32_fused, gcam__wino_pack_rows_4_f16_fused}}};
+  fn[j->m == 4][fused != 0][dt == GCAM__DTYPE_F16](j, c0, c1);
 }
 
 static void gcam__wino_pack_task(void *context, int32_t task) {
@@ -728,8 +691,7 @@ static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dty
     }
   const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4;
   gcam__wino_pack_job j = {m,  packed, (const char *)w + (size_t)o0 * es, dt, C, OC, o0, o1,
-                           gcam__pool_threads(pool), 0, C, (size_t)OC, (size_t)C * OC, {0}};
-  memcpy(j.k, gcam__wino_gk, sizeof j.k);
+                           gcam__pool_threads(pool), 0, C, (size_t)OC, (size_t)C * OC};
   if (j.n_tasks > C) j.n_tasks = C;
   gcam__parallel_for(pool, gcam__wino_pack_task, &j, j.n_tasks);
   memcpy(packed + (size_t)a * a * xi_floats, bias + o0, (size_t)cols * sizeof *bias);
@@ -834,10 +796,9 @@ static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int3
   const int32_t o0 = grp * f->cw, cols = g->OC - o0 < f->cw ? g->OC - o0 : f->cw;
   float *Mg = f->M + (size_t)a * a * tb * (size_t)o0;
   gcam__wino_pack_job pj = {g->m, U, NULL, f->dt, g->C, g->OC, o0, o0 + cols, 1, 0, 0,
-                            (size_t)g->OC, (size_t)g->C * (size_t)g->OC, {0}};
+                            (size_t)g->OC, (size_t)g->C * (size_t)g->OC};
   if (f->wr) /* the group's copy: (9, C, cols) */
     pj.dt = GCAM__DTYPE_F32, pj.ld_c = (size_t)cols, pj.ld_tap = (size_t)g->C * (size_t)cols;
-  memcpy(pj.k, gcam__wino_gk, sizeof pj.k);
   const size_t es = pj.dt == GCAM__DTYPE_F16 ? 2 : 4;
   for (int32_t c0 = 0; c0 < g->C; c0 += f->kc) {
     const int32_t kn = g->C - c0 < f->kc ? g->C - c0 : f->kc;
@@ -933,7 +894,7 @@ void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in,
     const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
     gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
     gcam__wino_forward(m, out + o0, (size_t)OC, in, pack, H, W, C, o1 - o0, scratch, tiles, 0, 1,
-                       pool);
+                       1, pool);
   }
 }
 
