@@ -497,8 +497,8 @@ void gcam__conv3x3_wino_run_pool(int m, float *out, const float *in, const float
  * transformed planes, a constant so that the transform's 36 stores a column group take
  * immediate offsets (natively [base + imm], in wasm v128.store offset=) and no address
  * arithmetic; any cw, kc the caller gives is narrowed to fit it. */
-#define GCAM__FUSED_CW 16
-#define GCAM__FUSED_KC 256
+#define GCAM__FUSED_CW 32
+#define GCAM__FUSED_KC 128
 #define GCAM__FUSED_XS ((size_t)4160) /* cw x kc of 64 x 64, 32 x 128 or 16 x 256 (+ biases) */
 #define GCAM__FUSED_TASKS 4 /* buffers the pack scratch has room for next to the copy */
 
@@ -761,19 +761,25 @@ static void gcam__wino_zero_pad(float *packed, int a, int32_t K, int32_t cols,
     }
 }
 
-/* rows [r0, r1) of the (9*C, OC) weights into the group-major copy; dt constant after inlining */
+/* rows [r0, r1) of the (9*C, OC) weights into the group-major copy, 16 rows at a time (read
+ * once from memory, then from L1 for each group: each group gets 16 rows in a run, rather
+ * than OC/cw write streams at once); dt constant after inlining */
 static inline __attribute__((always_inline)) void gcam__wino_fused_copy_rows(
     const gcam__wino_fused_job *f, size_t r0, size_t r1, gcam__dtype dt) {
   const int32_t OC = f->j->g.OC, C = f->j->g.C;
   const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4;
-  for (size_t r = r0; r < r1; r++) {
-    const char *src = (const char *)f->w + r * (size_t)OC * es;
+  for (size_t rb = r0; rb < r1; rb += 16) {
+    const size_t re = r1 - rb < 16 ? r1 : rb + 16;
     for (int32_t o0 = 0; o0 < OC; o0 += f->cw) {
-      const int32_t cols = OC - o0 < f->cw ? OC - o0 : f->cw;
-      float *dst = f->wr + (size_t)9 * (size_t)C * (size_t)o0 + r * (size_t)cols;
-      for (int32_t q = 0; q < cols; q += 4) {
-        const size_t n = (size_t)(cols - q < 4 ? cols - q : 4);
-        gcam__store_n(dst + q, gcam__wino_w4(src + (size_t)(o0 + q) * es, n, dt), n);
+      const int32_t cols = OC - o0 < f->cw ? OC - o0 : f->cw, full = cols / 4 * 4;
+      for (size_t r = rb; r < re; r++) {
+        const char *src = (const char *)f->w + (r * (size_t)OC + (size_t)o0) * es;
+        float *dst = f->wr + (size_t)9 * (size_t)C * (size_t)o0 + r * (size_t)cols;
+        for (int32_t q = 0; q < full; q += 4)
+          gcam__f32x4_store(dst + q, gcam__wino_w4(src + (size_t)q * es, 4, dt));
+        if (full < cols)
+          gcam__store_n(dst + full, gcam__wino_w4(src + (size_t)full * es, (size_t)(cols - full), dt),
+                        (size_t)(cols - full));
       }
     }
   }
