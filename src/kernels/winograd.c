@@ -705,7 +705,7 @@ static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dty
  * never leave the cache (the sliced path wrote and re-read 37.7 MB per 512x512 layer), and
  * the group's M stays there between chunks. A k-split GEMM sums in the order of the whole-k
  * one (gcam__f32_igemm_acc_ukernel_4x8__vec), so the result does not depend on kc.
- * The weights are first copied, widened to f32, into group-major order (each group's 9 x C x
+ * The weights are first copied as they are stored into group-major order (each group's 9 x C x
  * cw weights contiguous) when that fits the budget: a group reading its cw columns straight
  * from the (3,3,C,OC) rows reads cw*es bytes every OC*es, which was measured (natively, 512 x
  * 512) at 2-4 ms a layer against about 1 ms for reading whole rows once and the copy back.
@@ -717,7 +717,7 @@ typedef struct {
   float *ubuf;             /* n_tasks buffers of ubuf_floats */
   size_t ubuf_floats;
   const void *w; /* the layer's (3,3,C,OC) weights of type dt, or NULL: wr */
-  float *wr;     /* the group-major f32 copy (9 x C x cols per group, group g at 9*C*g*cw) */
+  char *wr; /* the group-major copy, of type dt (9 x C x cols per group, group g at 9*C*g*cw) */
   gcam__dtype dt;
   const float *bias;
   int32_t cw, kc, n_groups, n_tasks;
@@ -761,38 +761,29 @@ static void gcam__wino_zero_pad(float *packed, int a, int32_t K, int32_t cols,
     }
 }
 
-/* rows [r0, r1) of the (9*C, OC) weights into the group-major copy, 16 rows at a time (read
- * once from memory, then from L1 for each group: each group gets 16 rows in a run, rather
- * than OC/cw write streams at once); dt constant after inlining */
-static inline __attribute__((always_inline)) void gcam__wino_fused_copy_rows(
-    const gcam__wino_fused_job *f, size_t r0, size_t r1, gcam__dtype dt) {
-  const int32_t OC = f->j->g.OC, C = f->j->g.C;
-  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4;
-  for (size_t rb = r0; rb < r1; rb += 16) {
-    const size_t re = r1 - rb < 16 ? r1 : rb + 16;
-    for (int32_t o0 = 0; o0 < OC; o0 += f->cw) {
-      const int32_t cols = OC - o0 < f->cw ? OC - o0 : f->cw, full = cols / 4 * 4;
-      for (size_t r = rb; r < re; r++) {
-        const char *src = (const char *)f->w + (r * (size_t)OC + (size_t)o0) * es;
-        float *dst = f->wr + (size_t)9 * (size_t)C * (size_t)o0 + r * (size_t)cols;
-        for (int32_t q = 0; q < full; q += 4)
-          gcam__f32x4_store(dst + q, gcam__wino_w4(src + (size_t)q * es, 4, dt));
-        if (full < cols)
-          gcam__store_n(dst + full, gcam__wino_w4(src + (size_t)full * es, (size_t)(cols - full), dt),
-                        (size_t)(cols - full));
-      }
-    }
-  }
-}
-
+/* rows [r0, r1) of the (9*C, OC) weights into the group-major copy, as they are (f16 stays
+ * f16: half the bytes to write and read back), 16 rows at a time (read once from memory, then
+ * from L1 for each group: each group gets 16 rows in a run, rather than OC/cw write streams
+ * at once) */
 static void gcam__wino_fused_copy_task(void *context, int32_t task) {
   const gcam__wino_fused_job *f = context;
   size_t r0, r1;
   gcam__split((size_t)9 * (size_t)f->j->g.C, f->n_tasks, task, &r0, &r1);
-  if (f->dt == GCAM__DTYPE_F16)
-    gcam__wino_fused_copy_rows(f, r0, r1, GCAM__DTYPE_F16);
-  else
-    gcam__wino_fused_copy_rows(f, r0, r1, GCAM__DTYPE_F32);
+  const int32_t OC = f->j->g.OC, C = f->j->g.C;
+  const size_t es = f->dt == GCAM__DTYPE_F16 ? 2 : 4;
+  for (size_t rb = r0; rb < r1; rb += 16) {
+    const size_t re = r1 - rb < 16 ? r1 : rb + 16;
+    for (int32_t o0 = 0; o0 < OC; o0 += f->cw) {
+      const int32_t cols = OC - o0 < f->cw ? OC - o0 : f->cw;
+      const size_t bytes = (size_t)cols * es, full = bytes / 16 * 16;
+      for (size_t r = rb; r < re; r++) {
+        const char *src = (const char *)f->w + (r * (size_t)OC + (size_t)o0) * es;
+        char *dst = f->wr + ((size_t)9 * (size_t)C * (size_t)o0 + r * (size_t)cols) * es;
+        for (size_t b = 0; b < full; b += 16) memcpy(dst + b, src + b, 16);
+        if (full < bytes) memcpy(dst + full, src + full, bytes - full);
+      }
+    }
+  }
 }
 
 static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int32_t grp) {
@@ -804,7 +795,7 @@ static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int3
   gcam__wino_pack_job pj = {g->m, U, NULL, f->dt, g->C, g->OC, o0, o0 + cols, 1, 0, 0,
                             (size_t)g->OC, (size_t)g->C * (size_t)g->OC};
   if (f->wr) /* the group's copy: (9, C, cols) */
-    pj.dt = GCAM__DTYPE_F32, pj.ld_c = (size_t)cols, pj.ld_tap = (size_t)g->C * (size_t)cols;
+    pj.ld_c = (size_t)cols, pj.ld_tap = (size_t)g->C * (size_t)cols;
   const size_t es = pj.dt == GCAM__DTYPE_F16 ? 2 : 4;
   for (int32_t c0 = 0; c0 < g->C; c0 += f->kc) {
     const int32_t kn = g->C - c0 < f->kc ? g->C - c0 : f->kc;
@@ -812,7 +803,7 @@ static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int3
     if (c0 == 0 || kn != f->kc) gcam__wino_zero_pad(U, a, kn, cols, xi_floats);
     pj.cb = c0, pj.K = kn;
     if (f->wr)
-      pj.w = f->wr + (size_t)9 * (size_t)g->C * (size_t)o0 + (size_t)c0 * (size_t)cols;
+      pj.w = f->wr + ((size_t)9 * (size_t)g->C * (size_t)o0 + (size_t)c0 * (size_t)cols) * es;
     else
       pj.w = (const char *)f->w + ((size_t)c0 * (size_t)g->OC + (size_t)o0) * es;
     gcam__wino_pack_rows_any(&pj, (size_t)c0, (size_t)(c0 + kn), pj.dt, 1);
@@ -871,7 +862,7 @@ static void gcam__wino_compact_one_block(int m, float *out, const float *in, con
   f.ubuf_floats = gcam__wino_fused_ubuf_floats(m);
   size_t avail = pack_floats;
   if (gcam__wino_fused_copy_floats(m, C, OC) && copy + f.ubuf_floats <= pack_floats)
-    f.wr = pack, f.ubuf = pack + copy, avail = pack_floats - copy;
+    f.wr = (char *)pack, f.ubuf = pack + copy, avail = pack_floats - copy;
   else
     f.ubuf = pack;
   f.n_groups = (OC + f.cw - 1) / f.cw;
