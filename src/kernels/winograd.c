@@ -716,7 +716,7 @@ typedef struct {
   float *M;                /* the groups' M one after the other, each (a*a, tiles, its cols) */
   float *ubuf;             /* n_tasks buffers of ubuf_floats */
   size_t ubuf_floats;
-  const void *w; /* the layer's (3,3,C,OC) weights of type dt, or NULL: wr */
+  const void *w; /* the layer's (3,3,C,OC) weights, of type dt */
   char *wr; /* the group-major copy, of type dt (9 x C x cols per group, group g at 9*C*g*cw) */
   gcam__dtype dt;
   const float *bias;
