@@ -9,6 +9,9 @@
  *                                    Winograd F(m,3) only if m is given)
  *   build/bench_kernels compact [N]  the 13 convs with fast (pre-packed) and compact weights
  *                                    (f32 and f16, transformed as the layer runs), interleaved
+ *   build/bench_kernels compact-tune L [N]  layer L (0..12; one tile block: 7..12): the
+ *                                    compact path's column group and channel chunk swept,
+ *                                    interleaved with fast
  *   build/bench_kernels dtypes [N]   fc1-3 forward and backward_input with f32, f16 and int8
  *                                    weights, interleaved; f16 both as the file stores the
  *                                    halves and as the loader keeps them (times 2^k, none
@@ -403,6 +406,64 @@ static void bench_subnormal_mul(int runs) {
          1e3 * best[2], best[2] / best[0], sink == 12345.0f ? " " : "");
 }
 
+/* compact-tune L [N]: layer L's compact path (f32; one tile block: fused) for column groups
+ * cw and channel chunks kc, interleaved with the fast path, each from cold caches: minimum
+ * CPU ms of N rounds, ratio */
+static void tune_compact(int l, int runs) {
+  const int32_t H = vgg16[l][0], W = vgg16[l][1], C = vgg16[l][2], OC = vgg16[l][3];
+  static const int32_t cws[] = {16, 32, 64, 128}, kcs[] = {32, 64, 128, 256, 512};
+  enum { NCW = 4, NKC = 5 };
+  const size_t nw = (size_t)9 * C * OC, nout = (size_t)H * W * OC;
+  float *in = xmalloc(sizeof(float) * H * W * C), *w = xmalloc(nw * sizeof(float));
+  float *bias = xmalloc(sizeof(float) * OC), *out = xmalloc(nout * sizeof(float));
+  fill(in, (size_t)H * W * C, 1, 0.0f, 1.0f);
+  fill(w, nw, 2, -0.05f, 0.05f);
+  fill(bias, (size_t)OC, 3, -0.1f, 0.1f);
+  float *packed = xmalloc(sizeof(float) * gcam__conv3x3_packed_floats(C, OC));
+  gcam__conv3x3_pack(packed, w, bias, C, OC);
+  float *scratch = xmalloc(sizeof(float) * (gcam__conv3x3_scratch_floats(H, W, C, OC) + 1));
+  float *pack = xmalloc(sizeof(float) * (gcam__conv3x3_compact_pack_floats(C, OC) + 1));
+  static double t[1 + NCW * NKC][32];
+  /* each variant starts with its weights out of the caches, as in a forward (and after the
+   * fast path, which streams 4x as much): else the next reads the previous one's from L3 */
+  const size_t n_flush = (size_t)64 << 18;
+  float *flush = xmalloc(n_flush * sizeof *flush);
+  for (int r = 0; r <= runs; r++) {
+    memset(flush, r, n_flush * sizeof *flush);
+    double t0 = cpu_s();
+    gcam__conv3x3_relu_forward_pool(out, in, packed, H, W, C, OC, scratch, NULL);
+    if (r > 0) t[0][r - 1] = cpu_s() - t0;
+    for (int i = 0; i < NCW * NKC; i++) {
+      if (kcs[i % NKC] > C) continue;
+      memset(flush, r + i, n_flush * sizeof *flush);
+      t0 = cpu_s();
+      if (gcam__conv3x3_wino_forward_compact_fused(4, out, in, w, GCAM__DTYPE_F32, bias, H, W, C,
+                                                   OC, scratch, pack, cws[i / NKC],
+                                                   kcs[i % NKC], NULL) != 0) {
+        printf("layer %d is more than one tile block\n", l + 1);
+        return;
+      }
+      if (r > 0) t[1 + i][r - 1] = cpu_s() - t0;
+    }
+  }
+  const double f = min_of(t[0], runs);
+  printf("layer %d %dx%dx%d->%d: fast %.2f ms; compact, ratio to fast (rows cw, columns kc)\n",
+         l + 1, (int)H, (int)W, (int)C, (int)OC, 1e3 * f);
+  printf("%6s", "cw\\kc");
+  for (int k = 0; k < NKC; k++) printf(" %6d", (int)kcs[k]);
+  printf("\n");
+  for (int c = 0; c < NCW; c++) {
+    printf("%6d", (int)cws[c]);
+    for (int k = 0; k < NKC; k++)
+      if (kcs[k] > C)
+        printf(" %6s", "-");
+      else
+        printf(" %6.3f", min_of(t[1 + c * NKC + k], runs) / f);
+    printf("\n");
+  }
+  free(in), free(w), free(bias), free(out), free(packed), free(scratch), free(pack), free(flush);
+}
+
 static void bench_dtypes(int runs) {
   const int32_t fc[3][2] = {{25088, 4096}, {4096, 4096}, {4096, 1000}};
   printf("dense, batch 1, one thread, f32 vs f16 vs int8 weights: minimum CPU ms of %d "
@@ -513,6 +574,15 @@ int main(int argc, char **argv) {
       return 2;
     }
     tune(l, argc >= 4 ? atoi(argv[3]) : 0);
+    return 0;
+  }
+  if (argc >= 3 && strcmp(argv[1], "compact-tune") == 0) {
+    const int l = atoi(argv[2]), n = argc >= 4 ? atoi(argv[3]) : 5;
+    if (l < 0 || l > 12 || n < 1 || n > 32) {
+      fprintf(stderr, "bench_kernels: compact-tune L [N]: L 0..12, N 1..32\n");
+      return 2;
+    }
+    tune_compact(l, n);
     return 0;
   }
   const int ab_runs = argc >= 3 ? atoi(argv[2]) : 7;

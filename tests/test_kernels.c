@@ -629,6 +629,156 @@ static void test_conv_compact(void) {
          worst, worst_fast);
 }
 
+/* The accumulating microkernel (C += A.B, packed bias skipped): vec against scalar, and a k
+ * split in two calls (plain, then acc) bit-identical to one plain call over the whole k with a
+ * zero bias, which the fused compact path relies on. */
+static void test_igemm_acc_ukernel(void) {
+  const size_t ncs[] = {1, 3, 4, 7, 8, 9, 16, 17}, kcs[] = {1, 2, 5, 8, 11};
+  const size_t ldc = 24;
+  float rows[GCAM_GEMM_MR][22], b[22 * 17], zb[17] = {0};
+  float *pk = falloc(3 * gcam__gemm_block_floats(22)), *p1 = falloc(3 * gcam__gemm_block_floats(22));
+  float *p2 = falloc(3 * gcam__gemm_block_floats(22));
+  float cv[GCAM_GEMM_MR * 24], cs[GCAM_GEMM_MR * 24], c0[GCAM_GEMM_MR * 24], c1[GCAM_GEMM_MR * 24];
+  int bad = 0, cases = 0;
+  for (size_t mr = 1; mr <= GCAM_GEMM_MR; mr++)
+    for (size_t ni = 0; ni < sizeof ncs / sizeof *ncs; ni++)
+      for (size_t ki = 0; ki < sizeof kcs / sizeof *kcs; ki++) {
+        const size_t nc = ncs[ni], kc = kcs[ki];
+        test_fill_uniform(&rows[0][0], sizeof rows / sizeof(float), &seed, -1.0f, 1.0f);
+        test_fill_uniform(b, 2 * kc * nc, &seed, -1.0f, 1.0f);
+        gcam__gemm_pack(pk, b, nc, NULL, kc, nc);
+        const float *a[GCAM_GEMM_MR], *a2[GCAM_GEMM_MR];
+        for (size_t m = 0; m < GCAM_GEMM_MR; m++)
+          a[m] = rows[m < mr ? m : mr - 1], a2[m] = a[m] + kc;
+        test_fill_uniform(cv, GCAM_GEMM_MR * 24, &seed, -1.0f, 1.0f);
+        memcpy(cs, cv, sizeof cs);
+        memcpy(c0, cv, sizeof c0);
+        gcam__f32_igemm_acc_ukernel_4x8__vec(mr, nc, kc, 1, a, pk, cv, ldc);
+        gcam__f32_igemm_acc_ukernel_4x8__scalar(mr, nc, kc, 1, a, pk, cs, ldc);
+        double worst = 0.0, worst_s = 0.0;
+        int clobbered = 0, split = 0;
+        for (size_t m = 0; m < GCAM_GEMM_MR; m++)
+          for (size_t n = 0; n < ldc; n++) {
+            const size_t i = m * ldc + n;
+            if (m < mr && n < nc) {
+              double acc = c0[i]; /* the scalar twin against a plain loop */
+              for (size_t k = 0; k < kc; k++) acc += (double)a[m][k] * b[k * nc + n];
+              const double e = fabs(cv[i] - cs[i]) / (fabs(cs[i]) > 1.0 ? fabs(cs[i]) : 1.0);
+              const double es = fabs(cs[i] - acc) / (fabs(acc) > 1.0 ? fabs(acc) : 1.0);
+              if (e > worst || e != e) worst = e != e ? INFINITY : e;
+              if (es > worst_s || es != es) worst_s = es != es ? INFINITY : es;
+            } else if (cv[i] != c0[i]) {
+              clobbered = 1;
+            }
+          }
+        /* k = 2*kc in one call vs kc + kc */
+        gcam__gemm_pack(p1, b, nc, zb, 2 * kc, nc);
+        gcam__gemm_pack(p2, b, nc, zb, kc, nc);
+        gcam__gemm_pack(pk, b + kc * nc, nc, NULL, kc, nc);
+        memset(c0, 0, sizeof c0), memset(c1, 0, sizeof c1);
+        gcam__f32_igemm_ukernel_4x8__vec(mr, nc, 2 * kc, 1, a, p1, c0, ldc);
+        gcam__f32_igemm_ukernel_4x8__vec(mr, nc, kc, 1, a, p2, c1, ldc);
+        gcam__f32_igemm_acc_ukernel_4x8__vec(mr, nc, kc, 1, a2, pk, c1, ldc);
+        split = memcmp(c0, c1, sizeof c0) != 0;
+        cases++;
+        if (!(worst <= 1e-6 && worst_s <= 1e-5) || clobbered || split) {
+          bad++;
+          CHECK(0, "igemm acc mr=%zu nc=%zu kc=%zu: vec/scalar %.3g, scalar/ref %.3g, wrote "
+                "outside %d, k split differs %d", mr, nc, kc, worst, worst_s, clobbered, split);
+        }
+      }
+  CHECK(bad == 0, "%d of %d acc microkernel cases failed", bad, cases);
+  free(pk), free(p1), free(p2);
+}
+
+static void reverse_run(void *pool, gcam_task_fn fn, void *context, int32_t n_tasks);
+
+/* The fused one-block compact path (gcam__conv3x3_wino_forward_compact_fused): odd shapes
+ * (H, W not multiples of 4, C and OC not of 8; one with the group-major weight copy over the
+ * budget), f32 and f16 weights, F(2,3) and F(4,3), against the reference; and every column
+ * group / channel chunk (ragged last ones, chunks not a multiple of 4), and 2..4 tasks in
+ * reverse order, bit-identical to the defaults on one task. */
+static void test_conv_compact_fused(void) {
+  static const int shapes[][4] = {{5, 7, 37, 45}, {6, 5, 19, 27}, {5, 6, 300, 301},
+                                  {3, 2, 700, 600}, {1, 1, 3, 5}};
+  static const int32_t cwk[][2] = {{8, 8}, {24, 20}, {16, 5}, {40, 1}, {1000, 1000}};
+  int bad = 0, cases = 0;
+  double worst = 0.0;
+  for (int si = 0; si < 5; si++) {
+    const int H = shapes[si][0], W = shapes[si][1], C = shapes[si][2], OC = shapes[si][3];
+    const size_t n_in = (size_t)H * W * C, n_out = (size_t)H * W * OC, n_w = (size_t)9 * C * OC;
+    float *in = falloc(n_in), *w = falloc(n_w), *bias = falloc(OC);
+    float *ref = falloc(n_out), *out = falloc(n_out), *got = falloc(n_out);
+    uint16_t *wh = malloc(n_w * 2);
+    test_fill_uniform(in, n_in, &seed, 0.0f, 1.0f);
+    test_fill_uniform(w, n_w, &seed, -0.1f, 0.1f);
+    test_fill_uniform(bias, OC, &seed, -0.1f, 0.1f);
+    for (size_t k = 0; k < n_w; k++) { /* halves, and w = their value */
+      wh[k] = test_half(w[k]);
+      w[k] = (float)half_value(wh[k]);
+    }
+    gcam__conv3x3_relu_forward_ref(ref, in, w, bias, H, W, C, OC);
+    double *mag = conv_magnitude(in, w, bias, H, W, C, OC);
+    for (int m = 2; m <= 4; m += 2) {
+      float *pk = falloc(gcam__conv3x3_wino_compact_scratch_floats(m, C, OC));
+      float *sw = falloc(gcam__conv3x3_wino_scratch_floats_pool(m, H, W, C, OC, 0, 4));
+      for (int dt = 0; dt <= 1; dt++) {
+        const void *wp = dt ? (const void *)wh : w;
+        memset(out, 0xff, n_out * sizeof *out);
+        int rc = gcam__conv3x3_wino_forward_compact_fused(m, out, in, wp, (gcam__dtype)dt, bias,
+                                                          H, W, C, OC, sw, pk, 0, 0, NULL);
+        const double e = conv_err(out, ref, mag, n_out);
+        cases++;
+        if (rc != 0 || !(e <= (m == 4 ? 1e-4 : 1e-5))) {
+          bad++;
+          CHECK(0, "compact fused F(%d,3) dtype %d %dx%dx%d->%d: rc %d, %.3g vs ref", m, dt, H,
+                W, C, OC, rc, e);
+        }
+        if (e > worst) worst = e;
+        /* the default entry takes this path */
+        gcam__conv3x3_wino_forward_compact_pool(m, got, in, wp, (gcam__dtype)dt, bias, H, W, C,
+                                                OC, sw, pk, NULL);
+        CHECK(memcmp(got, out, n_out * sizeof *out) == 0,
+              "compact F(%d,3) dtype %d %dx%dx%d->%d: not the fused path's bits", m, dt, H, W,
+              C, OC);
+        for (int v = 0; v < 5; v++) {
+          memset(got, 0xff, n_out * sizeof *got);
+          gcam__conv3x3_wino_forward_compact_fused(m, got, in, wp, (gcam__dtype)dt, bias, H, W,
+                                                   C, OC, sw, pk, cwk[v][0], cwk[v][1], NULL);
+          cases++;
+          if (memcmp(got, out, n_out * sizeof *out) != 0) {
+            bad++;
+            CHECK(0, "compact fused F(%d,3) dtype %d %dx%dx%d->%d cw %d kc %d: differs", m, dt,
+                  H, W, C, OC, (int)cwk[v][0], (int)cwk[v][1]);
+          }
+        }
+        for (int32_t nt = 2; nt <= 4; nt++) {
+          const gcam_threadpool pool = {reverse_run, NULL, nt};
+          memset(got, 0xff, n_out * sizeof *got);
+          gcam__conv3x3_wino_forward_compact_fused(m, got, in, wp, (gcam__dtype)dt, bias, H, W,
+                                                   C, OC, sw, pk, si == 1 ? 8 : 0, 0, &pool);
+          cases++;
+          if (memcmp(got, out, n_out * sizeof *out) != 0) {
+            bad++;
+            CHECK(0, "compact fused F(%d,3) dtype %d %dx%dx%d->%d on %d tasks: differs", m, dt,
+                  H, W, C, OC, (int)nt);
+          }
+        }
+      }
+      free(pk), free(sw);
+    }
+    free(mag), free(in), free(w), free(bias), free(ref), free(out), free(got), free(wh);
+  }
+  { /* more than one tile block: refused, output untouched */
+    float x = 0.0f, y = 7.0f;
+    CHECK(gcam__conv3x3_wino_forward_compact_fused(4, &y, &x, &x, GCAM__DTYPE_F32, &x, 100, 100,
+                                                   1, 1, &x, &x, 0, 0, NULL) == -1 && y == 7.0f,
+          "compact fused accepted a layer of many tile blocks");
+  }
+  CHECK(bad == 0, "%d of %d compact fused cases failed", bad, cases);
+  printf("conv compact fused: %d cases, worst error / sum|terms| %.2e vs ref\n", cases, worst);
+}
+
 /* ---- dense weights in f16 / int8 ------------------------------------------------------------ */
 
 /* the exact value of an IEEE half, from its definition (independent of the kernels') */
@@ -1017,6 +1167,8 @@ int main(void) {
   test_dense_f16_paths();
   test_dense_dtypes_split();
   test_conv_compact();
+  test_igemm_acc_ukernel();
+  test_conv_compact_fused();
   test_elementwise();
   TEST_MAIN_END();
 }

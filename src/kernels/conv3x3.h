@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops.h" /* gcam__dtype */
+
 /* 0: direct, 2: Winograd F(2x2,3x3), 4: Winograd F(4x4,3x3) */
 int gcam__conv3x3_path(int32_t C, int32_t OC);
 
@@ -63,6 +65,16 @@ void gcam__conv3x3_direct_run_pool(float *out, const float *in, const float *pac
                                    int32_t W, int32_t C, int32_t OC, float *scratch,
                                    int32_t oc_block, int relu,
                                    const struct gcam_threadpool *pool);
+
+/* The compact (GCAM_MEMORY_COMPACT) path of a layer whose tiles make one block, with its
+ * column group cw and channel chunk kc given (0: the defaults; see winograd.c), for the tests
+ * and the benchmark; gcam__conv3x3_wino_forward_compact_pool takes it with the defaults.
+ * Returns -1 (and does nothing) when the layer is more than one block. */
+int gcam__conv3x3_wino_forward_compact_fused(int m, float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, int32_t cw, int32_t kc,
+                                             const struct gcam_threadpool *pool);
 
 /* default output-channel block for a GEMM of depth K (floats of packed weights per pass) */
 int32_t gcam__conv3x3_oc_block(int32_t K, int32_t OC);

@@ -38,7 +38,19 @@ static inline void gcam__store_row(float *c, size_t nc, gcam_f32x4 v0, gcam_f32x
   if (nc & 1) *c = v0[0];
 }
 
-/* The 4x8 body; `relu` is a constant after inlining. Four rows, two vectors each: eight
+/* Loads 1..8 columns of one row into two vectors, the columns past nc zero. */
+static inline void gcam__load_row(const float *c, size_t nc, gcam_f32x4 *v0, gcam_f32x4 *v1) {
+  if (nc >= 8) {
+    *v0 = gcam__f32x4_load(c), *v1 = gcam__f32x4_load(c + 4);
+    return;
+  }
+  float t[8] = {0};
+  memcpy(t, c, nc * sizeof *t);
+  *v0 = gcam__f32x4_load(t), *v1 = gcam__f32x4_load(t + 4);
+}
+
+/* The 4x8 body; `relu` and `acc` are constants after inlining (acc: start from C, not from
+ * the packed bias, which is skipped). Four rows, two vectors each: eight
  * accumulators, two weight vectors and a splat. Written for V8's register allocator as much as
  * for the CPU (measured with bench_kernels under Node):
  *   - one splat load per input value (v128.load32_splat), no k unrolling: V8 hoists the loads
@@ -48,7 +60,7 @@ static inline void gcam__store_row(float *c, size_t nc, gcam_f32x4 v0, gcam_f32x
  *     clang would pack into one i32x4 and V8 then unpacks lane by lane. */
 static inline __attribute__((always_inline)) void gcam__igemm_4x8_vec(
     size_t mr, size_t nc, size_t kc, size_t ks, const float *const *a, const float *w,
-    float *c, size_t cm_stride, int relu) {
+    float *c, size_t cm_stride, int relu, int acc) {
   float *c0 = c;
   float *c1 = mr > 1 ? c0 + cm_stride : c0;
   float *c2 = mr > 2 ? c1 + cm_stride : c1;
@@ -57,6 +69,10 @@ static inline __attribute__((always_inline)) void gcam__igemm_4x8_vec(
     gcam_f32x4 acc00 = gcam__f32x4_load(w), acc01 = gcam__f32x4_load(w + 4);
     gcam_f32x4 acc10 = acc00, acc11 = acc01, acc20 = acc00, acc21 = acc01;
     gcam_f32x4 acc30 = acc00, acc31 = acc01;
+    if (acc) {
+      gcam__load_row(c0, nc, &acc00, &acc01), gcam__load_row(c1, nc, &acc10, &acc11);
+      gcam__load_row(c2, nc, &acc20, &acc21), gcam__load_row(c3, nc, &acc30, &acc31);
+    }
     w += NR;
     const float *const *ap = a;
     for (size_t s = 0; s < ks; s++, ap += MR) {
@@ -98,22 +114,30 @@ static inline __attribute__((always_inline)) void gcam__igemm_4x8_vec(
 void gcam__f32_igemm_relu_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
                                           const float *const *a, const float *w, float *c,
                                           size_t cm_stride) {
-  gcam__igemm_4x8_vec(mr, nc, kc, ks, a, w, c, cm_stride, 1);
+  gcam__igemm_4x8_vec(mr, nc, kc, ks, a, w, c, cm_stride, 1, 0);
 }
 
 void gcam__f32_igemm_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
                                      const float *const *a, const float *w, float *c,
                                      size_t cm_stride) {
-  gcam__igemm_4x8_vec(mr, nc, kc, ks, a, w, c, cm_stride, 0);
+  gcam__igemm_4x8_vec(mr, nc, kc, ks, a, w, c, cm_stride, 0, 0);
+}
+
+void gcam__f32_igemm_acc_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
+                                         const float *const *a, const float *w, float *c,
+                                         size_t cm_stride) {
+  gcam__igemm_4x8_vec(mr, nc, kc, ks, a, w, c, cm_stride, 0, 1);
 }
 
 static void gcam__igemm_4x8_scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                    const float *const *a, const float *w, float *c,
-                                   size_t cm_stride, int relu) {
+                                   size_t cm_stride, int relu, int start_c) {
   for (size_t n0 = 0; n0 < nc; n0 += NR) {
+    const size_t nb = nc - n0 < NR ? nc - n0 : NR;
     float acc[MR][NR];
     for (size_t m = 0; m < MR; m++)
-      for (size_t j = 0; j < NR; j++) acc[m][j] = w[j];
+      for (size_t j = 0; j < NR; j++)
+        acc[m][j] = !start_c ? w[j] : j < nb ? c[(m < mr ? m : mr - 1) * cm_stride + n0 + j] : 0;
     w += NR;
     for (size_t s = 0; s < ks; s++) {
       for (size_t k = 0; k < kc; k++) {
@@ -124,7 +148,6 @@ static void gcam__igemm_4x8_scalar(size_t mr, size_t nc, size_t kc, size_t ks,
         w += NR;
       }
     }
-    size_t nb = nc - n0 < NR ? nc - n0 : NR;
     for (size_t m = 0; m < mr; m++)
       for (size_t j = 0; j < nb; j++) {
         float v = acc[m][j];
@@ -136,11 +159,17 @@ static void gcam__igemm_4x8_scalar(size_t mr, size_t nc, size_t kc, size_t ks,
 void gcam__f32_igemm_relu_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                              const float *const *a, const float *w, float *c,
                                              size_t cm_stride) {
-  gcam__igemm_4x8_scalar(mr, nc, kc, ks, a, w, c, cm_stride, 1);
+  gcam__igemm_4x8_scalar(mr, nc, kc, ks, a, w, c, cm_stride, 1, 0);
 }
 
 void gcam__f32_igemm_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                         const float *const *a, const float *w, float *c,
                                         size_t cm_stride) {
-  gcam__igemm_4x8_scalar(mr, nc, kc, ks, a, w, c, cm_stride, 0);
+  gcam__igemm_4x8_scalar(mr, nc, kc, ks, a, w, c, cm_stride, 0, 0);
+}
+
+void gcam__f32_igemm_acc_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
+                                            const float *const *a, const float *w, float *c,
+                                            size_t cm_stride) {
+  gcam__igemm_4x8_scalar(mr, nc, kc, ks, a, w, c, cm_stride, 0, 1);
 }

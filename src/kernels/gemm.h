@@ -10,7 +10,10 @@
  * The accumulators start from the packed bias; one input value is splatted and multiplied
  * by a vector of packed weights; ReLU, when fused, is applied once at the end. k is not
  * unrolled (see gemm.c: unrolling measured slower under V8). The scalar twins are the tests'
- * oracle. */
+ * oracle.
+ * The _acc_ variant adds to C instead (C += A.B: the accumulators start from the mr x nc block
+ * of C, the packed bias is skipped), for a GEMM split along k (winograd.c's compact path); it
+ * sums each value in the order one call over the whole k would. */
 #ifndef GCAM_KERNELS_GEMM_H
 #define GCAM_KERNELS_GEMM_H
 
@@ -25,12 +28,18 @@ void gcam__f32_igemm_relu_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size
 void gcam__f32_igemm_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
                                      const float *const *a, const float *w, float *c,
                                      size_t cm_stride);
+void gcam__f32_igemm_acc_ukernel_4x8__vec(size_t mr, size_t nc, size_t kc, size_t ks,
+                                         const float *const *a, const float *w, float *c,
+                                         size_t cm_stride);
 void gcam__f32_igemm_relu_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                              const float *const *a, const float *w, float *c,
                                              size_t cm_stride);
 void gcam__f32_igemm_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
                                         const float *const *a, const float *w, float *c,
                                         size_t cm_stride);
+void gcam__f32_igemm_acc_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, size_t ks,
+                                            const float *const *a, const float *w, float *c,
+                                            size_t cm_stride);
 
 /* floats of one packed block of NR columns for K = ks*kc */
 static inline size_t gcam__gemm_block_floats(size_t K) { return GCAM_GEMM_NR * (1 + K); }

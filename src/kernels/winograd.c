@@ -138,8 +138,8 @@ static inline void gcam__store_n(float *p, gcam_f32x4 v, size_t n) {
 
 /* F(2,3): V = B^T d B for channels [c, c+n) of one tile; d[r*4+q] points at input pixel
  * (r, q) of the tile; V[xi] is written at v + xi*xs */
-static inline void gcam__wino2_input(float *v, size_t xs, const float *const *d, size_t c,
-                                     size_t n) {
+static inline __attribute__((always_inline)) void gcam__wino2_input(
+    float *v, size_t xs, const float *const *d, size_t c, size_t n, const gcam_f32x4 *ds) {
   gcam_f32x4 t[4][4];
   for (int q = 0; q < 4; q++) {
     const gcam_f32x4 d0 = gcam__load_n(d[q] + c, n), d1 = gcam__load_n(d[4 + q] + c, n);
@@ -151,10 +151,10 @@ static inline void gcam__wino2_input(float *v, size_t xs, const float *const *d,
   }
   for (int i = 0; i < 4; i++) {
     float *vi = v + (size_t)(i * 4) * xs + c;
-    gcam__store_n(vi, t[i][0] - t[i][2], n);
-    gcam__store_n(vi + xs, t[i][1] + t[i][2], n);
-    gcam__store_n(vi + 2 * xs, t[i][2] - t[i][1], n);
-    gcam__store_n(vi + 3 * xs, t[i][1] - t[i][3], n);
+    const gcam_f32x4 r[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1],
+                             t[i][1] - t[i][3]};
+    for (int j = 0; j < 4; j++)
+      gcam__store_n(vi + (size_t)j * xs, ds ? r[j] * ds[i * 4 + j] : r[j], n);
   }
 }
 
@@ -203,8 +203,8 @@ static inline void gcam__at6(gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1, gcam_f
   r[3] = sm + gcam__f32x4_splat(8.0f) * tm + x5;
 }
 
-static inline void gcam__wino4_input(float *v, size_t xs, const float *const *d, size_t c,
-                                     size_t n) {
+static inline __attribute__((always_inline)) void gcam__wino4_input(
+    float *v, size_t xs, const float *const *d, size_t c, size_t n, const gcam_f32x4 *ds) {
   gcam_f32x4 t[6][6]; /* t[i][q] = (B^T d)[i][q] */
   for (int q = 0; q < 6; q++) {
     gcam_f32x4 r[6];
@@ -216,7 +216,8 @@ static inline void gcam__wino4_input(float *v, size_t xs, const float *const *d,
   for (int i = 0; i < 6; i++) {
     gcam_f32x4 r[6];
     gcam__bt6(r, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5]);
-    for (int j = 0; j < 6; j++) gcam__store_n(v + (size_t)(i * 6 + j) * xs + c, r[j], n);
+    for (int j = 0; j < 6; j++)
+      gcam__store_n(v + (size_t)(i * 6 + j) * xs + c, ds ? r[j] * ds[i * 6 + j] : r[j], n);
   }
 }
 
@@ -252,9 +253,11 @@ typedef struct {
   int relu;            /* 0 for the backward (conv3x3_backward.c) */
 } gcam__wino_geom;
 
-/* V[xi][t] = B^T d B for tiles t0 .. t0+tb-1 */
-static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const float *in,
-                                   const float *zero, size_t t0, size_t tb) {
+/* V[xi][t] = B^T d B for tiles t0 .. t0+tb-1, each V[xi] times ds[xi] (splatted) when ds is
+ * not NULL (a constant after inlining) */
+static inline __attribute__((always_inline)) void gcam__wino_input_tiles(
+    const gcam__wino_geom *g, float *V, const float *in, const float *zero, size_t t0,
+    size_t tb, const gcam_f32x4 *ds) {
   for (size_t t = 0; t < tb; t++) {
     const int32_t ty = (int32_t)((t0 + t) / (size_t)g->TW);
     const int32_t tx = (int32_t)((t0 + t) % (size_t)g->TW);
@@ -268,11 +271,28 @@ static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const flo
       }
     for (size_t c = 0; c < (size_t)g->C; c += 4) {
       if (g->m == 4)
-        gcam__wino4_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c);
+        gcam__wino4_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c, ds);
       else
-        gcam__wino2_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c);
+        gcam__wino2_input(V + t * g->C, g->v_xi, d, c, (size_t)g->C - c, ds);
     }
   }
+}
+
+static void gcam__wino_input_block(const gcam__wino_geom *g, float *V, const float *in,
+                                   const float *zero, size_t t0, size_t tb) {
+  gcam__wino_input_tiles(g, V, in, zero, t0, tb, NULL);
+}
+
+/* the scale of V[xi] the fused compact path's integer weight transform needs (gcam__wino_gi) */
+static void gcam__wino_input_block_scaled(const gcam__wino_geom *g, float *V, const float *in,
+                                          const float *zero, size_t t0, size_t tb) {
+  static const double d4[6] = {1.0 / 4, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24, 1};
+  static const double d2[4] = {1, 0.5, 0.5, 1};
+  const double *dd = g->m == 4 ? d4 : d2;
+  gcam_f32x4 ds[36];
+  for (int i = 0; i < g->a; i++)
+    for (int j = 0; j < g->a; j++) ds[i * g->a + j] = gcam__f32x4_splat((float)(dd[i] * dd[j]));
+  gcam__wino_input_tiles(g, V, in, zero, t0, tb, ds);
 }
 
 /* M[xi] (tb x OC) = V[xi] (tb x C) . U[xi] (C x OC) for the units [u0, u1) of
@@ -340,12 +360,14 @@ typedef struct {
   size_t T, n_tiles, n_units, slot_floats;
   int32_t ocb, n_tasks;
   int32_t col0, cols; /* the columns `packed` holds (0, OC; or a compact slice) */
+  int scaled_v;       /* V for gcam__wino_gi's weights U' (the compact paths) */
   size_t t0, tb; /* the current block (step mode) */
 } gcam__wino_job;
 
 static void gcam__wino_run_block(const gcam__wino_job *j, float *V, size_t t0, size_t tb) {
   float *M = V + (size_t)j->g.a * j->g.a * j->g.v_xi;
-  gcam__wino_input_block(&j->g, V, j->in, j->zero, t0, tb);
+  (j->scaled_v ? gcam__wino_input_block_scaled
+               : gcam__wino_input_block)(&j->g, V, j->in, j->zero, t0, tb);
   gcam__wino_gemm_block(&j->g, M, V, j->packed, tb, j->ocb, 0, j->n_units, j->col0, j->cols);
   gcam__wino_output_block(&j->g, j->out, M, j->bias, t0, tb);
 }
@@ -365,8 +387,9 @@ static void gcam__wino_input_task(void *context, int32_t task) {
   const gcam__wino_job *j = context;
   size_t s, e;
   gcam__split(j->tb, j->n_tasks, task, &s, &e);
-  gcam__wino_input_block(&j->g, j->scratch + s * (size_t)j->g.C, j->in, j->zero, j->t0 + s,
-                         e - s);
+  (j->scaled_v ? gcam__wino_input_block_scaled
+               : gcam__wino_input_block)(&j->g, j->scratch + s * (size_t)j->g.C, j->in, j->zero,
+                                         j->t0 + s, e - s);
 }
 
 static void gcam__wino_gemm_task(void *context, int32_t task) {
@@ -416,10 +439,11 @@ static void gcam__wino_job_init(gcam__wino_job *jp, int m, float *out, size_t os
 static void gcam__wino_forward(int m, float *out, size_t ostride, const float *in,
                                const float *packed, int32_t H, int32_t W, int32_t C, int32_t OC,
                                float *scratch, int32_t tiles, int32_t oc_block, int relu,
-                               const gcam_threadpool *pool) {
+                               int scaled_v, const gcam_threadpool *pool) {
   gcam__wino_job j;
   gcam__wino_job_init(&j, m, out, ostride, in, packed, H, W, C, OC, scratch, tiles, oc_block,
                       relu);
+  j.scaled_v = scaled_v;
   const int32_t n_threads = gcam__pool_threads(pool);
   const int32_t slots = gcam__wino_slots(j.n_tiles, j.T, n_threads);
   if (slots > 1) {
@@ -446,7 +470,7 @@ void gcam__conv3x3_wino_forward_pool(int m, float *out, const float *in, const f
                                      int32_t H, int32_t W, int32_t C, int32_t OC,
                                      float *scratch, int32_t tiles, int32_t oc_block,
                                      const gcam_threadpool *pool) {
-  gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block, 1,
+  gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block, 1, 0,
                      pool);
 }
 
@@ -455,17 +479,28 @@ void gcam__conv3x3_wino_run_pool(int m, float *out, const float *in, const float
                                  int32_t tiles, int32_t oc_block, int relu,
                                  const gcam_threadpool *pool) {
   gcam__wino_forward(m, out, (size_t)OC, in, packed, H, W, C, OC, scratch, tiles, oc_block, relu,
-                     pool);
+                     0, pool);
 }
 
 /* ---- compact weights: transformed when the layer runs ---------------------------------------
  * GCAM_MEMORY_COMPACT keeps a layer's 3x3 weights as they came (HWIO, f32 or f16: 1/4 of the
  * F(4,3) packed size) and transforms them each time the layer runs, into a scratch of at most
- * GCAM__COMPACT_BUDGET bytes: the whole layer when its U fits, else slices of output columns,
- * each slice a small layer of its own (the input transform is redone per slice: 2/OC of the
- * GEMM's work per slice). The transform is f32 SIMD over 4 output channels (the fast
- * layout's is done once in double), split over input channels on a pool. */
+ * GCAM__COMPACT_BUDGET bytes. A layer of many tile blocks: the whole layer when its U fits,
+ * else slices of output columns, each slice a small layer of its own (the input transform is
+ * redone per slice: 2/OC of the GEMM's work per slice). A layer of one block: the fused path
+ * below. The transform is f32 SIMD over 4 output channels with the integer G' (the fast
+ * layout's is done once in double with G), split over input channels on a pool. */
 #define GCAM__COMPACT_BUDGET ((size_t)12 << 20)
+
+/* The fused one-block path (below): its column group and channel chunk by default, measured
+ * with bench_kernels compact-tune (natively and in wasm, see README), and the distance of its
+ * transformed planes, a constant so that the transform's 36 stores a column group take
+ * immediate offsets (natively [base + imm], in wasm v128.store offset=) and no address
+ * arithmetic; any cw, kc the caller gives is narrowed to fit it. */
+#define GCAM__FUSED_CW 32
+#define GCAM__FUSED_KC 128
+#define GCAM__FUSED_XS ((size_t)4160) /* cw x kc of 64 x 64, 32 x 128 or 16 x 256 (+ biases) */
+#define GCAM__FUSED_TASKS 4 /* buffers the pack scratch has room for next to the copy */
 
 static size_t gcam__wino_u_floats(int m, int32_t C, int32_t cols) {
   return gcam__conv3x3_wino_packed_floats(m, C, cols);
@@ -482,17 +517,29 @@ int32_t gcam__conv3x3_wino_compact_cols(int m, int32_t C, int32_t OC) {
   return (int32_t)((nblk + slices - 1) / slices * NR);
 }
 
+static size_t gcam__wino_fused_copy_floats(int m, int32_t C, int32_t OC);
+static size_t gcam__wino_fused_ubuf_floats(int m);
+
+/* the slice of the many-block path, or the fused path's needs (one-block layers): its copy
+ * of the weights and buffers, or at least one buffer */
 size_t gcam__conv3x3_wino_compact_scratch_floats(int m, int32_t C, int32_t OC) {
-  return gcam__wino_u_floats(m, C, gcam__conv3x3_wino_compact_cols(m, C, OC));
+  size_t f = gcam__wino_u_floats(m, C, gcam__conv3x3_wino_compact_cols(m, C, OC));
+  const size_t copy = gcam__wino_fused_copy_floats(m, C, OC), ubuf = gcam__wino_fused_ubuf_floats(m);
+  f = copy > f ? copy : f;
+  return ubuf > f ? ubuf : f;
 }
 
+/* `packed` is laid out as a (K -> o1-o0) layer holding input channels [cb, cb+K) of columns
+ * [o0, o1): the whole slice (cb = 0, K = C, w the HWIO weights), or one chunk of channels
+ * (the fused path, w a staged copy of the chunk) */
 typedef struct {
   int m;
   float *packed;
   const void *w;
   gcam__dtype dt;
   int32_t C, OC, o0, o1, n_tasks;
-  float k[6]; /* G's entries (gcam__wino_g), read at run time: see gcam__wino_pack_rows */
+  int32_t cb, K;
+  size_t ld_c, ld_tap; /* elements of w between channels, between taps: w is (tap 0, cb, o0) */
 } gcam__wino_pack_job;
 
 /* weights p[0 .. n-1] (n <= 4) of storage type dt, lanes past n zero */
@@ -508,75 +555,121 @@ static inline __attribute__((always_inline)) gcam_f32x4 gcam__wino_w4(const char
   return v;
 }
 
-/* G's distinct entries, as gcam__wino_g takes them (splatted) */
-static const float gcam__wino_gk[6] = {-1.0f / 6, 1.0f / 6, 1.0f / 24, 1.0f / 12, 0.25f, 0.5f};
-
-/* r = G x for one 3-vector, the structure of G spelled out (11 operations instead of 30 for
- * F(4,3)); f32, so the result differs from gcam__conv3x3_wino_pack's (double) by rounding.
- * k: gcam__wino_gk splatted. */
-static inline void gcam__wino_g(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
-                                gcam_f32x4 x2, const gcam_f32x4 *k) {
+/* r = G' x, G = D G' with D = diag(1/4, -1/6, -1/6, 1/24, 1/24, 1) (F(4,3)) or diag(1, 1/2,
+ * 1/2, 1) (F(2,3)): G' has small integer entries, so U' = G' g G'^T = U / (d_i d_j) takes 7
+ * adds a 3-vector (G itself: 12 operations and 5 constants) and the scale moves to V
+ * (gcam__wino_input_block_scaled), where it costs one multiply per value of a much smaller
+ * array (in wasm, G with its constants spelled out took ~20% more time for the whole
+ * transform). G'(4,3) rows: (1 0 0) (1 1 1) (1 -1 1) (1 2 4) (1 -2 4) (0 0 1). The weights
+ * are rounded to f32 along the way, so U' V' differs from the fast layout's U V (U in
+ * double, rounded once) by rounding. */
+static inline void gcam__wino_gi(int m, gcam_f32x4 *r, gcam_f32x4 x0, gcam_f32x4 x1,
+                                 gcam_f32x4 x2) {
+  const gcam_f32x4 p = x0 + x2;
+  r[0] = x0, r[1] = p + x1, r[2] = p - x1;
   if (m == 4) {
-    const gcam_f32x4 p = (x0 + x2) * k[0], q = x1 * k[1];
-    const gcam_f32x4 s = x0 * k[2] + x2 * k[1];
-    const gcam_f32x4 u = x1 * k[3];
-    r[0] = x0 * k[4];
-    r[1] = p - q, r[2] = p + q, r[3] = s + u, r[4] = s - u;
-    r[5] = x2;
+    const gcam_f32x4 x1_2 = x1 + x1, x2_2 = x2 + x2, s = x0 + (x2_2 + x2_2);
+    r[3] = s + x1_2, r[4] = s - x1_2, r[5] = x2;
   } else {
-    const gcam_f32x4 s = (x0 + x2) * k[5], h = x1 * k[5];
-    r[0] = x0, r[1] = s + h, r[2] = s - h, r[3] = x2;
+    r[3] = x2;
   }
 }
 
-/* U = G g G^T for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
+/* U' = G' g G'^T of 4 columns (n <= 4 of them real, the other lanes not stored) of one
+ * channel: g[k] = (tap k) at r[k]; U'[xi] written at base + xi*xs. Row by row of G' g, each
+ * row's three values then its a values of U' stored, the rows sharing terms together: at
+ * most ~14 vectors live (the loop over l for G g, then G^T, kept 18 values and spilled with
+ * gcc on SSE's 16 registers). */
+static inline __attribute__((always_inline)) void gcam__wino_pack_col4(
+    int m, float *base, size_t xs, const char *const *r, size_t n, gcam__dtype dt) {
+  const int a = m + 2;
+  gcam_f32x4 g[9], u[6], p[3], q[3];
+  for (int k = 0; k < 9; k++) g[k] = gcam__wino_w4(r[k], n, dt);
+  gcam__wino_gi(m, u, g[0], g[1], g[2]); /* row 0: g's first row */
+  for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)l * xs, u[l], n);
+  gcam__wino_gi(m, u, g[6], g[7], g[8]); /* row a-1: its last */
+  for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)((a - 1) * a + l) * xs, u[l], n);
+  for (int l = 0; l < 3; l++) {
+    p[l] = g[l] + g[6 + l];
+    q[l] = m == 4 ? g[l] + (g[6 + l] + g[6 + l]) + (g[6 + l] + g[6 + l]) : p[l];
+  }
+  for (int i = 1; i < a - 1; i++) {
+    gcam_f32x4 x[3];
+    for (int l = 0; l < 3; l++) {
+      const gcam_f32x4 h = g[3 + l];
+      x[l] = i == 1 ? p[l] + h : i == 2 ? p[l] - h : i == 3 ? q[l] + (h + h) : q[l] - (h + h);
+    }
+    gcam__wino_gi(m, u, x[0], x[1], x[2]);
+    for (int l = 0; l < a; l++) gcam__store_n(base + (size_t)(i * a + l) * xs, u[l], n);
+  }
+}
+
+/* U' for input channels [c0, c1) of columns [o0, o1), 4 columns at a time (the last
  * group padded with zeros, its extra lanes not stored). The weights are read along their
  * rows: per channel, the slice's columns of the 9 taps through 9 pointers that each step by
  * one row, so the loads form 9 steady streams the hardware prefetchers follow and each cache
  * line is fetched once (a rolled loop over the taps, one load jumping by C*OC, was measured
- * to spend most of the transform waiting on memory). `dt` is a constant after inlining. */
+ * to spend most of the transform waiting on memory). `m`, `dt` and `fused` are constants
+ * after inlining: with m known the loops over the a x a values unroll and their arrays live
+ * in registers, which V8 needs (with m read from the job, the transform took 4.3 ms a 512 x
+ * 512 layer in wasm, twice its native time), and whole groups of 4 run without the tail's
+ * tests. `fused`: the planes GCAM__FUSED_XS apart (else those of a K x cols layer). */
 static inline __attribute__((always_inline)) void gcam__wino_pack_rows(
-    const gcam__wino_pack_job *j, size_t c0, size_t c1, gcam__dtype dt) {
-  const int a = j->m + 2;
+    const gcam__wino_pack_job *j, size_t c0, size_t c1, int m, gcam__dtype dt, int fused) {
   const int32_t cols = j->o1 - j->o0;
-  const size_t xi_floats = gcam__wino_xi_floats(j->C, cols), blk = gcam__gemm_block_floats(j->C);
-  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4, step = (size_t)j->OC * es;
+  const size_t xi_floats = fused ? GCAM__FUSED_XS : gcam__wino_xi_floats(j->K, cols);
+  const size_t blk = gcam__gemm_block_floats(j->K);
+  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4, step = j->ld_c * es;
   const char *r[9];
   for (int k = 0; k < 9; k++)
-    r[k] = (const char *)j->w + (((size_t)k * j->C + c0) * j->OC + (size_t)j->o0) * es;
-  /* G's entries come from the job, not from literals: clang would rematerialise each
-   * literal vector at every use (a v128.const), which V8 builds from immediates each time */
-  gcam_f32x4 gk[6];
-  for (int k = 0; k < 6; k++) gk[k] = gcam__f32x4_splat(j->k[k]);
+    r[k] = (const char *)j->w + ((size_t)k * j->ld_tap + (c0 - (size_t)j->cb) * j->ld_c) * es;
+  const int32_t full = cols / 4 * 4;
   for (size_t c = c0; c < c1; c++) {
-    for (int32_t q = 0; q < cols; q += 4) {
-      const size_t n = (size_t)(cols - q < 4 ? cols - q : 4), qb = (size_t)q * es;
-      gcam_f32x4 g[9], t[3][6], u[6];
-      g[0] = gcam__wino_w4(r[0] + qb, n, dt), g[1] = gcam__wino_w4(r[1] + qb, n, dt);
-      g[2] = gcam__wino_w4(r[2] + qb, n, dt), g[3] = gcam__wino_w4(r[3] + qb, n, dt);
-      g[4] = gcam__wino_w4(r[4] + qb, n, dt), g[5] = gcam__wino_w4(r[5] + qb, n, dt);
-      g[6] = gcam__wino_w4(r[6] + qb, n, dt), g[7] = gcam__wino_w4(r[7] + qb, n, dt);
-      g[8] = gcam__wino_w4(r[8] + qb, n, dt);
-      for (int l = 0; l < 3; l++) gcam__wino_g(j->m, t[l], g[l], g[3 + l], g[6 + l], gk); /* G g */
-      float *base = j->packed + (size_t)(q / NR) * blk + NR + c * NR + (size_t)(q % NR);
-      for (int i = 0; i < a; i++) { /* row i of (G g) G^T */
-        gcam__wino_g(j->m, u, t[0][i], t[1][i], t[2][i], gk);
-        for (int l = 0; l < a; l++)
-          gcam__store_n(base + (size_t)(i * a + l) * xi_floats, u[l], n);
-      }
+    float *row = j->packed + NR + (c - (size_t)j->cb) * NR;
+    const char *rq[9];
+    for (int32_t q = 0; q < full; q += 4) {
+      for (int k = 0; k < 9; k++) rq[k] = r[k] + (size_t)q * es;
+      gcam__wino_pack_col4(m, row + (size_t)(q / NR) * blk + (size_t)(q % NR), xi_floats, rq, 4,
+                           dt);
+    }
+    if (full < cols) {
+      for (int k = 0; k < 9; k++) rq[k] = r[k] + (size_t)full * es;
+      gcam__wino_pack_col4(m, row + (size_t)(full / NR) * blk + (size_t)(full % NR), xi_floats,
+                           rq, (size_t)(cols - full), dt);
     }
     for (int k = 0; k < 9; k++) r[k] += step;
   }
+}
+
+/* the instances: (m, dt) of the slice path, and of the fused path */
+#define GCAM__WINO_PACK_ROWS(name, m, dt, ig)                                                    \
+  static void name(const gcam__wino_pack_job *j, size_t c0, size_t c1) {                        \
+    gcam__wino_pack_rows(j, c0, c1, m, dt, ig);                                                  \
+  }
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f32, 4, GCAM__DTYPE_F32, 0)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f16, 4, GCAM__DTYPE_F16, 0)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f32, 2, GCAM__DTYPE_F32, 0)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f16, 2, GCAM__DTYPE_F16, 0)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f32_fused, 4, GCAM__DTYPE_F32, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_4_f16_fused, 4, GCAM__DTYPE_F16, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f32_fused, 2, GCAM__DTYPE_F32, 1)
+GCAM__WINO_PACK_ROWS(gcam__wino_pack_rows_2_f16_fused, 2, GCAM__DTYPE_F16, 1)
+
+static void gcam__wino_pack_rows_any(const gcam__wino_pack_job *j, size_t c0, size_t c1,
+                                     gcam__dtype dt, int fused) {
+  void (*const fn[2][2][2])(const gcam__wino_pack_job *, size_t, size_t) = {
+      {{gcam__wino_pack_rows_2_f32, gcam__wino_pack_rows_2_f16},
+       {gcam__wino_pack_rows_2_f32_fused, gcam__wino_pack_rows_2_f16_fused}},
+      {{gcam__wino_pack_rows_4_f32, gcam__wino_pack_rows_4_f16},
+       {gcam__wino_pack_rows_4_f32_fused, gcam__wino_pack_rows_4_f16_fused}}};
+  fn[j->m == 4][fused != 0][dt == GCAM__DTYPE_F16](j, c0, c1);
 }
 
 static void gcam__wino_pack_task(void *context, int32_t task) {
   const gcam__wino_pack_job *j = context;
   size_t c0, c1;
   gcam__split((size_t)j->C, j->n_tasks, task, &c0, &c1);
-  if (j->dt == GCAM__DTYPE_F16)
-    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F16);
-  else
-    gcam__wino_pack_rows(j, c0, c1, GCAM__DTYPE_F32);
+  gcam__wino_pack_rows_any(j, c0, c1, j->dt, 0);
 }
 
 /* columns [o0, o1) of the layer packed as a (C -> o1-o0) layer: zero biases and padding,
@@ -596,42 +689,191 @@ static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dty
         for (size_t c = 0; c < (size_t)C; c++)
           memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
     }
-  gcam__wino_pack_job j = {m, packed, w, dt, C, OC, o0, o1, gcam__pool_threads(pool), {0}};
-  memcpy(j.k, gcam__wino_gk, sizeof j.k);
+  const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4;
+  gcam__wino_pack_job j = {m,  packed, (const char *)w + (size_t)o0 * es, dt, C, OC, o0, o1,
+                           gcam__pool_threads(pool), 0, C, (size_t)OC, (size_t)C * OC};
   if (j.n_tasks > C) j.n_tasks = C;
   gcam__parallel_for(pool, gcam__wino_pack_task, &j, j.n_tasks);
   memcpy(packed + (size_t)a * a * xi_floats, bias + o0, (size_t)cols * sizeof *bias);
 }
 
-/* A layer whose tiles make one block (VGG16's 512-channel layers): the input transform once,
- * then per slice of output columns (the scratch's width, as wide as the 12 MB budget allows:
- * measured natively at 14x14 and 28x28, slices of 24, 64 and 128 columns cost about the same
- * once the transform reads its weights as streams, and the widest least often re-reads V),
- * its weights transformed and its GEMMs run; the output transform once. Each step on the
- * pool as the fast path's step mode. */
+/* A layer whose tiles make one block (VGG16's 28x28 and 14x14 layers), fused: the input
+ * transform V once; then per group of `cw` output columns, per chunk of `kc` input channels,
+ * that chunk of the group's weights transformed into a buffer of the task's own (36 x kc x cw
+ * floats: L2-sized) and the 36 GEMMs V[xi] (tiles x kc) . U[xi] (kc x cw) accumulated into the
+ * group's M; once the group's chunks are done, its output transform. The transformed weights
+ * never leave the cache (the sliced path wrote and re-read 37.7 MB per 512x512 layer), and
+ * the group's M stays there between chunks. A k-split GEMM sums in the order of the whole-k
+ * one (gcam__f32_igemm_acc_ukernel_4x8__vec), so the result does not depend on kc.
+ * The weights are first copied as they are stored into group-major order (each group's 9 x C x
+ * cw weights contiguous) when that fits the budget: a group reading its cw columns straight
+ * from the (3,3,C,OC) rows reads cw*es bytes every OC*es, which was measured (natively, 512 x
+ * 512) at 2-4 ms a layer against about 1 ms for reading whole rows once and the copy back.
+ * On a pool: V by tiles, the copy by rows, then the column groups, each in one task with one
+ * buffer, so each value's arithmetic is the serial loop's. */
+typedef struct {
+  const gcam__wino_job *j; /* geometry, V (j->scratch), out */
+  float *M;                /* the groups' M one after the other, each (a*a, tiles, its cols) */
+  float *ubuf;             /* n_tasks buffers of ubuf_floats */
+  size_t ubuf_floats;
+  const void *w; /* the layer's (3,3,C,OC) weights, of type dt */
+  char *wr; /* the group-major copy, of type dt (9 x C x cols per group, group g at 9*C*g*cw) */
+  gcam__dtype dt;
+  const float *bias;
+  int32_t cw, kc, n_groups, n_tasks;
+} gcam__wino_fused_job;
+
+static size_t gcam__wino_fused_ubuf_floats(int m) {
+  return (size_t)(m + 2) * (size_t)(m + 2) * GCAM__FUSED_XS;
+}
+
+/* the defaults for a layer: whole column blocks, no wider than the layer, kc <= C, and a
+ * transformed chunk within a plane of GCAM__FUSED_XS floats */
+static void gcam__wino_fused_shape(int32_t C, int32_t OC, int32_t *cw, int32_t *kc) {
+  const int32_t ocr = (OC + NR - 1) / NR * NR, wmax = GCAM__FUSED_XS / (2 * NR) * NR;
+  int32_t w = *cw > 0 ? *cw : GCAM__FUSED_CW, k = *kc > 0 ? *kc : GCAM__FUSED_KC;
+  w = (w + NR - 1) / NR * NR;
+  w = w < ocr ? w : ocr, w = w < wmax ? w : wmax;
+  const int32_t kmax = (int32_t)(GCAM__FUSED_XS / (size_t)w) - 1; /* >= 1 */
+  k = k < C ? k : C, k = k < kmax ? k : kmax;
+  *cw = w, *kc = k;
+}
+
+/* floats of the group-major copy and its task buffers, or 0 when over the budget */
+static size_t gcam__wino_fused_copy_floats(int m, int32_t C, int32_t OC) {
+  const uint64_t f = (uint64_t)9 * (uint64_t)C * (uint64_t)OC +
+                     (uint64_t)GCAM__FUSED_TASKS * gcam__wino_fused_ubuf_floats(m);
+  return f * sizeof(float) <= GCAM__COMPACT_BUDGET ? (size_t)f : 0;
+}
+
+/* zero biases and padding columns of a (K -> cols) packed layout, planes xi_floats apart */
+static void gcam__wino_zero_pad(float *packed, int a, int32_t K, int32_t cols,
+                                size_t xi_floats) {
+  const size_t blk = gcam__gemm_block_floats(K);
+  const size_t nblk = ((size_t)cols + NR - 1) / NR, pad = nblk * NR - (size_t)cols;
+  for (int xi = 0; xi < a * a; xi++)
+    for (size_t b = 0; b < nblk; b++) {
+      float *p = packed + (size_t)xi * xi_floats + b * blk;
+      memset(p, 0, NR * sizeof *p);
+      if (pad && b == nblk - 1)
+        for (size_t c = 0; c < (size_t)K; c++)
+          memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
+    }
+}
+
+/* rows [r0, r1) of the (9*C, OC) weights into the group-major copy, as they are (f16 stays
+ * f16: half the bytes to write and read back), 16 rows at a time (read once from memory, then
+ * from L1 for each group: each group gets 16 rows in a run, rather than OC/cw write streams
+ * at once) */
+static void gcam__wino_fused_copy_task(void *context, int32_t task) {
+  const gcam__wino_fused_job *f = context;
+  size_t r0, r1;
+  gcam__split((size_t)9 * (size_t)f->j->g.C, f->n_tasks, task, &r0, &r1);
+  const int32_t OC = f->j->g.OC, C = f->j->g.C;
+  const size_t es = f->dt == GCAM__DTYPE_F16 ? 2 : 4;
+  for (size_t rb = r0; rb < r1; rb += 16) {
+    const size_t re = r1 - rb < 16 ? r1 : rb + 16;
+    for (int32_t o0 = 0; o0 < OC; o0 += f->cw) {
+      const int32_t cols = OC - o0 < f->cw ? OC - o0 : f->cw;
+      const size_t bytes = (size_t)cols * es, full = bytes / 16 * 16;
+      for (size_t r = rb; r < re; r++) {
+        const char *src = (const char *)f->w + (r * (size_t)OC + (size_t)o0) * es;
+        char *dst = f->wr + ((size_t)9 * (size_t)C * (size_t)o0 + r * (size_t)cols) * es;
+        for (size_t b = 0; b < full; b += 16) memcpy(dst + b, src + b, 16);
+        if (full < bytes) memcpy(dst + full, src + full, bytes - full);
+      }
+    }
+  }
+}
+
+static void gcam__wino_fused_group(const gcam__wino_fused_job *f, float *U, int32_t grp) {
+  const gcam__wino_geom *g = &f->j->g;
+  const int a = g->a;
+  const size_t tb = f->j->tb;
+  const int32_t o0 = grp * f->cw, cols = g->OC - o0 < f->cw ? g->OC - o0 : f->cw;
+  float *Mg = f->M + (size_t)a * a * tb * (size_t)o0;
+  gcam__wino_pack_job pj = {g->m, U, NULL, f->dt, g->C, g->OC, o0, o0 + cols, 1, 0, 0,
+                            (size_t)g->OC, (size_t)g->C * (size_t)g->OC};
+  if (f->wr) /* the group's copy: (9, C, cols) */
+    pj.ld_c = (size_t)cols, pj.ld_tap = (size_t)g->C * (size_t)cols;
+  const size_t es = pj.dt == GCAM__DTYPE_F16 ? 2 : 4;
+  for (int32_t c0 = 0; c0 < g->C; c0 += f->kc) {
+    const int32_t kn = g->C - c0 < f->kc ? g->C - c0 : f->kc;
+    const size_t xi_floats = GCAM__FUSED_XS; /* the planes of U */
+    if (c0 == 0 || kn != f->kc) gcam__wino_zero_pad(U, a, kn, cols, xi_floats);
+    pj.cb = c0, pj.K = kn;
+    if (f->wr)
+      pj.w = f->wr + ((size_t)9 * (size_t)g->C * (size_t)o0 + (size_t)c0 * (size_t)cols) * es;
+    else
+      pj.w = (const char *)f->w + ((size_t)c0 * (size_t)g->OC + (size_t)o0) * es;
+    gcam__wino_pack_rows_any(&pj, (size_t)c0, (size_t)(c0 + kn), pj.dt, 1);
+    for (int xi = 0; xi < a * a; xi++) {
+      const float *vx = f->j->scratch + (size_t)xi * g->v_xi + c0, *ux = U + xi * xi_floats;
+      float *mx = Mg + (size_t)xi * tb * (size_t)cols;
+      for (size_t r0 = 0; r0 < tb; r0 += MR) {
+        const size_t mr = tb - r0 < MR ? tb - r0 : MR;
+        const float *ap[MR];
+        for (size_t k = 0; k < MR; k++) ap[k] = vx + (r0 + (k < mr ? k : mr - 1)) * g->C;
+        if (c0 == 0) /* from the zero biases */
+          gcam__f32_igemm_ukernel_4x8__vec(mr, (size_t)cols, (size_t)kn, 1, ap, ux,
+                                          mx + r0 * (size_t)cols, (size_t)cols);
+        else
+          gcam__f32_igemm_acc_ukernel_4x8__vec(mr, (size_t)cols, (size_t)kn, 1, ap, ux,
+                                              mx + r0 * (size_t)cols, (size_t)cols);
+      }
+    }
+  }
+  gcam__wino_geom go = *g; /* the group as a layer of `cols` channels, written at stride OC */
+  go.OC = cols, go.m_xi = tb * (size_t)cols;
+  gcam__wino_output_block(&go, f->j->out + o0, Mg, f->bias + o0, 0, tb);
+}
+
+static void gcam__wino_fused_task(void *context, int32_t task) {
+  const gcam__wino_fused_job *f = context;
+  size_t g0, g1;
+  gcam__split((size_t)f->n_groups, f->n_tasks, task, &g0, &g1);
+  for (size_t grp = g0; grp < g1; grp++)
+    gcam__wino_fused_group(f, f->ubuf + (size_t)task * f->ubuf_floats, (int32_t)grp);
+}
+
 static void gcam__wino_compact_one_block(int m, float *out, const float *in, const void *w,
                                          gcam__dtype dt, const float *bias, int32_t H, int32_t W,
                                          int32_t C, int32_t OC, float *scratch, float *pack,
-                                         int32_t tiles, const gcam_threadpool *pool) {
+                                         int32_t tiles, int32_t cw, int32_t kc,
+                                         const gcam_threadpool *pool) {
   gcam__wino_job j;
   gcam__wino_job_init(&j, m, out, (size_t)OC, in, pack, H, W, C, OC, scratch, tiles, 0, 1);
   j.bias = bias;
-  j.t0 = 0, j.tb = j.n_tiles;
+  j.t0 = 0, j.tb = j.n_tiles, j.scaled_v = 1;
   const int32_t n_threads = gcam__pool_threads(pool);
-  const int32_t cols = gcam__conv3x3_wino_compact_cols(m, C, OC);
   j.n_tasks = gcam__min_tasks(n_threads, j.tb);
   gcam__parallel_for(pool, gcam__wino_input_task, &j, j.n_tasks);
-  for (int32_t o0 = 0; o0 < OC; o0 += cols) {
-    const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
-    gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
-    j.col0 = o0, j.cols = o1 - o0;
-    j.ocb = gcam__conv3x3_oc_block(C, j.cols);
-    j.n_units = (size_t)j.g.a * j.g.a * (((size_t)j.cols + (size_t)j.ocb - 1) / (size_t)j.ocb);
-    j.n_tasks = gcam__min_tasks(n_threads, j.n_units);
-    gcam__parallel_for(pool, gcam__wino_gemm_task, &j, j.n_tasks);
+
+  gcam__wino_fused_job f;
+  memset(&f, 0, sizeof f);
+  f.j = &j, f.w = w, f.dt = dt, f.bias = bias;
+  f.M = j.scratch + (size_t)j.g.a * j.g.a * j.g.v_xi;
+  gcam__wino_fused_shape(C, OC, &cw, &kc);
+  f.cw = cw, f.kc = kc;
+  /* The pack scratch holds the copy and GCAM__FUSED_TASKS buffers when that fits the budget,
+   * else at least one buffer (gcam__conv3x3_wino_compact_scratch_floats). */
+  const size_t pack_floats = gcam__conv3x3_wino_compact_scratch_floats(m, C, OC);
+  const size_t copy = (size_t)9 * (size_t)C * (size_t)OC;
+  f.ubuf_floats = gcam__wino_fused_ubuf_floats(m);
+  size_t avail = pack_floats;
+  if (gcam__wino_fused_copy_floats(m, C, OC) && copy + f.ubuf_floats <= pack_floats)
+    f.wr = (char *)pack, f.ubuf = pack + copy, avail = pack_floats - copy;
+  else
+    f.ubuf = pack;
+  f.n_groups = (OC + f.cw - 1) / f.cw;
+  if (f.wr) {
+    f.n_tasks = gcam__min_tasks(n_threads, (size_t)9 * (size_t)C);
+    gcam__parallel_for(pool, gcam__wino_fused_copy_task, &f, f.n_tasks);
   }
-  j.n_tasks = gcam__min_tasks(n_threads, j.tb);
-  gcam__parallel_for(pool, gcam__wino_output_task, &j, j.n_tasks);
+  const size_t n_buf = avail / f.ubuf_floats;
+  f.n_tasks = gcam__min_tasks(n_threads, (size_t)f.n_groups);
+  if ((size_t)f.n_tasks > n_buf) f.n_tasks = (int32_t)n_buf;
+  gcam__parallel_for(pool, gcam__wino_fused_task, &f, f.n_tasks);
 }
 
 void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in, const void *w,
@@ -640,17 +882,29 @@ void gcam__conv3x3_wino_forward_compact_pool(int m, float *out, const float *in,
                                              float *pack, const gcam_threadpool *pool) {
   const int32_t cols = gcam__conv3x3_wino_compact_cols(m, C, OC);
   const int32_t tiles = gcam__conv3x3_wino_tiles(m, H, W, C, OC, 0); /* the whole layer's */
-  if (cols < OC && gcam__wino_n_tiles(m, H, W) <= (size_t)tiles) {
-    gcam__wino_compact_one_block(m, out, in, w, dt, bias, H, W, C, OC, scratch, pack, tiles,
-                                 pool);
+  if (gcam__wino_n_tiles(m, H, W) <= (size_t)tiles) {
+    gcam__wino_compact_one_block(m, out, in, w, dt, bias, H, W, C, OC, scratch, pack, tiles, 0,
+                                 0, pool);
     return;
   }
   for (int32_t o0 = 0; o0 < OC; o0 += cols) {
     const int32_t o1 = OC - o0 < cols ? OC : o0 + cols;
     gcam__wino_pack_slice(m, pack, w, dt, bias, C, OC, o0, o1, pool);
     gcam__wino_forward(m, out + o0, (size_t)OC, in, pack, H, W, C, o1 - o0, scratch, tiles, 0, 1,
-                       pool);
+                       1, pool);
   }
+}
+
+int gcam__conv3x3_wino_forward_compact_fused(int m, float *out, const float *in, const void *w,
+                                             gcam__dtype dt, const float *bias, int32_t H,
+                                             int32_t W, int32_t C, int32_t OC, float *scratch,
+                                             float *pack, int32_t cw, int32_t kc,
+                                             const gcam_threadpool *pool) {
+  const int32_t tiles = gcam__conv3x3_wino_tiles(m, H, W, C, OC, 0);
+  if (gcam__wino_n_tiles(m, H, W) > (size_t)tiles) return -1;
+  gcam__wino_compact_one_block(m, out, in, w, dt, bias, H, W, C, OC, scratch, pack, tiles, cw,
+                               kc, pool);
+  return 0;
 }
 
 void gcam__conv3x3_wino_forward(int m, float *out, const float *in, const float *packed,
