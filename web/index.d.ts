@@ -75,8 +75,12 @@ export interface ExplainerOptions {
   /** how deep a backward from this explainer may go, which sets what it keeps in memory:
    * 'last' (default: the CAM methods at the last conv only, the least memory), a conv layer
    * (name or index: the CAM methods at that layer or any above it), or 'input' (every layer
-   * and the pixel-level methods; the most memory: `info.stateBytes` says how much). An
-   * explain() that needs more throws a GcamArgumentError naming this option. */
+   * and the pixel-level methods; the most memory: `info.stateBytes` says how much). With
+   * memory 'fast', the first explain() whose backward crosses a conv layer also allocates
+   * the backward's packed conv weights, kept for the next ones (VGG16 at 'input': 226 MB;
+   * the result's `memoryBytes` shows them; if the heap cannot hold them that explain() is a
+   * GcamError GCAM_STATUS_OUT_OF_MEMORY and the explainer stays usable). An explain() that
+   * needs more depth throws a GcamArgumentError naming this option. */
   depth?: 'last' | 'input' | LayerName | number;
 }
 
