@@ -672,6 +672,21 @@ static void gcam__wino_pack_task(void *context, int32_t task) {
   gcam__wino_pack_rows_any(j, c0, c1, j->dt, 0);
 }
 
+/* zero biases and padding columns of a (K -> cols) packed layout, planes xi_floats apart */
+static void gcam__wino_zero_pad(float *packed, int a, int32_t K, int32_t cols,
+                                size_t xi_floats) {
+  const size_t blk = gcam__gemm_block_floats(K);
+  const size_t nblk = ((size_t)cols + NR - 1) / NR, pad = nblk * NR - (size_t)cols;
+  for (int xi = 0; xi < a * a; xi++)
+    for (size_t b = 0; b < nblk; b++) {
+      float *p = packed + (size_t)xi * xi_floats + b * blk;
+      memset(p, 0, NR * sizeof *p);
+      if (pad && b == nblk - 1)
+        for (size_t c = 0; c < (size_t)K; c++)
+          memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
+    }
+}
+
 /* columns [o0, o1) of the layer packed as a (C -> o1-o0) layer: zero biases and padding,
  * the transform on the pool, then the slice's biases */
 static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dtype dt,
@@ -679,16 +694,8 @@ static void gcam__wino_pack_slice(int m, float *packed, const void *w, gcam__dty
                                   int32_t o1, const gcam_threadpool *pool) {
   const int a = m + 2;
   const int32_t cols = o1 - o0;
-  const size_t xi_floats = gcam__wino_xi_floats(C, cols), blk = gcam__gemm_block_floats(C);
-  const size_t nblk = ((size_t)cols + NR - 1) / NR, pad = nblk * NR - (size_t)cols;
-  for (int xi = 0; xi < a * a; xi++)
-    for (size_t b = 0; b < nblk; b++) {
-      float *p = packed + (size_t)xi * xi_floats + b * blk;
-      memset(p, 0, NR * sizeof *p);
-      if (pad && b == nblk - 1)
-        for (size_t c = 0; c < (size_t)C; c++)
-          memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
-    }
+  const size_t xi_floats = gcam__wino_xi_floats(C, cols);
+  gcam__wino_zero_pad(packed, a, C, cols, xi_floats);
   const size_t es = dt == GCAM__DTYPE_F16 ? 2 : 4;
   gcam__wino_pack_job j = {m,  packed, (const char *)w + (size_t)o0 * es, dt, C, OC, o0, o1,
                            gcam__pool_threads(pool), 0, C, (size_t)OC, (size_t)C * OC};
@@ -744,21 +751,6 @@ static size_t gcam__wino_fused_copy_floats(int m, int32_t C, int32_t OC) {
   const uint64_t f = (uint64_t)9 * (uint64_t)C * (uint64_t)OC +
                      (uint64_t)GCAM__FUSED_TASKS * gcam__wino_fused_ubuf_floats(m);
   return f * sizeof(float) <= GCAM__COMPACT_BUDGET ? (size_t)f : 0;
-}
-
-/* zero biases and padding columns of a (K -> cols) packed layout, planes xi_floats apart */
-static void gcam__wino_zero_pad(float *packed, int a, int32_t K, int32_t cols,
-                                size_t xi_floats) {
-  const size_t blk = gcam__gemm_block_floats(K);
-  const size_t nblk = ((size_t)cols + NR - 1) / NR, pad = nblk * NR - (size_t)cols;
-  for (int xi = 0; xi < a * a; xi++)
-    for (size_t b = 0; b < nblk; b++) {
-      float *p = packed + (size_t)xi * xi_floats + b * blk;
-      memset(p, 0, NR * sizeof *p);
-      if (pad && b == nblk - 1)
-        for (size_t c = 0; c < (size_t)K; c++)
-          memset(p + NR + c * NR + (NR - pad), 0, pad * sizeof *p);
-    }
 }
 
 /* rows [r0, r1) of the (9*C, OC) weights into the group-major copy, as they are (f16 stays
