@@ -114,22 +114,55 @@ async function waitForDriver(url, driverProcess, timeout = 20e3) {
   }
 }
 
-// children still running when the test process exits (a failed test, ^C) are killed with it
+// children still running when the test process exits (a failed test, ^C) are killed with it.
+// WebKitWebDriver is started as the leader of its own process group, and stopped as a group:
+// killing the driver alone leaves MiniBrowser and its web and network processes running
+// (re-parented to init) until the display goes, and a retried session then met the hung one.
 const children = new Set();
-process.once('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+process.once('exit', () => { for (const c of children) kill(c, 'SIGKILL'); });
 function track(child) {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
 }
 
+function kill(child, signal) {
+  try {
+    if (child.group) process.kill(-child.pid, signal);
+    else child.kill(signal);
+  } catch { /* already gone */ }
+}
+
 function stop(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (!child) return Promise.resolve();
+  const running = child.exitCode === null && child.signalCode === null;
+  if (!running) {
+    if (child.group) kill(child, 'SIGKILL'); // the leader went, its group may not have
+    return Promise.resolve();
+  }
   return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => { clearTimeout(kill); resolve(); });
-    child.kill('SIGTERM');
+    const timer = setTimeout(() => kill(child, 'SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      if (child.group) kill(child, 'SIGKILL');
+      resolve();
+    });
+    kill(child, 'SIGTERM');
   });
+}
+
+/** WebKitWebDriver on a free port, in its own process group; its stderr's tail kept. */
+async function startDriver(env) {
+  const port = await freePort();
+  const debug = !!process.env.GCAM_WEBKIT_DEBUG;
+  const child = track(spawn(DRIVER, [`--port=${port}`], { stdio: ['ignore', debug ? 'inherit' : 'ignore', 'pipe'], env, detached: true }));
+  child.group = true;
+  child.tail = '';
+  child.stderr.on('data', (d) => {
+    if (debug) process.stderr.write(d);
+    child.tail = (child.tail + d).slice(-600);
+  });
+  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 export async function launch({ viewport, sharedArrayBuffer = true, env = {} }) {
@@ -137,8 +170,6 @@ export async function launch({ viewport, sharedArrayBuffer = true, env = {} }) {
   const cleanup = [];
   const closeAll = async () => { for (const f of cleanup.reverse()) await f().catch(() => {}); };
   try {
-    const xvfb = await startXvfb();
-    cleanup.push(() => stop(xvfb.process));
     const proxy = await startRefusingProxy();
     cleanup.push(() => proxy.close());
     const capabilities = {
@@ -148,28 +179,31 @@ export async function launch({ viewport, sharedArrayBuffer = true, env = {} }) {
       proxy: { proxyType: 'manual', httpProxy: proxy.address, sslProxy: proxy.address, noProxy: ['127.0.0.1', 'localhost'] },
       timeouts: { script: 600e3, pageLoad: 120e3, implicit: 0 },
     };
-    const driverEnv = { ...process.env, DISPLAY: xvfb.display, ...(sharedArrayBuffer ? { JSC_useSharedArrayBuffer: '1' } : {}), ...env };
-    // About one new session in seven hangs on the shared build machine: WebKitWebDriver
-    // connects to MiniBrowser's automation socket and the session never comes. Such an attempt
-    // is given up after SESSION_MS and a new driver started, ATTEMPTS times.
+    // A new session sometimes hangs on the shared build machine: WebKitWebDriver connects to
+    // MiniBrowser's automation socket and the session never comes. Such an attempt is given up
+    // after SESSION_MS (twice that the second time, ...), its driver, browser and display are
+    // stopped as a whole, and a new display and driver started, ATTEMPTS times.
     let driver;
     const errors = [];
     for (let attempt = 1; !driver; attempt++) {
-      const port = await freePort();
-      const debug = process.env.GCAM_WEBKIT_DEBUG ? 'inherit' : 'ignore';
-      const driverProcess = track(spawn(DRIVER, [`--port=${port}`], { stdio: ['ignore', debug, debug], env: driverEnv }));
-      const url = `http://127.0.0.1:${port}`;
+      const xvfb = await startXvfb();
+      const driverEnv = { ...process.env, DISPLAY: xvfb.display, ...(sharedArrayBuffer ? { JSC_useSharedArrayBuffer: '1' } : {}), ...env };
+      const { child: driverProcess, url } = await startDriver(driverEnv);
+      const waitMs = SESSION_MS * attempt;
       let timer;
       try {
         await waitForDriver(url, driverProcess);
         driver = await Promise.race([new Builder().usingServer(url).withCapabilities(capabilities).build(),
           new Promise((resolve, reject) => {
-            timer = setTimeout(() => reject(new Error(`no session within ${SESSION_MS} ms`)), SESSION_MS);
+            timer = setTimeout(() => reject(new Error(`no session within ${waitMs} ms`)), waitMs);
           })]);
+        cleanup.push(() => stop(xvfb.process));
         cleanup.push(() => stop(driverProcess));
       } catch (e) {
-        errors.push(`attempt ${attempt}: ${e.message}`);
+        const said = driverProcess.tail.trim().split('\n').slice(-2).join(' | ');
+        errors.push(`attempt ${attempt}: ${e.message}${said ? ` (driver said: ${said})` : ''}`);
         await stop(driverProcess);
+        await stop(xvfb.process);
         if (attempt === ATTEMPTS) throw new Error(`WebKitWebDriver gave no session: ${errors.join('; ')}`);
       } finally {
         clearTimeout(timer);
