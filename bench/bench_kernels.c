@@ -7,8 +7,10 @@
  *   build/bench_kernels dense        the dense layers only
  *   build/bench_kernels tune L [m]   layer L (0..12): sweep the blocking parameters (of
  *                                    Winograd F(m,3) only if m is given)
- *   build/bench_kernels compact [N]  the 13 convs with fast (pre-packed) and compact weights
- *                                    (f32 and f16, transformed as the layer runs), interleaved
+ *   build/bench_kernels compact [N] [T]  the 13 convs with fast (pre-packed) and compact
+ *                                    weights (f32 and f16, transformed as the layer runs),
+ *                                    interleaved; on a pool of T threads (tools/threadpool.c,
+ *                                    wall time) when T > 1
  *   build/bench_kernels compact-tune L [N]  layer L (0..12; one tile block: 7..12): the
  *                                    compact path's column group and channel chunk swept,
  *                                    interleaved with fast
@@ -19,9 +21,10 @@
  * The last two are A/B comparisons for a shared machine: the variants run one after the other
  * in each of N rounds (default 7), and the minimum of each is printed with its ratio.
  *
- * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -Isrc -Iinclude bench/bench_kernels.c
- *       (every .c of src/kernels) -o /tmp/bench_kernels.js -sALLOW_MEMORY_GROWTH=1
- *       -sMAXIMUM_MEMORY=4GB
+ * wasm: NODE_PATH=/usr/share/nodejs emcc -O3 -msimd128 -Isrc -Iinclude -Itools
+ *       bench/bench_kernels.c tools/threadpool.c (every .c of src/kernels)
+ *       -o /tmp/bench_kernels.js -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB
+ *       (for `compact N T`: also -pthread -sPTHREAD_POOL_SIZE=T)
  *       node --no-experimental-fetch /tmp/bench_kernels.js
  *
  * Each figure is the median of several timed runs after a warm-up run (V8 tiers a function up
@@ -41,6 +44,7 @@
 #include "kernels/conv3x3.h"
 #include "ops.h"
 #include "parallel.h"
+#include "threadpool.h" /* tools/threadpool.c: the pool of `compact N T` */
 #ifdef GCAM_HAVE_XNNPACK
 #include "xnn_peer.h" /* the native peer (CMake builds only) */
 #endif
@@ -299,10 +303,18 @@ static double min_of(const double *t, int n) {
   return m;
 }
 
-static void bench_compact(int runs) {
-  printf("conv3x3+bias+ReLU, VGG16 layers, one thread: fast (packed at load) vs compact "
-         "(HWIO f32 / f16, transformed as the layer runs); minimum CPU ms of %d interleaved "
-         "rounds\n", runs);
+static void bench_compact(int runs, int32_t threads) {
+  gcam_pthreadpool *tp = threads > 1 ? gcam_pthreadpool_create(threads) : NULL;
+  if (threads > 1 && !tp) {
+    fprintf(stderr, "bench_kernels: no pool of %d threads\n", (int)threads);
+    exit(2);
+  }
+  const gcam_threadpool hook = tp ? gcam_pthreadpool_hook(tp) : (gcam_threadpool){0};
+  const gcam_threadpool *pool = tp ? &hook : NULL;
+  double (*clock_s)(void) = tp ? now_s : cpu_s; /* a pool's work is not this thread's CPU */
+  printf("conv3x3+bias+ReLU, VGG16 layers, %d thread(s): fast (packed at load) vs compact "
+         "(HWIO f32 / f16, transformed as the layer runs); minimum %s ms of %d interleaved "
+         "rounds\n", (int)threads, tp ? "wall" : "CPU", runs);
   printf("%-2s %-17s %8s %8s %6s %8s %6s %9s\n", "#", "HxWxC->OC", "fast", "cmp f32", "ratio",
          "cmp f16", "ratio", "max diff");
   double sf = 0, s32 = 0, s16 = 0;
@@ -319,31 +331,32 @@ static void bench_compact(int runs) {
     for (size_t k = 0; k < nw; k++) wh[k] = to_half(w[k]);
     float *packed = xmalloc(sizeof(float) * gcam__conv3x3_packed_floats(C, OC));
     gcam__conv3x3_pack(packed, w, bias, C, OC);
-    float *scratch = xmalloc(sizeof(float) * (gcam__conv3x3_scratch_floats(H, W, C, OC) + 1));
+    float *scratch = xmalloc(
+        sizeof(float) * (gcam__conv3x3_scratch_floats_pool(H, W, C, OC, threads) + 1));
     const size_t npk = gcam__conv3x3_compact_pack_floats(C, OC);
     float *pack = xmalloc(sizeof(float) * (npk + 1));
     double t[3][32];
     for (int r = 0; r <= runs; r++) {
-      double t0 = cpu_s();
-      gcam__conv3x3_relu_forward_pool(out, in, packed, H, W, C, OC, scratch, NULL);
-      const double a = cpu_s() - t0;
+      double t0 = clock_s();
+      gcam__conv3x3_relu_forward_pool(out, in, packed, H, W, C, OC, scratch, pool);
+      const double a = clock_s() - t0;
       double b = a, c = a;
       if (npk) {
-        t0 = cpu_s();
+        t0 = clock_s();
         gcam__conv3x3_relu_forward_compact_pool(out2, in, w, GCAM__DTYPE_F32, bias, H, W, C, OC,
-                                                scratch, pack, NULL);
-        b = cpu_s() - t0;
-        t0 = cpu_s();
+                                                scratch, pack, pool);
+        b = clock_s() - t0;
+        t0 = clock_s();
         gcam__conv3x3_relu_forward_compact_pool(out2, in, wh, GCAM__DTYPE_F16, bias, H, W, C,
-                                                OC, scratch, pack, NULL);
-        c = cpu_s() - t0;
+                                                OC, scratch, pack, pool);
+        c = clock_s() - t0;
       }
       if (r > 0) t[0][r - 1] = a, t[1][r - 1] = b, t[2][r - 1] = c; /* round 0: warm-up */
     }
     double diff = 0;
     if (npk) {
       gcam__conv3x3_relu_forward_compact_pool(out2, in, w, GCAM__DTYPE_F32, bias, H, W, C, OC,
-                                              scratch, pack, NULL);
+                                              scratch, pack, pool);
       double big = 0;
       for (size_t k = 0; k < nout; k++) {
         const double d = out2[k] > out[k] ? out2[k] - out[k] : out[k] - out2[k];
@@ -363,6 +376,7 @@ static void bench_compact(int runs) {
   }
   printf("13 convs: fast %.1f ms, compact f32 %.1f ms (%.3f), compact f16 %.1f ms (%.3f)\n",
          1e3 * sf, 1e3 * s32, s32 / sf, 1e3 * s16, s16 / sf);
+  gcam_pthreadpool_destroy(tp);
 }
 
 /* acc += x * b over b[0, n) 4 at a time, `reps` times: CPU seconds (the dtypes diagnosis) */
@@ -591,8 +605,13 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_kernels: N must be 1..32\n");
       return 2;
     }
+    const int threads = argc >= 4 ? atoi(argv[3]) : 1;
+    if (threads < 1 || threads > 64) {
+      fprintf(stderr, "bench_kernels: T must be 1..64\n");
+      return 2;
+    }
     if (argv[1][0] == 'c')
-      bench_compact(ab_runs);
+      bench_compact(ab_runs, threads);
     else
       bench_dtypes(ab_runs);
     return 0;

@@ -16,21 +16,16 @@ static gcam_status gcam__conv_forward(gcam_state *s, int32_t layer, float *y, co
   const int32_t i = s->layer[layer].index;
   const gcam_conv_layer *l = &s->model->conv[i];
 #ifdef GCAM_HAVE_XNNPACK
-  if (s->model->backend == GCAM_BACKEND_XNNPACK)
+  if (l->op.form == GCAM__CONV_XNNPACK)
     return gcam__xnn_model_conv_run(s->model, i, y, x, l->H, l->W);
 #endif
-  if (l->w_compact)
-    gcam__conv3x3_relu_forward_compact_pool(y, x, l->w_compact, l->w_dtype, l->bias, l->H,
-                                            l->W, l->C, l->OC, s->scratch, s->pack, &s->pool);
-  else
-    gcam__conv3x3_relu_forward_pool(y, x, l->packed, l->H, l->W, l->C, l->OC, s->scratch,
-                                    &s->pool);
+  gcam__conv_op_forward(&l->op, y, x, l->H, l->W, s->scratch, s->pack, &s->pool);
   return GCAM_STATUS_OK;
 }
 
 /* dy (post-ReLU) -> ReLU' (the layer's output as mask) -> dx = conv(dy, w rotated 180 deg,
- * channels swapped), its weights packed from the canonical ones: into the state's slot for
- * the layer the first time (pre-packed models), or into s->bpack each time (compact) */
+ * channels swapped), its weights packed by the operator: into the state's slot for the layer
+ * the first time (kept: pre-packed forms), or into s->bpack each time (compact) */
 static void gcam__conv_backward(gcam_state *s, int32_t layer, float *dx, float *dy, int guided) {
   const int32_t i = s->layer[layer].index;
   const gcam_conv_layer *l = &s->model->conv[i];
@@ -39,14 +34,13 @@ static void gcam__conv_backward(gcam_state *s, int32_t layer, float *dx, float *
     gcam__relu_backward_guided(dy, s->y[layer], n);
   else
     gcam__relu_backward(dy, s->y[layer], n);
-  float *packed = l->w_compact ? s->bpack : s->bwd + s->bwd_off[i];
-  if (l->w_compact || !s->bwd_ready[i]) {
-    gcam__conv3x3_backward_pack_canon_pool(packed, l->w_canon, l->w_canon_dtype, l->C, l->OC,
-                                           &s->pool);
-    s->bwd_ready[i] = !l->w_compact;
+  const int keep = s->bwd_keep[i];
+  float *packed = keep ? s->bwd + s->bwd_off[i] : s->bpack;
+  if (!keep || !s->bwd_ready[i]) {
+    gcam__conv_op_backward_pack(&l->op, packed, &s->pool);
+    s->bwd_ready[i] = (uint8_t)keep;
   }
-  gcam__conv3x3_backward_input_pool(dx, dy, packed, l->H, l->W, l->C, l->OC, s->scratch,
-                                    &s->pool);
+  gcam__conv_op_backward_input(&l->op, dx, dy, l->H, l->W, packed, s->scratch, &s->pool);
 }
 
 const gcam__layer_kind gcam__layer_conv3x3_relu = {"conv3x3_relu", gcam__conv_forward,

@@ -42,7 +42,7 @@ gcam_status gcam_model_get_info(const gcam_model *m, gcam_model_info *info) {
   info->backend = m->backend;
   if (m->backend != GCAM_BACKEND_XNNPACK)
     for (int32_t i = 0; i < m->n_conv; i++) {
-      const int tile = gcam__conv3x3_path(m->conv[i].C, m->conv[i].OC);
+      const int tile = m->conv[i].op.path;
       if (tile > info->winograd_tile) info->winograd_tile = tile;
     }
   info->weight_bytes = m->weight_bytes;

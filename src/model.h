@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "gcam.h"
+#include "conv_op.h"
 #include "ops.h"
 
 #define GCAM_MAX_CONV 64
@@ -22,18 +23,7 @@ typedef struct gcam_conv_layer {
   int32_t H, W;       /* input spatial size */
   int32_t C, OC;      /* input, output channels */
   int32_t pool;       /* 1: a 2x2 max-pool follows */
-  float *packed;      /* portable backend: gcam__conv3x3_pack() output */
-  float *w_hwio;      /* (3,3,C,OC) canonical f32: XNNPACK, and FAST for the backward */
-  float *bias;        /* XNNPACK backend, and compact: (OC) */
-  /* GCAM_MEMORY_COMPACT, Winograd layers: (3,3,C,OC) as stored (f32 or f16 bits), packed
-   * into the state's scratch as the layer runs (NULL: `packed` holds the layer) */
-  const void *w_compact;
-  gcam__dtype w_dtype;
-  /* the canonical (3,3,C,OC) weights the backward packs from, as each layer runs: w_compact
-   * (COMPACT), else w_hwio (f32: FAST keeps it beside `packed`, XNNPACK needs it anyway) */
-  const void *w_canon;
-  gcam__dtype w_canon_dtype;
-  size_t scratch_floats;
+  gcam__conv_op op;   /* its weights' form and kernels (conv_op.h), made at load */
 } gcam_conv_layer;
 
 typedef struct gcam_dense_layer {

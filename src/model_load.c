@@ -76,7 +76,7 @@ struct gcam_model_loader {
   uint32_t n_carry;
   int32_t flatten_chw;
   float *staging;                   /* one conv's (3,3,C,OC) weights then its OC biases */
-  uint64_t pack_at[GCAM_MAX_CONV];  /* a portable FAST conv's packed block in the weights */
+  uint64_t conv_at[GCAM_MAX_CONV];  /* each conv operator's block in the weights */
   /* Without a known file length (expected_size 0) the header's sizes are claims that no byte
    * backs yet: the weights and the staging buffer then grow with the payload received
    * (gcam__reserve), and the layer pointers are set once the weights stop moving. */
@@ -360,65 +360,41 @@ static gcam_status gcam__parse_labels(gcam_model_loader *L, gcam_model *m, uint3
  * conv staging buffer. Byte counts in 64 bits, checked against overflow and size_t. */
 static uint64_t gcam__align64(uint64_t bytes) { return (bytes + 63) & ~(uint64_t)63; }
 
-/* A portable FAST conv's block in the weights: the packed weights, then the canonical
- * (3,3,C,OC) f32 weights the backward packs from (docs/methods.md). */
-static uint64_t gcam__fast_packed_bytes(const gcam_conv_layer *l) {
-  return gcam__align64(4 * (uint64_t)gcam__conv3x3_packed_floats(l->C, l->OC));
-}
-static uint64_t gcam__fast_conv_bytes(const gcam_conv_layer *l) {
-  return gcam__fast_packed_bytes(l) + gcam__align64(36 * (uint64_t)l->C * (uint64_t)l->OC);
-}
-
-/* GCAM_MEMORY_COMPACT applies to a conv that has a compact form (the Winograd ones) */
-static int gcam__conv_compact(const gcam_model *m, const gcam_conv_layer *l) {
-  return m->backend != GCAM_BACKEND_XNNPACK && m->memory == GCAM_MEMORY_COMPACT &&
-         gcam__conv3x3_compact_pack_floats(l->C, l->OC) > 0;
-}
-
 static gcam_status gcam__allocate_weights(gcam_model_loader *L, gcam_model *m) {
-  int xnn = m->backend == GCAM_BACKEND_XNNPACK;
   uint64_t total = 0, staging = 0;
-  for (int32_t t = 0; t < L->n_tensors; t++) {
-    gcam__tensor *tt = &L->tensor[t];
-    tt->keep = tt->kind == GCAM__DENSE_W ||
-               (tt->kind == GCAM__CONV_W && gcam__conv_compact(m, &m->conv[tt->layer]));
-    if (tt->kind == GCAM__CONV_W) m->conv[tt->layer].w_dtype = (gcam__dtype)tt->dtype;
-    if (tt->kind == GCAM__DENSE_W) m->dense[tt->layer].w.dtype = (gcam__dtype)tt->dtype;
-  }
+  /* the conv operators (conv_op.h), once the kernels' size functions are known to fit */
   for (int32_t i = 0; i < m->n_conv; i++) {
     gcam_conv_layer *l = &m->conv[i];
-    /* the kernels' size functions work in size_t: call them only once a 64-bit bound of their
-     * result fits one buffer (Winograd F(4,3) packs 6x6 taps per (C+1) x NR block; direct
-     * 9C+1 per NR columns), as of the conv's scratch and its loading buffer */
-    const uint64_t C = (uint64_t)l->C, OC = (uint64_t)l->OC;
-    const uint64_t packed_bound = 36 * (OC + 8) * (9 * C + 1) + OC + 16;
-    const uint64_t scratch_bound = C + 36 * 96 * (C + OC) + 16;
-    if (4 * packed_bound > GCAM__MAX_ALLOC_BYTES || 4 * scratch_bound > GCAM__MAX_ALLOC_BYTES ||
-        4 * (9 * C * OC + OC) > GCAM__MAX_ALLOC_BYTES)
+    if (!gcam__conv_op_fits(l->C, l->OC))
       return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
                          "conv %d (%d -> %d channels) needs more memory than this build can "
                          "address (%llu MiB per buffer)",
                          i, l->C, l->OC, (unsigned long long)(GCAM__MAX_ALLOC_BYTES >> 20));
-    if (!xnn && !gcam__conv_compact(m, l) && 9 * C * OC + OC > staging) staging = 9 * C * OC + OC;
-    l->scratch_floats = gcam__conv3x3_scratch_floats(l->H, l->W, l->C, l->OC);
+    /* the tensor table is conv0.weight, conv0.bias, conv1.weight, ... (gcam__parse_tensors) */
+    gcam__conv_op_create(&l->op, l->C, l->OC, m->backend, m->memory,
+                         (gcam__dtype)L->tensor[2 * i].dtype);
+    const uint64_t f = gcam__conv_op_staging_floats(&l->op);
+    if (f > staging) staging = f;
   }
-  /* the layout, in the file's order (so a stream fills the allocation from its start): a
-   * compact conv as stored + f32 bias; XNNPACK's (3,3,C,OC) f32 + bias; else the packed
-   * block; dense tensors as stored (scales and biases as f32) */
+  for (int32_t t = 0; t < L->n_tensors; t++) {
+    gcam__tensor *tt = &L->tensor[t];
+    tt->keep = tt->kind == GCAM__DENSE_W ||
+               (tt->kind == GCAM__CONV_W && gcam__conv_op_keeps_dtype(&m->conv[tt->layer].op));
+    if (tt->kind == GCAM__DENSE_W) m->dense[tt->layer].w.dtype = (gcam__dtype)tt->dtype;
+  }
+  /* the layout, in the file's order (so a stream fills the allocation from its start): each
+   * conv's block (conv_op.h: the file's tensors go into it, or are staged and packed into it
+   * when the bias is in); dense tensors as stored (scales and biases as f32) */
   for (int32_t t = 0; t < L->n_tensors; t++) {
     gcam__tensor *tt = &L->tensor[t];
     if (tt->kind == GCAM__CONV_W || tt->kind == GCAM__CONV_B) {
-      const gcam_conv_layer *l = &m->conv[tt->layer];
-      if (!xnn && !gcam__conv_compact(m, l)) { /* staged, then packed at its bias; */
-        if (tt->kind == GCAM__CONV_W) /* + (3,3,C,OC) f32 for the backward (docs/methods.md) */
-          L->pack_at[tt->layer] = total,
-          total += gcam__fast_conv_bytes(l);
-        continue;
+      const gcam__conv_op *op = &m->conv[tt->layer].op;
+      if (tt->kind == GCAM__CONV_W) {
+        L->conv_at[tt->layer] = tt->at = total;
+        total += gcam__conv_op_block_bytes(op);
+      } else {
+        tt->at = L->conv_at[tt->layer] + gcam__conv_op_bias_offset(op);
       }
-      tt->at = total;
-      total += gcam__align64(tt->kind == GCAM__CONV_B
-                                 ? 4 * (uint64_t)l->OC
-                                 : 9 * (uint64_t)l->C * (uint64_t)l->OC * (tt->keep ? tt->elem_size : 4));
       continue;
     }
     tt->at = total;
@@ -494,35 +470,14 @@ static gcam_status gcam__reserve_staging(gcam_model_loader *L, uint64_t need) {
 /* The layer tables point into the weights once the weights stop moving (at finish). */
 static void gcam__place_weights(gcam_model_loader *L, gcam_model *m) {
   uint8_t *base = m->weights;
-  const int xnn = m->backend == GCAM_BACKEND_XNNPACK;
+  for (int32_t i = 0; i < m->n_conv; i++) gcam__conv_op_bind(&m->conv[i].op, base + L->conv_at[i]);
   for (int32_t t = 0; t < L->n_tensors; t++) {
     const gcam__tensor *tt = &L->tensor[t];
-    if (tt->kind == GCAM__CONV_W || tt->kind == GCAM__CONV_B) {
-      gcam_conv_layer *l = &m->conv[tt->layer];
-      const int compact = gcam__conv_compact(m, l);
-      if (!xnn && !compact) {
-        l->packed = (float *)(base + L->pack_at[tt->layer]);
-        l->w_hwio = (float *)(base + L->pack_at[tt->layer] + gcam__fast_packed_bytes(l));
-      } else if (tt->kind == GCAM__CONV_B) {
-        l->bias = (float *)(base + tt->at);
-      } else if (compact) {
-        l->w_compact = base + tt->at;
-      } else {
-        l->w_hwio = (float *)(base + tt->at);
-      }
-      continue;
-    }
+    if (tt->kind == GCAM__CONV_W || tt->kind == GCAM__CONV_B) continue;
     gcam__dense_weights *w = &m->dense[tt->layer].w;
     if (tt->kind == GCAM__DENSE_W) w->w = base + tt->at;
     if (tt->kind == GCAM__DENSE_S) w->scale = (float *)(base + tt->at);
     if (tt->kind == GCAM__DENSE_B) w->bias = (float *)(base + tt->at);
-  }
-  for (int32_t i = 0; i < m->n_conv; i++) { /* what the backward packs from */
-    gcam_conv_layer *l = &m->conv[i];
-    if (l->w_compact)
-      l->w_canon = l->w_compact, l->w_canon_dtype = l->w_dtype;
-    else
-      l->w_canon = l->w_hwio, l->w_canon_dtype = GCAM__DTYPE_F32;
   }
 }
 
@@ -565,8 +520,8 @@ static gcam_status gcam__destination(gcam_model_loader *L, const gcam__tensor *t
                                      uint64_t *k, void **dst) {
   gcam_model *m = L->model;
   gcam_status st;
-  if ((t->kind == GCAM__CONV_W || t->kind == GCAM__CONV_B) && m->backend != GCAM_BACKEND_XNNPACK &&
-      !gcam__conv_compact(m, &m->conv[t->layer])) { /* staged, packed when the bias is in */
+  if ((t->kind == GCAM__CONV_W || t->kind == GCAM__CONV_B) &&
+      m->conv[t->layer].op.form == GCAM__CONV_PACKED) { /* staged, packed when the bias is in */
     const gcam_conv_layer *l = &m->conv[t->layer];
     const uint64_t at = (t->kind == GCAM__CONV_W ? 0 : 9 * (uint64_t)l->C * (uint64_t)l->OC) + e;
     if ((st = gcam__reserve_staging(L, 4 * (at + *k)))) return st;
@@ -669,16 +624,14 @@ static gcam_status gcam__tensor_done(gcam_model_loader *L, const gcam__tensor *t
           gcam__f16_scale_up((uint16_t *)((uint8_t *)m->weights + t->at), t->n_elems);
     return st;
   }
-  if (t->kind != GCAM__CONV_B || m->backend == GCAM_BACKEND_XNNPACK) return GCAM_STATUS_OK;
-  gcam_conv_layer *l = &m->conv[t->layer];
-  if (gcam__conv_compact(m, l)) return GCAM_STATUS_OK; /* packed as it runs */
-  const uint64_t at = L->pack_at[t->layer];
-  gcam_status st = gcam__reserve_weights(L, at + gcam__fast_conv_bytes(l));
+  if (t->kind != GCAM__CONV_B) return GCAM_STATUS_OK;
+  const gcam_conv_layer *l = &m->conv[t->layer];
+  if (l->op.form != GCAM__CONV_PACKED) return GCAM_STATUS_OK; /* in its block as it came */
+  const uint64_t at = L->conv_at[t->layer];
+  gcam_status st = gcam__reserve_weights(L, at + gcam__conv_op_block_bytes(&l->op));
   if (st) return st;
-  memcpy((uint8_t *)m->weights + at + gcam__fast_packed_bytes(l), L->staging,
-         sizeof(float) * 9 * (size_t)l->C * (size_t)l->OC);
-  gcam__conv3x3_pack((float *)((uint8_t *)m->weights + at), L->staging,
-                     L->staging + (size_t)9 * l->C * l->OC, l->C, l->OC);
+  gcam__conv_op_pack(&l->op, (uint8_t *)m->weights + at, L->staging,
+                     L->staging + (size_t)9 * l->C * l->OC);
   return GCAM_STATUS_OK;
 }
 

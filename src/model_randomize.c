@@ -52,10 +52,9 @@ gcam_status gcam__model_clone(const gcam_model *m, gcam_model **out) {
   int ok = 1;
   for (int32_t i = 0; i < m->n_conv; i++) {
     gcam_conv_layer *l = &c->conv[i];
-    const void *p[5] = {l->packed, l->w_hwio, l->bias, l->w_compact, l->w_canon};
-    for (int k = 0; k < 5; k++) ok &= gcam__rebase(m, c, &p[k]);
-    l->packed = (float *)p[0], l->w_hwio = (float *)p[1], l->bias = (float *)p[2];
-    l->w_compact = p[3], l->w_canon = p[4];
+    const void *p[3] = {l->op.packed, l->op.w, l->op.bias};
+    for (int k = 0; k < 3; k++) ok &= gcam__rebase(m, c, &p[k]);
+    l->op.packed = (float *)p[0], l->op.w = (void *)p[1], l->op.bias = (float *)p[2];
   }
   for (int32_t j = 0; j < m->n_dense; j++) {
     gcam__dense_weights *w = &c->dense[j].w;
@@ -160,9 +159,8 @@ size_t gcam__model_reinit_staging_floats(const gcam_model *m) {
   size_t most = 0;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
-    if (!l->packed) continue;
-    /* the zero bias the packing takes, and the canonical weights if the layer keeps none */
-    const size_t f = (l->w_hwio ? 0 : (size_t)9 * (size_t)l->C * (size_t)l->OC) + (size_t)l->OC;
+    if (l->op.form != GCAM__CONV_PACKED) continue;
+    const size_t f = (size_t)l->OC; /* the zero bias the packing takes */
     if (f > most) most = f;
   }
   return most;
@@ -173,23 +171,19 @@ void gcam__model_reinit_conv(gcam_model *m, int32_t i, uint64_t seed, float *sta
   const size_t n = (size_t)9 * (size_t)l->C * (size_t)l->OC;
   gcam__rng r = gcam__rng_for(seed, (uint64_t)i);
   const double std = gcam__he_std((uint64_t)9 * (uint64_t)l->C);
-  if (l->w_compact) { /* as stored, f32 or f16 (w_hwio order), + f32 bias */
-    if (l->w_dtype == GCAM__DTYPE_F16) {
-      uint16_t *w = (uint16_t *)l->w_compact;
-      for (size_t k = 0; k < n; k++) w[k] = gcam__f32_to_f16(gcam__truncated(&r, std));
-    } else {
-      float *w = (float *)l->w_compact;
-      for (size_t k = 0; k < n; k++) w[k] = gcam__truncated(&r, std);
-    }
-    memset(l->bias, 0, sizeof(float) * (size_t)l->OC);
-  } else if (!l->packed) { /* XNNPACK: canonical, packed by the state's operator */
-    for (size_t k = 0; k < n; k++) l->w_hwio[k] = gcam__truncated(&r, std);
-    memset(l->bias, 0, sizeof(float) * (size_t)l->OC);
-  } else { /* our kernels: canonical (kept for the backward, or staged), packed as at load */
-    float *w = l->w_hwio ? l->w_hwio : staging, *bias = l->w_hwio ? staging : staging + n;
+  gcam__conv_op *op = &l->op;
+  if (op->form == GCAM__CONV_COMPACT && op->w_dtype == GCAM__DTYPE_F16) { /* as stored */
+    uint16_t *w = op->w;
+    for (size_t k = 0; k < n; k++) w[k] = gcam__f32_to_f16(gcam__truncated(&r, std));
+  } else { /* f32 canonical: compact f32, XNNPACK's (its operator is remade), packed's */
+    float *w = op->w;
     for (size_t k = 0; k < n; k++) w[k] = gcam__truncated(&r, std);
-    memset(bias, 0, sizeof(float) * (size_t)l->OC);
-    gcam__conv3x3_pack(l->packed, w, bias, l->C, l->OC);
+  }
+  if (op->form == GCAM__CONV_PACKED) { /* packed again as at load, with a zero bias */
+    memset(staging, 0, sizeof(float) * (size_t)l->OC);
+    gcam__conv3x3_pack(op->packed, op->w, staging, l->C, l->OC);
+  } else {
+    memset(op->bias, 0, sizeof(float) * (size_t)l->OC);
   }
 }
 

@@ -37,30 +37,37 @@ static int gcam__conv_backward_needed(const gcam_state *s, int32_t i) {
   return s->depth_input || i > s->depth_conv;
 }
 
-/* floats of conv scratch the forward's and the backward's layers need on n_threads task
- * slots, or 0 when that does not fit one allocation. The kernels size it in size_t; a 64-bit
- * bound of their formula (at most 36 taps x 96 tiles x (C + OC) per slot) is checked first. */
-static size_t gcam__state_scratch_floats(const gcam_state *s, int32_t n_threads) {
+/* What the convs need of a state on n_threads task slots (each operator's setup: conv_op.h),
+ * the buffers shared by the layers sized for the largest: kernel scratch, compact forward
+ * weights, compact backward weights; and each kept backward slot (bwd_off, 64-byte aligned,
+ * their sum in *bwd; bwd_off and bwd_keep may be NULL). */
+typedef struct {
+  size_t scratch, pack;
+  uint64_t bpack, bwd;
+} gcam__conv_plan;
+
+static gcam_status gcam__state_conv_plan(const gcam_state *s, int32_t n_threads,
+                                         gcam__conv_plan *p, uint64_t *bwd_off,
+                                         uint8_t *bwd_keep) {
   const gcam_model *m = s->model;
-  size_t scratch = 1;
+  memset(p, 0, sizeof *p);
+  p->scratch = 1;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
-    size_t f = l->scratch_floats;
-    const uint64_t bound = (uint64_t)l->C + (uint64_t)l->OC + (uint64_t)n_threads * 36 * 96 *
-                                                ((uint64_t)l->C + (uint64_t)l->OC);
-    if (bound > GCAM__MAX_ALLOC_BYTES / sizeof(float)) return 0;
-    if (m->backend != GCAM_BACKEND_XNNPACK) {
-      const size_t p = gcam__conv3x3_scratch_floats_pool(l->H, l->W, l->C, l->OC, n_threads);
-      if (p > f) f = p;
+    gcam__conv_needs need;
+    const gcam_status st = gcam__conv_op_setup(&l->op, l->H, l->W, n_threads,
+                                               gcam__conv_backward_needed(s, i), &need);
+    if (st) return st;
+    if (need.scratch > p->scratch) p->scratch = need.scratch;
+    if (need.pack > p->pack) p->pack = need.pack;
+    if (need.bwd_pack && !need.bwd_keep && need.bwd_pack > p->bpack) p->bpack = need.bwd_pack;
+    if (need.bwd_pack && need.bwd_keep) {
+      if (bwd_off) bwd_off[i] = p->bwd;
+      p->bwd += ((uint64_t)need.bwd_pack + 15) / 16 * 16;
     }
-    if (gcam__conv_backward_needed(s, i)) {
-      const size_t b =
-          gcam__conv3x3_backward_scratch_floats_pool(l->H, l->W, l->C, l->OC, n_threads);
-      if (b > f) f = b;
-    }
-    if (f > scratch) scratch = f;
+    if (bwd_keep) bwd_keep[i] = (uint8_t)(need.bwd_pack && need.bwd_keep);
   }
-  return scratch;
+  return GCAM_STATUS_OK;
 }
 
 gcam_status gcam_state_set_threadpool(gcam_state *s, const gcam_threadpool *pool) {
@@ -72,11 +79,10 @@ gcam_status gcam_state_set_threadpool(gcam_state *s, const gcam_threadpool *pool
   if (pool->n_threads < 1 || pool->n_threads > 1024)
     return gcam__error(GCAM_STATUS_INVALID_ARGUMENT, "pool n_threads is %d, not 1..1024",
                        (int)pool->n_threads);
-  const size_t need = gcam__state_scratch_floats(s, pool->n_threads);
-  if (need == 0)
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
-                       "the scratch of %d threads does not fit this build's address space",
-                       (int)pool->n_threads);
+  gcam__conv_plan cp;
+  const gcam_status st = gcam__state_conv_plan(s, pool->n_threads, &cp, NULL, NULL);
+  if (st) return st;
+  const size_t need = cp.scratch;
   if (need > s->scratch_floats) {
     float *scratch = malloc(need * sizeof(float));
     if (!scratch)
@@ -129,8 +135,7 @@ gcam_status gcam__state_cam_work(gcam_state *s, size_t doubles) {
  * stay in a ping-pong buffer, which keeps the default state at its old size. Everything else
  * takes the ping-pong buffer its input is not in. */
 typedef struct {
-  uint64_t act[2], own, argmax, g[2], bpack, bwd, cam, work;
-  uint64_t bwd_off[GCAM_MAX_CONV];
+  uint64_t act[2], own, argmax, g[2], cam, work;
   int32_t where[GCAM__MAX_LAYERS]; /* 0/1: act[]; 2: own; 3: dense_out */
   uint64_t own_off[GCAM__MAX_LAYERS], argmax_off[GCAM__MAX_LAYERS];
 } gcam__plan;
@@ -169,17 +174,6 @@ static void gcam__state_plan(const gcam_state *s, gcam__plan *p) {
   }
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
-    if (gcam__conv_backward_needed(s, i)) {
-      /* compact: packed as the backward reaches the layer, into one buffer for the largest;
-       * pre-packed weights (fast, XNNPACK): each layer's backward weights packed once, at
-       * the first backward through it, and kept (memory for speed, as the forward's) */
-      const uint64_t b = gcam__conv3x3_backward_packed_floats(l->C, l->OC);
-      if (l->w_compact) {
-        if (b > p->bpack) p->bpack = b;
-      } else {
-        p->bwd_off[i] = p->bwd, p->bwd += (b + 15) / 16 * 16; /* 64-byte aligned slots */
-      }
-    }
     if (i >= s->depth_conv) {
       const uint64_t hw = (uint64_t)l->H * (uint64_t)l->W;
       if (hw > p->cam) p->cam = hw;
@@ -242,18 +236,15 @@ gcam_status gcam_state_create_ex(const gcam_model *m, const gcam_state_params *p
   uint64_t dense = 0;
   for (int32_t j = 0; j < m->n_dense; j++) dense += (uint64_t)m->dense[j].OUT;
   const uint64_t in = (uint64_t)m->in_h * (uint64_t)m->in_w;
-  s->scratch_floats = gcam__state_scratch_floats(s, 1);
-  if (s->scratch_floats == 0) {
+  /* the convs' needs, set up for one thread (gcam_state_set_threadpool grows the scratch) */
+  gcam__conv_plan cp;
+  const gcam_status cst = gcam__state_conv_plan(s, 1, &cp, s->bwd_off, s->bwd_keep);
+  if (cst) {
     gcam_state_free(s);
-    return gcam__error(GCAM_STATUS_OUT_OF_MEMORY,
-                       "the conv scratch does not fit this build's address space");
+    return cst;
   }
-  uint64_t pack = 0; /* one scratch for the compact convs' packed weights, sized for the largest */
-  for (int32_t i = 0; i < m->n_conv; i++)
-    if (m->conv[i].w_compact) {
-      const uint64_t f = gcam__conv3x3_compact_pack_floats(m->conv[i].C, m->conv[i].OC);
-      if (f > pack) pack = f;
-    }
+  s->scratch_floats = cp.scratch;
+  const uint64_t pack = cp.pack;
   int failed = 0;
   uint64_t too_big = 0;
   /* XNNPACK may read up to 16 bytes past a conv's input */
@@ -266,9 +257,8 @@ gcam_status gcam_state_create_ex(const gcam_model *m, const gcam_state_params *p
   s->argmax_all = gcam__state_alloc(s, plan.argmax * sizeof(int32_t), &failed, &too_big);
   s->scratch = gcam__state_alloc(s, (uint64_t)s->scratch_floats * sizeof(float), &failed, &too_big);
   s->pack = gcam__state_alloc(s, pack * sizeof(float), &failed, &too_big);
-  s->bpack = gcam__state_alloc(s, plan.bpack * sizeof(float), &failed, &too_big);
-  s->bwd_floats = plan.bwd; /* allocated at the first backward that needs it */
-  memcpy(s->bwd_off, plan.bwd_off, sizeof s->bwd_off);
+  s->bpack = gcam__state_alloc(s, cp.bpack * sizeof(float), &failed, &too_big);
+  s->bwd_floats = cp.bwd; /* allocated at the first backward that needs it */
   s->dense_out = gcam__state_alloc(s, dense * sizeof(float), &failed, &too_big);
   s->probs = gcam__state_alloc(s, (uint64_t)m->n_classes * sizeof(float), &failed, &too_big);
   s->g[0] = gcam__state_alloc(s, plan.g[0] * sizeof(float), &failed, &too_big);

@@ -47,6 +47,7 @@ struct gcam_state {
   uint64_t bwd_floats;
   uint64_t bwd_off[GCAM_MAX_CONV];
   uint8_t bwd_ready[GCAM_MAX_CONV];
+  uint8_t bwd_keep[GCAM_MAX_CONV]; /* conv i's backward weights are kept (else packed in bpack) */
   gcam_threadpool pool;   /* the host's threads (run == NULL: serial) */
   const float *cam_act;   /* (cam_h, cam_w, cam_c): the last conv's output */
   float *dense_out;       /* every dense layer's output, back to back */

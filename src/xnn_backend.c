@@ -139,7 +139,8 @@ gcam_status gcam__xnn_model_create(gcam_model *m) {
   m->xnn = x;
   for (int32_t i = 0; i < m->n_conv; i++) {
     const gcam_conv_layer *l = &m->conv[i];
-    gcam_status st = gcam__xnn_conv3x3_relu_create(&x->conv[i], l->w_hwio, l->bias, l->C, l->OC);
+    gcam_status st = gcam__xnn_conv3x3_relu_create(&x->conv[i], (const float *)l->op.w, l->op.bias, l->C,
+                                         l->OC);
     if (st) return st; /* the caller frees the model, and with it what was made */
   }
   return GCAM_STATUS_OK;
@@ -172,5 +173,6 @@ gcam_status gcam__xnn_model_conv_refresh(gcam_model *m, int32_t i) {
   const gcam_conv_layer *l = &m->conv[i];
   gcam__xnn_conv_delete(x->conv[i]);
   x->conv[i] = NULL;
-  return gcam__xnn_conv3x3_relu_create(&x->conv[i], l->w_hwio, l->bias, l->C, l->OC);
+  return gcam__xnn_conv3x3_relu_create(&x->conv[i], (const float *)l->op.w, l->op.bias, l->C,
+                                         l->OC);
 }

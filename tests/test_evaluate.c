@@ -579,10 +579,10 @@ static void test_reinit(const char *model_path) {
   for (int32_t i = 0; i < c->n_conv; i++) {
     const gcam_conv_layer *l = &c->conv[i];
     gcam__model_reinit_conv(c, i, 3, stage);
-    if (!l->w_compact || l->w_dtype != GCAM__DTYPE_F32) continue;
+    if (l->op.form != GCAM__CONV_COMPACT || l->op.w_dtype != GCAM__DTYPE_F32) continue;
     double mean, std, mx;
     const size_t n = (size_t)9 * l->C * l->OC;
-    weight_stats(l->w_compact, n, &mean, &std, &mx);
+    weight_stats(l->op.w, n, &mean, &std, &mx);
     const double want = sqrt(2.0 / (9.0 * l->C));
     const double tol = 4.0 / sqrt((double)n) + 0.01; /* a few standard errors */
     CHECK(fabs(std / want - 1) < tol && mx <= 2 * want / 0.8796 + 1e-9,
