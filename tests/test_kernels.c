@@ -953,13 +953,15 @@ static void test_quantize_i16(void) {
 }
 
 /* x (n) of kind k: 0 uniform in [-1, 1] with every 5th zero, 1 all zero, 2 one NaN, 3 one
- * +Inf, 4 kind 0 times 1e30, 5 kind 0 times 1e-30, 6 in [0, 1] */
+ * +Inf, 4 kind 0 times 1e30, 5 kind 0 times 1e-30, 6 in [0, 1], 7 all -1 (with every weight
+ * -128 and one scale: the largest i32 sums the kernels allow) */
 static void int8_fill(float *x, size_t n, int k) {
   test_fill_uniform(x, n, &seed, k == 6 ? 0.0f : -1.0f, 1.0f);
   for (size_t i = 0; i < n; i += 5) x[i] = 0.0f;
   if (k == 1) memset(x, 0, n * sizeof *x);
   if (k == 2) x[n / 2] = NAN;
   if (k == 3) x[n / 3] = INFINITY;
+  for (size_t i = 0; k == 7 && i < n; i++) x[i] = -1.0f;
   for (size_t i = 0; k >= 4 && k <= 5 && i < n; i++) x[i] *= k == 4 ? 1e30f : 1e-30f;
 }
 
@@ -979,7 +981,7 @@ static void test_dense_int8(void) {
   int bad = 0, bad_bound = 0, bad_nf = 0, cases = 0;
   double worst = 0.0, worst_bound = 0.0; /* error / sum|terms|, error / the bound */
   for (int si = 0; si < n_shapes; si++)
-    for (int kind = 0; kind <= 6; kind++) {
+    for (int kind = 0; kind <= 7; kind++) {
       const int IN = shapes[si][0], OUT = shapes[si][1];
       const size_t n = (size_t)IN * OUT;
       float *in = falloc(IN), *bias = falloc(OUT), *scale = falloc(OUT), *g = falloc(OUT);
@@ -993,7 +995,8 @@ static void test_dense_int8(void) {
       for (size_t k = 0; k < n; k++) {
         float u;
         test_fill_uniform(&u, 1, &seed, -1.0f, 1.0f);
-        q[k] = (int8_t)((int)(u * 127.5f) - (k % 97 == 0)); /* -128..127 */
+        q[k] = kind == 7 ? -128 : (int8_t)((int)(u * 127.5f) - (k % 97 == 0)); /* -128..127 */
+        if (kind == 7) scale[k % OUT] = 0.01f;
         wf[k] = (float)q[k] * scale[k % OUT];
       }
       const gcam__dense_weights dw = {GCAM__DTYPE_I8, q, scale, bias, 0};
