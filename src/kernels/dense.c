@@ -57,21 +57,22 @@ GCAM__INLINE void gcam__w8(gcam_f32x4 *r, const void *w, size_t k, const gcam__d
     r[0] *= c->up, r[1] *= c->up;
   } else if (dt == GCAM__F16_LO)
     gcam__f16x8_load_lo(r, (const uint16_t *)w + k, c->mask);
-  else if (dt == GCAM__DTYPE_I8)
-    gcam__i8x8_load(r, (const int8_t *)w + k);
+  else if (dt == GCAM__DTYPE_I8) /* not taken: GCAM__WIDE */
+    r[0] = gcam__i8x4_load((const int8_t *)w + k), r[1] = gcam__i8x4_load((const int8_t *)w + k + 4);
   else
     r[0] = gcam__f32x4_load((const float *)w + k), r[1] = gcam__f32x4_load((const float *)w + k + 4);
 }
 
 /* 8 when the kernels take 8 columns a step for this variant, 0 when 4 (measured with
- * bench_kernels dtypes on fc1-3: natively the 8-wide loads make int8 faster than f32 and f16
- * 1.9x -> 1.2x f32's time; under V8 they make int8 faster than f32 (was 1.4x) but f16
- * slower than its 4-wide i32x4.load16x4 path (re-measured with GCAM__F16_LO: fc1 forward
- * 1.16x the 4-wide time, backward 1.04x), and f32 gains nothing: it is bound by memory) */
+ * bench_kernels dtypes on fc1-3: natively the 8-wide loads make f16 1.9x -> 1.2x f32's
+ * time; under V8 f16 is slower with them than with its 4-wide i32x4.load16x4 path
+ * (re-measured with GCAM__F16_LO: fc1 forward 1.16x the 4-wide time, backward 1.04x), and
+ * f32 gains nothing: it is bound by memory). int8 comes here only when x or d_out holds a
+ * NaN or an Inf (else the integer kernels below): 4-wide, the smaller code, same values. */
 #if defined(__wasm_simd128__)
-#define GCAM__WIDE(dt) ((dt) == GCAM__DTYPE_I8 ? 8 : 0)
+#define GCAM__WIDE(dt) 0
 #else
-#define GCAM__WIDE(dt) ((dt) == GCAM__DTYPE_F32 ? 0 : 8)
+#define GCAM__WIDE(dt) ((dt) == GCAM__DTYPE_F16 || (dt) == GCAM__F16_LO ? 8 : 0)
 #endif
 /* weight k, exact (the scalar tails take x unscaled in every variant) */
 GCAM__INLINE float gcam__w1(const void *w, size_t k, const gcam__dense_k *c, int dt) {
@@ -258,7 +259,9 @@ GCAM__INLINE void gcam__dense_backward_rows(float *d_in, const float *d_out,
 
 /* see ops.h. The largest |x| maps to 32767 exactly; 1.5 * 2^52 added and taken away rounds a
  * double to an integer, to nearest even, without a libm call (SSE2 has no roundsd) */
-int gcam__quantize_i16_scale(float *scale, const float *x, const float *mul, size_t n) {
+/* not inlined: once per call, and the wasm modules stay smaller */
+__attribute__((noinline)) int gcam__quantize_i16_scale(float *scale, const float *x,
+                                                       const float *mul, size_t n) {
   float m = 0.0f;
   int finite = 1;
   for (size_t k = 0; k < n; k++) {
@@ -297,11 +300,14 @@ void gcam__quantize_i16(int16_t *q, const float *x, const float *mul, size_t n, 
 #define GCAM__Q_W8 1
 #endif
 
-/* out[o0, o1) += the sums of P row pairs (ra[r], rb[r]) times the pairs of xq */
-GCAM__INLINE void gcam__dense_q_pass(float *out, const int8_t *const *ra,
-                                     const int8_t *const *rb, const int16_t *xq, size_t o0,
-                                     size_t o1, int P) {
-  gcam_i32x4 s[GCAM__Q_PAIRS];
+/* out[o0, o1) += the i32 sums of GCAM__Q_PAIRS row pairs (ra[r], rb[r]) times the pairs of
+ * xq. One instance for whole and partial passes (a missing pair: zeros in xq), to keep the
+ * wasm modules small (a second, one-pair instance cost 1.4 KB) */
+static inline void gcam__dense_q_pass(float *out, const int8_t *const *ra,
+                                      const int8_t *const *rb, const int16_t *xq, size_t o0,
+                                      size_t o1) {
+  enum { P = GCAM__Q_PAIRS };
+  gcam_i32x4 s[P];
   for (int r = 0; r < P; r++) s[r] = gcam__i16x2_splat(xq[2 * r], xq[2 * r + 1]);
   size_t o = o0;
   for (; o + 8 * GCAM__Q_W8 <= o1; o += 8 * GCAM__Q_W8) {
@@ -324,11 +330,15 @@ GCAM__INLINE void gcam__dense_q_pass(float *out, const int8_t *const *ra,
     for (int r = 1; r < P; r++) acc += gcam__i16x8_dot(gcam__i8x4_pairs(ra[r] + o, rb[r] + o), s[r]);
     gcam__f32x4_store(out + o, gcam__f32x4_load(out + o) + gcam__i32x4_to_f32(acc));
   }
-  for (; o < o1; o++) {
-    int32_t acc = 0;
-    for (int r = 0; r < P; r++) acc += ra[r][o] * xq[2 * r] + rb[r][o] * xq[2 * r + 1];
-    out[o] += (float)acc;
-  }
+  /* the last 0-3 columns, a loop of fixed length that the compiler leaves as it is (a
+   * vectorised tail cost the wasm module 2 KB) */
+  for (int t = 0; t < 3; t++)
+    if (o + t < o1) {
+      int32_t acc = 0;
+      for (int r = 0; r < P; r++)
+        acc += ra[r][o + t] * xq[2 * r] + rb[r][o + t] * xq[2 * r + 1];
+      out[o + t] += (float)acc;
+    }
 }
 
 /* out[o0, o1) = bias + scale[o] * sx * sum_i xq[i] q[i,o], xq = x quantized with sx (> 0:
@@ -336,26 +346,23 @@ GCAM__INLINE void gcam__dense_q_pass(float *out, const int8_t *const *ra,
 static void gcam__dense_forward_cols_q(float *out, const float *in, const gcam__dense_weights *dw,
                                        int32_t IN, size_t n, size_t o0, size_t o1, int relu,
                                        float sx) {
+  enum { P = GCAM__Q_PAIRS };
   const int8_t *w = dw->w;
-  int16_t xq[GCAM__Q_ROWS + 1];
+  int16_t xq[GCAM__Q_ROWS + 2 * P];
   memset(out + o0, 0, (o1 - o0) * sizeof *out);
   for (size_t b = 0; b < (size_t)IN; b += GCAM__Q_ROWS) {
     const size_t nb = (size_t)IN - b < GCAM__Q_ROWS ? (size_t)IN - b : GCAM__Q_ROWS;
     gcam__quantize_i16(xq, in + b, NULL, nb, sx);
-    xq[nb] = 0; /* an odd last row pairs with a zero (and itself as the other row) */
-    const size_t np = (nb + 1) / 2;
-    size_t p = 0;
-    for (; p + GCAM__Q_PAIRS <= np; p += GCAM__Q_PAIRS) {
-      const int8_t *ra[GCAM__Q_PAIRS], *rb[GCAM__Q_PAIRS];
-      for (int r = 0; r < GCAM__Q_PAIRS; r++) {
-        ra[r] = w + (b + 2 * (p + r)) * n;
-        rb[r] = 2 * (p + r) + 1 < nb ? ra[r] + n : ra[r];
+    /* the last pass's missing rows: zeros in xq, times any row (the block's first) */
+    memset(xq + nb, 0, 2 * P * sizeof *xq);
+    for (size_t i = 0; i < nb; i += 2 * P) {
+      const int8_t *ra[P], *rb[P];
+      for (int r = 0; r < P; r++) {
+        const size_t k = i + 2 * (size_t)r;
+        ra[r] = w + (b + (k < nb ? k : 0)) * n;
+        rb[r] = k + 1 < nb ? ra[r] + n : ra[r];
       }
-      gcam__dense_q_pass(out, ra, rb, xq + 2 * p, o0, o1, GCAM__Q_PAIRS);
-    }
-    for (; p < np; p++) {
-      const int8_t *ra = w + (b + 2 * p) * n, *rb = 2 * p + 1 < nb ? ra + n : ra;
-      gcam__dense_q_pass(out, &ra, &rb, xq + 2 * p, o0, o1, 1);
+      gcam__dense_q_pass(out, ra, rb, xq + i, o0, o1);
     }
   }
   for (size_t o = o0; o < o1; o++) {
@@ -376,14 +383,14 @@ static void gcam__dense_forward_cols_q(float *out, const float *in, const gcam__
 #define GCAM__Q_RROWS 8
 #endif
 
-/* d[r] += sum_o w[r * n + o] gq[o] for o in [0, nb), R rows */
-GCAM__INLINE void gcam__dense_q_dots(float *d, const int8_t *w, size_t n, const int16_t *gq,
-                                     size_t nb, int R) {
-  const int8_t *wr[GCAM__Q_RROWS];
-  for (int r = 0; r < R; r++) wr[r] = w + (size_t)r * n;
+/* d[r] += sum_o wr[r][o] gq[o] for o in [0, nb), GCAM__Q_RROWS rows (one instance for
+ * whole and partial passes, as gcam__dense_q_pass) */
+static inline void gcam__dense_q_dots(float *d, const int8_t *const *wr, const int16_t *gq,
+                                      size_t nb) {
+  enum { R = GCAM__Q_RROWS };
   for (size_t f = 0; f < nb; f += GCAM__Q_FLUSH) {
     const size_t e = nb - f < GCAM__Q_FLUSH ? nb : f + GCAM__Q_FLUSH;
-    gcam_i32x4 acc[GCAM__Q_RROWS];
+    gcam_i32x4 acc[R];
     for (int r = 0; r < R; r++) acc[r] = (gcam_i32x4){0, 0, 0, 0};
     size_t o = f;
     for (; o + 8 <= e; o += 8) {
@@ -397,7 +404,8 @@ GCAM__INLINE void gcam__dense_q_dots(float *d, const int8_t *w, size_t n, const 
     }
     for (int r = 0; r < R; r++) {
       int64_t s = (int64_t)acc[r][0] + acc[r][1] + acc[r][2] + acc[r][3];
-      for (size_t k = o; k < e; k++) s += wr[r][k] * gq[k];
+      for (int t = 0; t < 3; t++) /* the last 0-3 columns, as in gcam__dense_q_pass */
+        if (o + t < e) s += wr[r][o + t] * gq[o + t];
       d[r] += (float)s;
     }
   }
@@ -408,16 +416,24 @@ GCAM__INLINE void gcam__dense_q_dots(float *d, const int8_t *w, size_t n, const 
 static void gcam__dense_backward_rows_q(float *d_in, const float *d_out,
                                         const gcam__dense_weights *dw, size_t n, size_t i0,
                                         size_t i1, float sg) {
+  enum { R = GCAM__Q_RROWS };
   const int8_t *w = dw->w;
   int16_t gq[GCAM__Q_COLS];
   memset(d_in + i0, 0, (i1 - i0) * sizeof *d_in);
   for (size_t c = 0; c < n; c += GCAM__Q_COLS) {
     const size_t nb = n - c < GCAM__Q_COLS ? n - c : GCAM__Q_COLS;
     gcam__quantize_i16(gq, d_out + c, dw->scale + c, nb, sg);
-    size_t i = i0;
-    for (; i + GCAM__Q_RROWS <= i1; i += GCAM__Q_RROWS)
-      gcam__dense_q_dots(d_in + i, w + i * n + c, n, gq, nb, GCAM__Q_RROWS);
-    for (; i < i1; i++) gcam__dense_q_dots(d_in + i, w + i * n + c, n, gq, nb, 1);
+    for (size_t i = i0; i < i1; i += R) {
+      const int8_t *wr[R];
+      float t[R] = {0}; /* the last pass's missing rows: row i again, into t */
+      float *d = i + R <= i1 ? d_in + i : t;
+      for (int r = 0; r < R; r++) wr[r] = w + (i + (i + r < i1 ? (size_t)r : 0)) * n + c;
+      if (d == t)
+        for (size_t r = 0; i + r < i1; r++) t[r] = d_in[i + r];
+      gcam__dense_q_dots(d, wr, gq, nb);
+      if (d == t)
+        for (size_t r = 0; i + r < i1; r++) d_in[i + r] = t[r];
+    }
   }
   for (size_t i = i0; i < i1; i++) d_in[i] *= sg;
 }

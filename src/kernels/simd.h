@@ -107,9 +107,9 @@ static inline gcam_f32x4 gcam__i8x4_load(const int8_t *p) {
 }
 
 /* ---- eight narrow weights at once ---------------------------------------------------------
- * The dense kernels' wide loads: 8 consecutive weights as two f32x4 (lanes 0-3, 4-7), from
+ * The dense kernels' wide loads: 8 consecutive halves as two f32x4 (lanes 0-3, 4-7), from
  * one load, so that each load feeds two vectors and the widening uses the targets' unpack /
- * extend instructions. Same values as two gcam__f16x4_load / gcam__i8x4_load. */
+ * extend instructions. Same values as two gcam__f16x4_load. */
 
 /* eight halves -> two f32x4, as gcam__f16x4_load_lo */
 static inline void gcam__f16x8_load_lo(gcam_f32x4 *r, const uint16_t *p, gcam_i32x4 mask) {
@@ -127,26 +127,6 @@ static inline void gcam__f16x8_load_lo(gcam_f32x4 *r, const uint16_t *p, gcam_i3
 static inline void gcam__f16x8_load(gcam_f32x4 *r, const uint16_t *p) {
   gcam__f16x8_load_lo(r, p, gcam__f16_mask());
   r[0] *= gcam__f32x4_splat(0x1p112f), r[1] *= gcam__f32x4_splat(0x1p112f);
-}
-
-/* eight int8 -> two f32x4, as gcam__i8x4_load */
-static inline void gcam__i8x8_load(gcam_f32x4 *r, const int8_t *p) {
-#if defined(__wasm_simd128__)
-  /* one sign-extending load to i16x8; its even and odd halves to i32 by shifts (an
-   * extend_low/high chain is folded by clang 14 into a scalarised int8 -> float convert, and
-   * byte shuffles cost V8 a mask built per use), then the two interleaved back */
-  const v128_t v = wasm_i16x8_load8x8(p);
-  const v128_t e = wasm_f32x4_convert_i32x4(wasm_i32x4_shr(wasm_i32x4_shl(v, 16), 16));
-  const v128_t o = wasm_f32x4_convert_i32x4(wasm_i32x4_shr(v, 16));
-  r[0] = (gcam_f32x4)wasm_i32x4_shuffle(e, o, 0, 4, 1, 5);
-  r[1] = (gcam_f32x4)wasm_i32x4_shuffle(e, o, 2, 6, 3, 7);
-#elif defined(__SSE2__)
-  const __m128i v = _mm_loadl_epi64((const __m128i *)p), lo = _mm_unpacklo_epi8(v, v);
-  r[0] = (gcam_f32x4)_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(lo, lo), 24));
-  r[1] = (gcam_f32x4)_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpackhi_epi16(lo, lo), 24));
-#else
-  r[0] = gcam__i8x4_load(p), r[1] = gcam__i8x4_load(p + 4);
-#endif
 }
 
 /* ---- int8 times int16: integer dot products ------------------------------------------------
