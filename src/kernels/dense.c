@@ -257,9 +257,7 @@ GCAM__INLINE void gcam__dense_backward_rows(float *d_in, const float *d_out,
  * they are turned into f32 on boundaries fixed by the row (forward) or column (backward)
  * index alone. The int16 copies live on the stack, a block at a time. */
 
-/* see ops.h. The largest |x| maps to 32767 exactly; 1.5 * 2^52 added and taken away rounds a
- * double to an integer, to nearest even, without a libm call (SSE2 has no roundsd) */
-/* not inlined: once per call, and the wasm modules stay smaller */
+/* see ops.h. Not inlined: it runs once per call, and the wasm modules stay smaller */
 __attribute__((noinline)) int gcam__quantize_i16_scale(float *scale, const float *x,
                                                        const float *mul, size_t n) {
   float m = 0.0f;
@@ -273,6 +271,8 @@ __attribute__((noinline)) int gcam__quantize_i16_scale(float *scale, const float
   return finite && (m == 0.0f || *scale >= 0x1p-126f);
 }
 
+/* see ops.h. The largest |v| maps to 32767 exactly; 1.5 * 2^52 added and taken away rounds a
+ * double to an integer, to nearest even, without a libm call (SSE2 has no roundsd) */
 void gcam__quantize_i16(int16_t *q, const float *x, const float *mul, size_t n, float scale) {
   const double inv = scale > 0.0f ? 1.0 / scale : 0.0;
   for (size_t k = 0; k < n; k++) {
