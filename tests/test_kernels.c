@@ -965,6 +965,19 @@ static void int8_fill(float *x, size_t n, int k) {
   for (size_t i = 0; k >= 4 && k <= 5 && i < n; i++) x[i] *= k == 4 ? 1e30f : 1e-30f;
 }
 
+/* one int8 output y: against the _ref twin's yr (1e-5 of the sum of |terms| mag), and against
+ * the unquantized exact sum within the quantization bound qerr plus the f32 rounding; counts
+ * the failures in *b, *bb and keeps the worst ratios */
+static void int8_judge(int *b, int *bb, double *worst, double *worst_bound, float y, float yr,
+                       double exact, double mag, double qerr) {
+  const double e = fabs((double)y - yr) / (mag > 0.0 ? mag : 1e-300);
+  const double bound = qerr * (1 + 1e-9) + 2e-6 * mag, eb = fabs((double)y - exact);
+  *b += !(e <= 1e-5);
+  *bb += !(eb <= bound);
+  if (e > *worst) *worst = e;
+  if (eb / bound > *worst_bound) *worst_bound = eb / bound;
+}
+
 /* The int8 kernels against their _ref twins (the same int16 integers, summed exactly), and
  * against the exact double sum of the unquantized x: |y - exact| <= scale[o] * sx / 2 *
  * sum_i |q[i,o]| (forward; backward sg / 2 * sum_o |q[i,o]|) plus the f32 rounding, 2e-6 of
@@ -1028,13 +1041,8 @@ static void test_dense_int8(void) {
             b += y[o] != (relu && !(bias[o] > 0.0f) ? 0.0f : bias[o]);
             continue;
           }
-          const double e = fabs((double)y[o] - yr[o]) / (mag > 0.0 ? mag : 1e-300);
-          const double bound = scale[o] * sx / 2 * sumq * (1 + 1e-9) + 2e-6 * mag;
-          const double eb = fabs((double)y[o] - exact);
-          b += !(e <= 1e-5);
-          bb += !(eb <= bound);
-          if (e > worst) worst = e;
-          if (eb / bound > worst_bound) worst_bound = eb / bound;
+          int8_judge(&b, &bb, &worst, &worst_bound, y[o], yr[o], exact, mag,
+                     scale[o] * sx / 2 * sumq);
         }
         if (b || bb || nf)
           CHECK(0, "int8 forward %dx%d relu=%d x kind %d: %d vs ref, %d beyond the quantization "
@@ -1061,13 +1069,7 @@ static void test_dense_int8(void) {
           b += d[i] != 0.0f;
           continue;
         }
-        const double e = fabs((double)d[i] - dr[i]) / (mag > 0.0 ? mag : 1e-300);
-        const double bound = sg / 2 * sumq * (1 + 1e-9) + 2e-6 * mag;
-        const double eb = fabs((double)d[i] - exact);
-        b += !(e <= 1e-5);
-        bb += !(eb <= bound);
-        if (e > worst) worst = e;
-        if (eb / bound > worst_bound) worst_bound = eb / bound;
+        int8_judge(&b, &bb, &worst, &worst_bound, d[i], dr[i], exact, mag, sg / 2 * sumq);
       }
       if (b || bb || nf)
         CHECK(0, "int8 backward %dx%d d_out kind %d: %d vs ref, %d beyond the quantization "
