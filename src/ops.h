@@ -94,8 +94,23 @@ typedef struct gcam__dense_weights {
  * layer's f16_exp). Exact: a power of two times a half that stays in range is a half. */
 int32_t gcam__f16_scale_up(uint16_t *h, uint64_t n);
 
+/* The int8 kernels' other operand in int16 (kernels/dense.c), shared by the kernels and
+ * their _ref twins so that both see the same integers. v[k] = x[k] * mul[k] in f32 (mul NULL:
+ * x[k]). gcam__quantize_i16_scale sets *scale = max|v| / 32767 (f32) and returns 1 when every
+ * v is finite and *scale is 0 (all v zero) or a normal float; else 0, and the caller keeps v
+ * in float (NaN and Inf then propagate as in f32). gcam__quantize_i16 sets q[k] to v[k] / scale
+ * rounded to the nearest integer (ties to even), |q| <= 32767, for that scale (0: all q 0):
+ * |v[k] - scale * q[k]| <= scale / 2 (up to a rounding of 2^-53 relative). */
+int gcam__quantize_i16_scale(float *scale, const float *x, const float *mul, size_t n);
+void gcam__quantize_i16(int16_t *q, const float *x, const float *mul, size_t n, float scale);
+
 /* the same two functions for any storage type; the _ref twins widen each weight exactly and
- * sum in double (int8: bias + scale[o] * sum_i in[i] q[i,o]) */
+ * sum in double. int8 multiplies in integers: forward out[o] = bias[o] + scale[o] * sx *
+ * sum_i xq[i] q[i,o], xq = x quantized to int16 with scale sx (gcam__quantize_i16),
+ * backward d_in[i] = sg * sum_o q[i,o] gq[o], gq = scale * d_out quantized with sg; the
+ * _ref twins use the same integers and sum them exactly. Where x (d_out) cannot be quantized
+ * (a NaN or Inf, or all of it below ~4e-34), int8 falls back to f32 arithmetic on the
+ * widened weights (forward bias + scale[o] * sum_i in[i] q[i,o]), as f16 and f32. */
 void gcam__dense_forward_dt(float *out, const float *in, const gcam__dense_weights *w,
                             int32_t IN, int32_t OUT, int relu);
 void gcam__dense_forward_dt_ref(float *out, const float *in, const gcam__dense_weights *w,

@@ -841,9 +841,9 @@ static uint16_t test_half(float x) {
   return (uint16_t)((u >> 31) << 15 | ((u >> 20) & 15) << 10 | (u & 1023));
 }
 
-/* the fast f16/int8 dense kernels against their _ref twins and against the f32 kernels on
- * the widened weights, on awkward sizes: IN below, at and above the 8-row unroll, OUT not a
- * multiple of 4 */
+/* the fast f16/int8 dense kernels against their _ref twins and (f16; int8 quantizes x and
+ * d_out: test_dense_int8) against the f32 kernels on the widened weights, on awkward sizes:
+ * IN below, at and above the 8-row unroll, OUT not a multiple of 4 */
 static void test_dense_dtypes(void) {
   const int INs[] = {1, 3, 7, 8, 9, 17, 100, 1031};
   const int OUTs[] = {1, 3, 4, 5, 7, 8, 9, 12, 13, 21, 33, 1000}; /* the 8-column step's edges */
@@ -881,7 +881,7 @@ static void test_dense_dtypes(void) {
           double e = dense_err(o2, o1, in, wf, bias, IN, OUT, 0);
           double e3 = dense_err(o1, o3, in, wf, bias, IN, OUT, 0);
           cases++;
-          if (!(e <= 1e-5) || !(e3 <= 1e-6)) {
+          if (!(e <= 1e-5) || !(e3 <= 1e-6 || dt == GCAM__DTYPE_I8)) {
             bad++;
             CHECK(0, "dense forward dtype %d IN=%d OUT=%d relu=%d: %.3g vs ref, ref vs f32 %.3g",
                   dt, IN, OUT, relu, e, e3);
@@ -894,7 +894,7 @@ static void test_dense_dtypes(void) {
         double e = dense_err(d2, d1, g, wf, NULL, IN, OUT, 1);
         double e3 = dense_err(d1, d3, g, wf, NULL, IN, OUT, 1);
         cases++;
-        if (!(e <= 1e-5) || !(e3 <= 1e-6)) {
+        if (!(e <= 1e-5) || !(e3 <= 1e-6 || dt == GCAM__DTYPE_I8)) {
           bad++;
           CHECK(0, "dense backward dtype %d IN=%d OUT=%d: %.3g vs ref, ref vs f32 %.3g", dt, IN,
                 OUT, e, e3);
@@ -905,6 +905,185 @@ static void test_dense_dtypes(void) {
       }
   CHECK(bad == 0, "%d of %d f16/int8 dense cases failed", bad, cases);
   printf("dense f16/int8: %d cases, worst error / sum|terms| %.2e\n", cases, worst);
+}
+
+/* ---- int8 dense: integer dot products with x / d_out quantized to int16 ------------------- */
+
+/* 1 when a and b are both NaN, the same infinity, or both finite */
+static int same_class(double a, double b) {
+  if (a != a || b != b) return a != a && b != b;
+  if (isinf(a) || isinf(b)) return a == b;
+  return 1;
+}
+
+/* gcam__quantize_i16 by its contract: the largest |v| to +-32767, ties to even, |v - s q| <=
+ * s / 2; v = x * mul; and the scale's refusals (NaN, Inf, all below ~4e-34) */
+static void test_quantize_i16(void) {
+  enum { N = 9 };
+  const float x[N] = {1.0f, -1.0f, 0.5f, 0.0f, -0.0f, 3.0f / 65534.0f, 1.0f / 65534.0f,
+                      0.25f, -0.75f};
+  float s;
+  int16_t q[N];
+  CHECK(gcam__quantize_i16_scale(&s, x, NULL, N) && s == 1.0f / 32767.0f, "quantize scale %g", s);
+  gcam__quantize_i16(q, x, NULL, N, s);
+  CHECK(q[0] == 32767 && q[1] == -32767 && q[2] == 16384 && q[3] == 0 && q[4] == 0,
+        "quantize: %d %d %d %d %d", q[0], q[1], q[2], q[3], q[4]);
+  /* 3/65534 / (1/32767) = 1.5 -> 2, 0.5 -> 0 (ties to even; the f32 inputs are within
+   * 2^-24 of the ties, so allow either neighbour but nothing further) */
+  CHECK(q[5] >= 1 && q[5] <= 2 && q[6] >= 0 && q[6] <= 1, "quantize ties: %d %d", q[5], q[6]);
+  int bad = 0;
+  for (int k = 0; k < N; k++) bad += !(fabs((double)x[k] - (double)s * q[k]) <= s * 0.5000001);
+  CHECK(bad == 0, "quantize: %d values beyond scale / 2", bad);
+  const float mul[N] = {2, 2, 2, 2, 2, 2, 2, 2, 2};
+  float s2;
+  CHECK(gcam__quantize_i16_scale(&s2, x, mul, N) && s2 == 2.0f / 32767.0f, "scale with mul %g", s2);
+  gcam__quantize_i16(q, x, mul, N, s2);
+  CHECK(q[0] == 32767 && q[8] == -24575, "quantize with mul: %d %d", q[0], q[8]);
+  float y[3] = {1.0f, NAN, 2.0f};
+  CHECK(!gcam__quantize_i16_scale(&s, y, NULL, 3), "a NaN is not quantized");
+  y[1] = -INFINITY;
+  CHECK(!gcam__quantize_i16_scale(&s, y, NULL, 3), "an Inf is not quantized");
+  const float big[2] = {3e38f, 1.0f}, bm[2] = {10.0f, 1.0f};
+  CHECK(!gcam__quantize_i16_scale(&s, big, bm, 2), "x * mul overflowing is not quantized");
+  const float tiny[2] = {1e-35f, -1e-36f}, zero[2] = {0.0f, -0.0f};
+  CHECK(!gcam__quantize_i16_scale(&s, tiny, NULL, 2), "a subnormal scale is refused: %g", s);
+  CHECK(gcam__quantize_i16_scale(&s, zero, NULL, 2) && s == 0.0f, "all zero: scale 0");
+  gcam__quantize_i16(q, zero, NULL, 2, 0.0f);
+  CHECK(q[0] == 0 && q[1] == 0, "all zero: q 0");
+}
+
+/* x (n) of kind k: 0 uniform in [-1, 1] with every 5th zero, 1 all zero, 2 one NaN, 3 one
+ * +Inf, 4 kind 0 times 1e30, 5 kind 0 times 1e-30, 6 in [0, 1], 7 all -1 (with every weight
+ * -128 and one scale: the largest i32 sums the kernels allow) */
+static void int8_fill(float *x, size_t n, int k) {
+  test_fill_uniform(x, n, &seed, k == 6 ? 0.0f : -1.0f, 1.0f);
+  for (size_t i = 0; i < n; i += 5) x[i] = 0.0f;
+  if (k == 1) memset(x, 0, n * sizeof *x);
+  if (k == 2) x[n / 2] = NAN;
+  if (k == 3) x[n / 3] = INFINITY;
+  for (size_t i = 0; k == 7 && i < n; i++) x[i] = -1.0f;
+  for (size_t i = 0; k >= 4 && k <= 5 && i < n; i++) x[i] *= k == 4 ? 1e30f : 1e-30f;
+}
+
+/* one int8 output y: against the _ref twin's yr (1e-5 of the sum of |terms| mag), and against
+ * the unquantized exact sum within the quantization bound qerr plus the f32 rounding; counts
+ * the failures in *b, *bb and keeps the worst ratios */
+static void int8_judge(int *b, int *bb, double *worst, double *worst_bound, float y, float yr,
+                       double exact, double mag, double qerr) {
+  const double e = fabs((double)y - yr) / (mag > 0.0 ? mag : 1e-300);
+  const double bound = qerr * (1 + 1e-9) + 2e-6 * mag, eb = fabs((double)y - exact);
+  *b += !(e <= 1e-5);
+  *bb += !(eb <= bound);
+  if (e > *worst) *worst = e;
+  if (eb / bound > *worst_bound) *worst_bound = eb / bound;
+}
+
+/* The int8 kernels against their _ref twins (the same int16 integers, summed exactly), and
+ * against the exact double sum of the unquantized x: |y - exact| <= scale[o] * sx / 2 *
+ * sum_i |q[i,o]| (forward; backward sg / 2 * sum_o |q[i,o]|) plus the f32 rounding, 2e-6 of
+ * the sum of |terms| (measured below 3e-7). Sizes: IN and OUT odd, 1, at the forward's pass
+ * of 4 row pairs and its 512-row blocks (511, 512, 513, 1025), the backward's 2048-column
+ * i32 runs and 8192-column blocks (2049, 4103, 8200); x and d_out of every kind of int8_fill
+ * (NaN and Inf must come out as from f32 arithmetic: NaN, the same infinities). */
+static void test_dense_int8(void) {
+  const int shapes[][2] = {{1, 1},     {1, 7},     {7, 1},     {9, 15},    {17, 9},
+                           {15, 17},   {511, 13},  {512, 9},   {513, 17},  {1025, 7},
+                           {1031, 33}, {7, 513},   {33, 1031}, {17, 2049}, {9, 4103},
+                           {3, 8200},  {513, 1031}};
+  const int n_shapes = (int)(sizeof shapes / sizeof *shapes);
+  int bad = 0, bad_bound = 0, bad_nf = 0, cases = 0;
+  double worst = 0.0, worst_bound = 0.0; /* error / sum|terms|, error / the bound */
+  for (int si = 0; si < n_shapes; si++)
+    for (int kind = 0; kind <= 7; kind++) {
+      const int IN = shapes[si][0], OUT = shapes[si][1];
+      const size_t n = (size_t)IN * OUT;
+      float *in = falloc(IN), *bias = falloc(OUT), *scale = falloc(OUT), *g = falloc(OUT);
+      float *wf = falloc(n), *y = falloc(OUT), *yr = falloc(OUT), *yf = falloc(OUT);
+      float *d = falloc(IN), *dr = falloc(IN), *df = falloc(IN);
+      int8_t *q = malloc(n);
+      int8_fill(in, IN, kind);
+      int8_fill(g, OUT, kind);
+      test_fill_uniform(bias, OUT, &seed, -1.0f, 1.0f);
+      test_fill_uniform(scale, OUT, &seed, 0.001f, 0.02f);
+      for (size_t k = 0; k < n; k++) {
+        float u;
+        test_fill_uniform(&u, 1, &seed, -1.0f, 1.0f);
+        q[k] = kind == 7 ? -128 : (int8_t)((int)(u * 127.5f) - (k % 97 == 0)); /* -128..127 */
+        if (kind == 7) scale[k % OUT] = 0.01f;
+        wf[k] = (float)q[k] * scale[k % OUT];
+      }
+      const gcam__dense_weights dw = {GCAM__DTYPE_I8, q, scale, bias, 0};
+      const int finite = kind != 2 && kind != 3;
+      float mx = 0.0f, mg = 0.0f; /* the quantization scales, computed here */
+      for (int i = 0; i < IN; i++) mx = fabsf(in[i]) > mx ? fabsf(in[i]) : mx;
+      for (int o = 0; o < OUT; o++) mg = fabsf(g[o] * scale[o]) > mg ? fabsf(g[o] * scale[o]) : mg;
+      const double sx = mx / 32767.0f, sg = mg / 32767.0f;
+      for (int relu = 0; relu < 2; relu++) {
+        gcam__dense_forward_dt(y, in, &dw, IN, OUT, relu);
+        gcam__dense_forward_dt_ref(yr, in, &dw, IN, OUT, relu);
+        gcam__dense_forward_ref(yf, in, wf, bias, IN, OUT, relu);
+        cases++;
+        int b = 0, bb = 0, nf = 0;
+        for (int o = 0; o < OUT; o++) {
+          double mag = fabs(bias[o]), sumq = 0.0, exact = 0.0;
+          for (int i = 0; i < IN; i++) {
+            const int8_t v = q[(size_t)i * OUT + o];
+            mag += fabs((double)in[i] * v * scale[o]), sumq += abs(v);
+            exact += (double)in[i] * v;
+          }
+          exact = bias[o] + scale[o] * exact;
+          if (relu) exact = exact > 0.0 ? exact : 0.0;
+          if (!finite) { /* the f32 arithmetic's NaN / Inf */
+            nf += !same_class(y[o], yf[o]) || !same_class(y[o], yr[o]);
+            continue;
+          }
+          if (kind == 1) { /* all zero: the bias, exactly */
+            b += y[o] != (relu && !(bias[o] > 0.0f) ? 0.0f : bias[o]);
+            continue;
+          }
+          int8_judge(&b, &bb, &worst, &worst_bound, y[o], yr[o], exact, mag,
+                     scale[o] * sx / 2 * sumq);
+        }
+        if (b || bb || nf)
+          CHECK(0, "int8 forward %dx%d relu=%d x kind %d: %d vs ref, %d beyond the quantization "
+                "bound, %d NaN/Inf unlike f32", IN, OUT, relu, kind, b, bb, nf);
+        bad += b != 0, bad_bound += bb != 0, bad_nf += nf != 0;
+      }
+      gcam__dense_backward_input_dt(d, g, &dw, IN, OUT);
+      gcam__dense_backward_input_dt_ref(dr, g, &dw, IN, OUT);
+      gcam__dense_backward_input_ref(df, g, wf, IN, OUT);
+      cases++;
+      int b = 0, bb = 0, nf = 0;
+      for (int i = 0; i < IN; i++) {
+        double mag = 0.0, sumq = 0.0, exact = 0.0;
+        for (int o = 0; o < OUT; o++) {
+          const int8_t v = q[(size_t)i * OUT + o];
+          mag += fabs((double)v * scale[o] * g[o]), sumq += abs(v);
+          exact += (double)v * scale[o] * g[o];
+        }
+        if (!finite) {
+          nf += !same_class(d[i], df[i]) || !same_class(d[i], dr[i]);
+          continue;
+        }
+        if (kind == 1) {
+          b += d[i] != 0.0f;
+          continue;
+        }
+        int8_judge(&b, &bb, &worst, &worst_bound, d[i], dr[i], exact, mag, sg / 2 * sumq);
+      }
+      if (b || bb || nf)
+        CHECK(0, "int8 backward %dx%d d_out kind %d: %d vs ref, %d beyond the quantization "
+              "bound, %d NaN/Inf unlike f32", IN, OUT, kind, b, bb, nf);
+      bad += b != 0, bad_bound += bb != 0, bad_nf += nf != 0;
+      free(in), free(bias), free(scale), free(g), free(wf), free(y), free(yr), free(yf);
+      free(d), free(dr), free(df), free(q);
+    }
+  CHECK(bad == 0, "%d of %d int8 dense cases differ from the _ref twins", bad, cases);
+  CHECK(bad_bound == 0, "%d of %d int8 dense cases beyond the quantization bound", bad_bound,
+        cases);
+  CHECK(bad_nf == 0, "%d of %d int8 dense cases with NaN/Inf unlike f32", bad_nf, cases);
+  printf("dense int8: %d cases, worst error / sum|terms| %.2e vs ref, worst error / "
+         "quantization bound %.3f vs the unquantized sum\n", cases, worst, worst_bound);
 }
 
 /* f16 weights have two bodies: with x (forward) or d_out (backward) below 2^16 in magnitude,
@@ -1039,10 +1218,12 @@ static void reverse_run(void *pool, gcam_task_fn fn, void *context, int32_t n_ta
 /* f16 / int8 dense split over 2 to 5 tasks (ranges starting at multiples of 4 columns or
  * 8 rows, not of the 8-column step): bit-identical to one task */
 static void test_dense_dtypes_split(void) {
-  const int shapes[][2] = {{129, 1003}, {1031, 1000}, {300, 517}};
+  /* int8: IN across the forward's 512-row blocks, OUT across the backward's 2048-column runs
+   * and 8192-column blocks */
+  const int shapes[][2] = {{129, 1003}, {1031, 1000}, {300, 517}, {1025, 2051}, {67, 8203}};
   int bad = 0, cases = 0;
   for (int dt = 1; dt <= 3; dt++) /* 3: f16 with x and d_out beyond 2^16 (the plain body) */
-    for (int si = 0; si < 3; si++) {
+    for (int si = 0; si < 5; si++) {
       const int IN = shapes[si][0], OUT = shapes[si][1];
       const size_t n = (size_t)IN * OUT;
       float *in = falloc(IN), *bias = falloc(OUT), *scale = falloc(OUT), *g = falloc(OUT);
@@ -1162,6 +1343,8 @@ int main(void) {
   test_dense_backward_fd();
   test_f16_widening();
   test_dense_dtypes();
+  test_quantize_i16();
+  test_dense_int8();
   test_f16_scale_up();
   test_f16_scale_up();
   test_dense_f16_paths();

@@ -75,8 +75,29 @@ static double gcam__dense_w_ref(const gcam__dense_weights *w, size_t k) {
   }
 }
 
+/* int8 with the input quantized (ops.h): exact integer sums */
+static void gcam__dense_forward_q_ref(float *out, const float *in, const gcam__dense_weights *w,
+                                      int32_t IN, int32_t OUT, int relu, float sx) {
+  const int8_t *q = w->w;
+  for (int32_t o = 0; o < OUT; o++) {
+    int64_t acc = 0;
+    for (int32_t i = 0; i < IN; i++) {
+      int16_t xq;
+      gcam__quantize_i16(&xq, in + i, NULL, 1, sx);
+      acc += (int64_t)xq * q[(size_t)i * OUT + o];
+    }
+    const double y = w->bias[o] + (double)w->scale[o] * ((double)sx * (double)acc);
+    out[o] = (relu && !(y > 0.0)) ? 0.0f : (float)y;
+  }
+}
+
 void gcam__dense_forward_dt_ref(float *out, const float *in, const gcam__dense_weights *w,
                                 int32_t IN, int32_t OUT, int relu) {
+  float sx;
+  if (w->dtype == GCAM__DTYPE_I8 && gcam__quantize_i16_scale(&sx, in, NULL, (size_t)IN)) {
+    gcam__dense_forward_q_ref(out, in, w, IN, OUT, relu, sx);
+    return;
+  }
   for (int32_t o = 0; o < OUT; o++) {
     double acc = 0.0;
     for (int32_t i = 0; i < IN; i++) acc += (double)in[i] * gcam__dense_w_ref(w, (size_t)i * OUT + o);
@@ -88,6 +109,20 @@ void gcam__dense_forward_dt_ref(float *out, const float *in, const gcam__dense_w
 
 void gcam__dense_backward_input_dt_ref(float *d_in, const float *d_out,
                                        const gcam__dense_weights *w, int32_t IN, int32_t OUT) {
+  float sg;
+  if (w->dtype == GCAM__DTYPE_I8 && gcam__quantize_i16_scale(&sg, d_out, w->scale, (size_t)OUT)) {
+    const int8_t *q = w->w;
+    for (int32_t i = 0; i < IN; i++) {
+      int64_t acc = 0;
+      for (int32_t o = 0; o < OUT; o++) {
+        int16_t gq;
+        gcam__quantize_i16(&gq, d_out + o, w->scale + o, 1, sg);
+        acc += (int64_t)q[(size_t)i * OUT + o] * gq;
+      }
+      d_in[i] = (float)((double)sg * (double)acc);
+    }
+    return;
+  }
   for (int32_t i = 0; i < IN; i++) {
     double acc = 0.0;
     for (int32_t o = 0; o < OUT; o++) {

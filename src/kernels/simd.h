@@ -107,9 +107,9 @@ static inline gcam_f32x4 gcam__i8x4_load(const int8_t *p) {
 }
 
 /* ---- eight narrow weights at once ---------------------------------------------------------
- * The dense kernels' wide loads: 8 consecutive weights as two f32x4 (lanes 0-3, 4-7), from
+ * The dense kernels' wide loads: 8 consecutive halves as two f32x4 (lanes 0-3, 4-7), from
  * one load, so that each load feeds two vectors and the widening uses the targets' unpack /
- * extend instructions. Same values as two gcam__f16x4_load / gcam__i8x4_load. */
+ * extend instructions. Same values as two gcam__f16x4_load. */
 
 /* eight halves -> two f32x4, as gcam__f16x4_load_lo */
 static inline void gcam__f16x8_load_lo(gcam_f32x4 *r, const uint16_t *p, gcam_i32x4 mask) {
@@ -129,24 +129,119 @@ static inline void gcam__f16x8_load(gcam_f32x4 *r, const uint16_t *p) {
   r[0] *= gcam__f32x4_splat(0x1p112f), r[1] *= gcam__f32x4_splat(0x1p112f);
 }
 
-/* eight int8 -> two f32x4, as gcam__i8x4_load */
-static inline void gcam__i8x8_load(gcam_f32x4 *r, const int8_t *p) {
+/* ---- int8 times int16: integer dot products ------------------------------------------------
+ * The int8 dense kernels multiply the weights by an int16 copy of the other operand (x or
+ * d_out quantized, gcam__quantize_i16) in integers: i32x4.dot_i16x8_s in wasm, its SSE2 twin
+ * _mm_madd_epi16 natively, each lane the sum of two adjacent i16 products. Vectors of i16
+ * lanes travel as gcam_i32x4 (the same 16 bytes). The generic forms serve the scalar wasm
+ * flavour. */
+typedef int16_t gcam_i16x8 __attribute__((vector_size(16)));
+
+/* lanes j of the result: a[2j] b[2j] + a[2j+1] b[2j+1], i16 lanes, exact in i32 */
+static inline gcam_i32x4 gcam__i16x8_dot(gcam_i32x4 a, gcam_i32x4 b) {
 #if defined(__wasm_simd128__)
-  /* one sign-extending load to i16x8; its even and odd halves to i32 by shifts (an
-   * extend_low/high chain is folded by clang 14 into a scalarised int8 -> float convert, and
-   * byte shuffles cost V8 a mask built per use), then the two interleaved back */
-  const v128_t v = wasm_i16x8_load8x8(p);
-  const v128_t e = wasm_f32x4_convert_i32x4(wasm_i32x4_shr(wasm_i32x4_shl(v, 16), 16));
-  const v128_t o = wasm_f32x4_convert_i32x4(wasm_i32x4_shr(v, 16));
-  r[0] = (gcam_f32x4)wasm_i32x4_shuffle(e, o, 0, 4, 1, 5);
-  r[1] = (gcam_f32x4)wasm_i32x4_shuffle(e, o, 2, 6, 3, 7);
+  return (gcam_i32x4)wasm_i32x4_dot_i16x8((v128_t)a, (v128_t)b);
 #elif defined(__SSE2__)
-  const __m128i v = _mm_loadl_epi64((const __m128i *)p), lo = _mm_unpacklo_epi8(v, v);
-  r[0] = (gcam_f32x4)_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(lo, lo), 24));
-  r[1] = (gcam_f32x4)_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpackhi_epi16(lo, lo), 24));
+  return (gcam_i32x4)_mm_madd_epi16((__m128i)a, (__m128i)b);
 #else
-  r[0] = gcam__i8x4_load(p), r[1] = gcam__i8x4_load(p + 4);
+  const gcam_i16x8 x = (gcam_i16x8)a, y = (gcam_i16x8)b;
+  gcam_i32x4 r;
+  for (int j = 0; j < 4; j++) r[j] = x[2 * j] * y[2 * j] + x[2 * j + 1] * y[2 * j + 1];
+  return r;
 #endif
+}
+
+/* the pair (a, b) in every i32 lane: a in the low i16 lane, b in the high one */
+static inline gcam_i32x4 gcam__i16x2_splat(int16_t a, int16_t b) {
+  const int32_t v = (int32_t)((uint32_t)(uint16_t)a | (uint32_t)(uint16_t)b << 16);
+  return (gcam_i32x4){v, v, v, v};
+}
+
+/* eight int16 / four int16 (the upper four lanes zero) */
+static inline gcam_i32x4 gcam__i16x8_load(const int16_t *p) {
+  gcam_i32x4 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline gcam_i32x4 gcam__i16x4_load(const int16_t *p) {
+#if defined(__wasm_simd128__)
+  return (gcam_i32x4)wasm_v128_load64_zero(p);
+#else
+  gcam_i32x4 v = {0, 0, 0, 0};
+  memcpy(&v, p, 8);
+  return v;
+#endif
+}
+
+/* eight int8 -> i16x8, sign-extended / four (the upper four lanes zero) */
+static inline gcam_i32x4 gcam__i8x8_load_i16(const int8_t *p) {
+#if defined(__wasm_simd128__)
+  return (gcam_i32x4)wasm_i16x8_load8x8(p);
+#elif defined(__SSE2__)
+  const __m128i v = _mm_loadl_epi64((const __m128i *)p);
+  return (gcam_i32x4)_mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+#else
+  gcam_i16x8 r;
+  for (int j = 0; j < 8; j++) r[j] = p[j];
+  return (gcam_i32x4)r;
+#endif
+}
+static inline gcam_i32x4 gcam__i8x4_load_i16(const int8_t *p) {
+#if defined(__wasm_simd128__)
+  return (gcam_i32x4)wasm_i16x8_extend_low_i8x16(wasm_v128_load32_zero(p));
+#elif defined(__SSE2__)
+  int32_t w;
+  memcpy(&w, p, 4);
+  const __m128i v = _mm_cvtsi32_si128(w);
+  return (gcam_i32x4)_mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+#else
+  gcam_i16x8 r = {0};
+  for (int j = 0; j < 4; j++) r[j] = p[j];
+  return (gcam_i32x4)r;
+#endif
+}
+
+/* columns 0..7 of two rows a, b of int8 as two i16x8 of pairs (a[j], b[j]): columns 0-3 in
+ * r[0], 4-7 in r[1], for gcam__i16x8_dot with gcam__i16x2_splat(x_a, x_b) */
+static inline void gcam__i8x8_pairs(gcam_i32x4 *r, const int8_t *a, const int8_t *b) {
+#if defined(__wasm_simd128__)
+  /* two sign-extending loads, interleaved (V8: punpcklwd / punpckhwd) */
+  const v128_t va = wasm_i16x8_load8x8(a), vb = wasm_i16x8_load8x8(b);
+  r[0] = (gcam_i32x4)wasm_i16x8_shuffle(va, vb, 0, 8, 1, 9, 2, 10, 3, 11);
+  r[1] = (gcam_i32x4)wasm_i16x8_shuffle(va, vb, 4, 12, 5, 13, 6, 14, 7, 15);
+#elif defined(__SSE2__)
+  /* the bytes interleaved, then each byte to the top of an i16 and shifted down */
+  const __m128i ab = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)a),
+                                       _mm_loadl_epi64((const __m128i *)b));
+  r[0] = (gcam_i32x4)_mm_srai_epi16(_mm_unpacklo_epi8(ab, ab), 8);
+  r[1] = (gcam_i32x4)_mm_srai_epi16(_mm_unpackhi_epi8(ab, ab), 8);
+#else
+  gcam_i16x8 x, y;
+  for (int j = 0; j < 4; j++) x[2 * j] = a[j], x[2 * j + 1] = b[j];
+  for (int j = 0; j < 4; j++) y[2 * j] = a[4 + j], y[2 * j + 1] = b[4 + j];
+  r[0] = (gcam_i32x4)x, r[1] = (gcam_i32x4)y;
+#endif
+}
+/* columns 0..3 of two rows as gcam__i8x8_pairs's r[0], reading four bytes of each */
+static inline gcam_i32x4 gcam__i8x4_pairs(const int8_t *a, const int8_t *b) {
+#if defined(__wasm_simd128__)
+  const v128_t va = (v128_t)gcam__i8x4_load_i16(a), vb = (v128_t)gcam__i8x4_load_i16(b);
+  return (gcam_i32x4)wasm_i16x8_shuffle(va, vb, 0, 8, 1, 9, 2, 10, 3, 11);
+#elif defined(__SSE2__)
+  int32_t wa, wb;
+  memcpy(&wa, a, 4), memcpy(&wb, b, 4);
+  const __m128i ab = _mm_unpacklo_epi8(_mm_cvtsi32_si128(wa), _mm_cvtsi32_si128(wb));
+  return (gcam_i32x4)_mm_srai_epi16(_mm_unpacklo_epi8(ab, ab), 8);
+#else
+  gcam_i16x8 x;
+  for (int j = 0; j < 4; j++) x[2 * j] = a[j], x[2 * j + 1] = b[j];
+  return (gcam_i32x4)x;
+#endif
+}
+
+/* i32x4 -> f32x4 (exact below 2^24 in magnitude, else rounded to nearest) */
+static inline gcam_f32x4 gcam__i32x4_to_f32(gcam_i32x4 v) {
+  return __builtin_convertvector(v, gcam_f32x4);
 }
 
 #endif
