@@ -357,10 +357,13 @@ function memoryPages(maxMemoryMB) {
   return Math.floor(maxMemoryMB * 16);
 }
 
-/** createExplainer's `memory`: how the conv weights sit in the heap (gcam_memory) */
+/** createExplainer's `memory`: how the conv weights sit in the heap (gcam_memory). The default
+ * is 'compact' in browsers (VGG16 in 308 MB of heap from an f16 file, not 550: what a phone's
+ * tab can hold; its forward + Grad-CAM measured 0.95-1.06x 'fast''s time on 1 and 2 threads,
+ * README "Memory") and 'fast' in Node, like the C library and the CLI. */
 export const MEMORY_MODES = { fast: 0, compact: 1 };
 export function memoryMode(memory) {
-  if (memory === undefined) return MEMORY_MODES.fast;
+  if (memory === undefined) return isNode ? MEMORY_MODES.fast : MEMORY_MODES.compact;
   if (!Object.hasOwn(MEMORY_MODES, memory))
     throw new GcamArgumentError(`memory must be 'compact' or 'fast', got ${memory}`);
   return MEMORY_MODES[memory];

@@ -65,9 +65,10 @@ export interface ExplainerOptions {
    * (served with COOP: same-origin and COEP: require-corp); otherwise 1 is used, and a
    * count above 1 asked for explicitly gets one console.warn saying why. */
   threads?: number | 'auto';
-  /** how the conv weights sit in the heap: 'fast' (default: packed for the kernels at load,
-   * VGG16 236 MB) or 'compact' (as the file stores them, 59 MB f32 / 29 MB f16 and int8,
-   * transformed as each layer runs; see README "Memory") */
+  /** how the conv weights sit in the heap: 'compact' (the default in browsers: as the file
+   * stores them, VGG16 59 MB f32 / 29 MB f16 and int8, transformed as each layer runs, at
+   * 0.95-1.06x the time of 'fast' as measured) or 'fast' (the default in Node: packed for the
+   * kernels at load, VGG16 236 MB whatever the file's dtype); see README "Memory" */
   memory?: 'compact' | 'fast';
   /** the most the wasm heap may grow to, in MB (32..4096; default 4096): past it loading or
    * explaining fails with a GcamError GCAM_STATUS_OUT_OF_MEMORY saying how much was needed */

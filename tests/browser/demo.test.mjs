@@ -45,8 +45,10 @@ function once(key, make) {
   return memo.get(key);
 }
 
+// the page's explainers take the browsers' default memory mode, 'compact' (Node's is 'fast'):
+// the references are made in the same mode, so that they can be compared bit for bit
 async function nodeOverlays(weights, image, { classIndex, alphas = [0.4] } = {}) {
-  const ex = await createExplainer({ weights, worker: false });
+  const ex = await createExplainer({ weights, worker: false, memory: 'compact' });
   try {
     const img = await ex.decodeImage(fs.readFileSync(image));
     const r = await ex.explain(img, classIndex === undefined ? { topK: 5 } : { classIndex });
@@ -235,7 +237,8 @@ forEachEngine((engine) => {
         await page.goto(`${isolated ? ctx.origin : ctx.plainOrigin}/web/serve.mjs`);
         const got = await page.evaluate(apiInThePage);
         const want = await once('api', async () => {
-          const ex = await createExplainer({ weights: path.join(FIXTURES, 'model.gcam') });
+          const ex = await createExplainer({ weights: path.join(FIXTURES, 'model.gcam'), memory: 'compact' });
+          assert.equal(ex.info.memory, 'compact');
           const img = await ex.decodeImage(fs.readFileSync(path.join(FIXTURES, 'img1.png')));
           const r = await ex.explain(img, { topK: 3 });
           ex.dispose();
@@ -248,6 +251,7 @@ forEachEngine((engine) => {
           assert.equal(r.worker, 'WorkerExplainer', `${source}: runs in a worker`);
           assert.equal(r.simd, true);
           assert.equal(r.threads, threads, `${source}: ${threads} thread(s)`);
+          assert.equal(r.memory, 'compact', `${source}: a browser's default memory mode`);
           assert.deepEqual(r.top, want.predictions.map((p) => p.index), source);
           assert.deepEqual(r.logits, Array.from(want.logits), `${source}: the browser's wasm gives Node's logits`);
           assert.deepEqual(r.heatmap, Array.from(want.explanations[0].heatmap), source);
@@ -336,7 +340,7 @@ async function apiInThePage() {
     out.sources[name] = { logits: Array.from(r.logits), heatmap: Array.from(r.explanations[0].heatmap),
                           top: r.predictions.map((p) => p.index), reused: again.forwardReused,
                           last: progress[progress.length - 1], sha: ex.info.sha256, simd: ex.info.simd,
-                          threads: ex.info.threads, worker: ex.constructor.name };
+                          threads: ex.info.threads, memory: ex.info.memory, worker: ex.constructor.name };
     const errors = [];
     for (const bad of [() => ex.explain({ data: new Uint8ClampedArray(5), width: 1, height: 1 }),
                        () => ex.explain(img, { classIndex: 10 })]) {

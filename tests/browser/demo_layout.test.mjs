@@ -38,7 +38,8 @@ before(async () => {
     const u = new URL(route.request().url());
     return u.hostname === '127.0.0.1' || u.protocol === 'data:' || u.protocol === 'blob:' ? route.continue() : route.abort();
   });
-  ex = await createExplainer({ weights: path.join(ROOT, 'weights/small/fashion_vgg.gcam'), worker: false });
+  ex = await createExplainer({ weights: path.join(ROOT, 'weights/small/fashion_vgg.gcam'), worker: false,
+    memory: 'compact' }) // the page's default (the browsers');
   sample = await ex.decodeImage(fs.readFileSync(path.join(ROOT, 'web/demo/samples', SAMPLES[0].file)));
 });
 

@@ -95,7 +95,8 @@ test('demo: after one online visit it loads and explains offline; the saved copi
   assert.equal(await page.evaluate(() => window.gcamDemo.imageName), SAMPLES[0].label);
   assert.equal(await page.evaluate(() => window.gcamDemo.explainer.info.threads), threadsOnline,
     'offline, the page is still cross-origin isolated and runs as many threads');
-  const ex = await createExplainer({ weights: path.join(ROOT, 'weights/small/fashion_vgg.gcam'), worker: false });
+  const ex = await createExplainer({ weights: path.join(ROOT, 'weights/small/fashion_vgg.gcam'), worker: false,
+    memory: 'compact' }) // the page's default (the browsers');
   const img = await ex.decodeImage(fs.readFileSync(path.join(ROOT, 'web/demo/samples', SAMPLES[0].file)));
   const want = await ex.overlay(img, (await ex.explain(img)).explanations[0], { alpha: 0.4 });
   ex.dispose();

@@ -87,6 +87,9 @@ test('memory and maxMemoryMB are checked before anything loads', async () => {
   assert.equal(fast.info.memory, 'fast');
   assert.equal(compact.info.memory, 'compact');
   assert.ok(compact.info.weightBytes < fast.info.weightBytes);
+  const dflt = await createExplainer({ weights, worker: false }); // browsers: tests/browser/demo
+  assert.equal(dflt.info.memory, 'fast', "Node's default memory mode, as the C library's and the CLI's");
+  dflt.dispose();
   const img = image(50, 70);
   const a = await fast.explain(img), b = await compact.explain(img);
   assert.deepEqual(a.predictions.map((p) => p.index), b.predictions.map((p) => p.index));
