@@ -30,7 +30,8 @@ const cleanups = [];
 before(async () => {
   tarball = await packTarball();
   browser = await launchChromium();
-  const ex = await createExplainer({ weights: MODEL, worker: false, threads: 1 });
+  // the apps' explainers take the browsers' default memory mode, 'compact' (Node's is 'fast')
+  const ex = await createExplainer({ weights: MODEL, worker: false, threads: 1, memory: 'compact' });
   const img = await ex.decodeImage(fs.readFileSync(IMAGE));
   const r = await ex.explain(img, { topK: 5 });
   const overlay = await ex.overlay(img, r.explanations[0], { alpha: 0.4 });
@@ -99,6 +100,7 @@ async function checkApp(name, origins) {
   assert.equal(plain.isolated, false);
   checkPixels(`${name}, not isolated`, plain.result);
   assert.equal(plain.result.threads, 1, `${name}: one thread without COOP/COEP`);
+  assert.equal(plain.result.memory, 'compact', `${name}: a browser's default memory mode`);
   assert.equal(plain.warnings.length, 1, `${name}: one warning: ${JSON.stringify(plain.warnings)}`);
   assert.match(plain.warnings[0], /threads: 2 was asked for.*not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp.*one thread/);
   assert.deepEqual(plain.errors, []);

@@ -26,7 +26,8 @@ import { createExplainer, GcamError } from 'gradcam-wasm';
     let s = '';
     for (let i = 0; i < shown.length; i += 0x8000) s += String.fromCharCode.apply(null, shown.subarray(i, i + 0x8000));
     window.gcamResult = {
-      threads: explainer.info.threads, simd: explainer.info.simd, ms: performance.now() - t0,
+      threads: explainer.info.threads, simd: explainer.info.simd, memory: explainer.info.memory,
+      ms: performance.now() - t0,
       predictions: predictions.map((p) => p.index), width: canvas.width, height: canvas.height, overlay: btoa(s),
     };
     explainer.dispose();
