@@ -59,6 +59,21 @@ typedef struct {
   gcam__dtype dtype;
 } form_case;
 
+/* serial (p < 0): got (n) vs the naive twin's ref, then kept in serial; on pool p: got is
+ * serial, bit for bit */
+static void judge(const char *what, const form_case *fc, int32_t H, int32_t W, int32_t C,
+                  int32_t OC, int p, const float *got, const float *ref, float *serial,
+                  size_t n) {
+  if (p < 0) {
+    const double e = rel_to_max(got, ref, n);
+    CHECK(e <= 2e-5, "%s %dx%dx%d->%d: %s vs ref %.3g", fc->name, H, W, C, OC, what, e);
+    memcpy(serial, got, n * sizeof *got);
+  } else {
+    CHECK(memcmp(got, serial, n * sizeof *got) == 0, "%s %dx%dx%d->%d: %s on pool %d differs",
+          fc->name, H, W, C, OC, what, p);
+  }
+}
+
 static void check_op(const form_case *fc, int32_t H, int32_t W, int32_t C, int32_t OC,
                      const gcam_threadpool *pools, int n_pools) {
   unsigned seed = 4242u + (unsigned)(H * 7 + W * 131 + C * 3 + OC);
@@ -152,25 +167,11 @@ static void check_op(const form_case *fc, int32_t H, int32_t W, int32_t C, int32
     float *y = guarded(ny), *dx = guarded(nx);
     if (op.form != GCAM__CONV_XNNPACK) {
       gcam__conv_op_forward(&op, y, x, H, W, scratch, pack, pool);
-      if (p < 0) {
-        const double e = rel_to_max(y, ref, ny);
-        CHECK(e <= 2e-5, "%s %dx%dx%d->%d: forward vs ref %.3g", fc->name, H, W, C, OC, e);
-        memcpy(y1, y, ny * sizeof *y);
-      } else {
-        CHECK(memcmp(y, y1, ny * sizeof *y) == 0, "%s %dx%dx%d->%d: forward on pool %d differs",
-              fc->name, H, W, C, OC, p);
-      }
+      judge("forward", fc, H, W, C, OC, p, y, ref, y1, ny);
     }
     gcam__conv_op_backward_pack(&op, bpacked, pool);
     gcam__conv_op_backward_input(&op, dx, dy, H, W, bpacked, scratch, pool);
-    if (p < 0) {
-      const double e = rel_to_max(dx, dref, nx);
-      CHECK(e <= 2e-5, "%s %dx%dx%d->%d: backward vs ref %.3g", fc->name, H, W, C, OC, e);
-      memcpy(dx1, dx, nx * sizeof *dx);
-    } else {
-      CHECK(memcmp(dx, dx1, nx * sizeof *dx) == 0, "%s %dx%dx%d->%d: backward on pool %d differs",
-            fc->name, H, W, C, OC, p);
-    }
+    judge("backward", fc, H, W, C, OC, p, dx, dref, dx1, nx);
     CHECK(guard_ok(scratch, need.scratch) && guard_ok(pack, need.pack) &&
               guard_ok(bpacked, need.bwd_pack) && guard_ok(y, ny) && guard_ok(dx, nx),
           "%s %dx%dx%d->%d: a buffer of setup's size was overrun (pool %d)", fc->name, H, W, C,
